@@ -1,0 +1,489 @@
+//! The saga model as data: what the `#[saga]` macro and the builder produce, what the executor
+//! runs and what the ASL generator translates. No handlers here, only the declaration.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::idempotency::Action;
+use crate::retry::{ASL_MAX_INTEGER, RetryPolicy};
+
+/// The longest name Step Functions accepts for a state or a state machine.
+pub const MAX_NAME_LEN: usize = 80;
+/// Characters Step Functions forbids in state and state machine names (besides white space and
+/// control characters).
+pub const FORBIDDEN_NAME_CHARS: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+
+/// The role a step plays in the saga (Garcia-Molina's compensable / pivot / retriable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Has a compensating action; may come only before the pivot.
+    Compensable,
+    /// The go/no-go step, at most one; once it succeeds the saga must complete.
+    Pivot,
+    /// Comes after the pivot; has no compensation and is retried until it succeeds.
+    Retriable,
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StepKind::Compensable => "compensable",
+            StepKind::Pivot => "pivot",
+            StepKind::Retriable => "retriable",
+        })
+    }
+}
+
+/// Who runs a step: a service listening on an SQS queue, or a Lambda function.
+///
+/// The name is logical (`inventory`); the queue URL or function ARN is bound at deploy time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Participant {
+    /// A worker long-polling an SQS queue, answering with task tokens.
+    Queue(String),
+    /// A Lambda function invoked directly.
+    Lambda(String),
+}
+
+impl Participant {
+    /// A participant on the SQS queue named `name`.
+    pub fn queue(name: impl Into<String>) -> Self {
+        Participant::Queue(name.into())
+    }
+
+    /// A participant implemented as the Lambda function `name`.
+    pub fn lambda(name: impl Into<String>) -> Self {
+        Participant::Lambda(name.into())
+    }
+
+    /// The logical name.
+    pub fn name(&self) -> &str {
+        match self {
+            Participant::Queue(n) | Participant::Lambda(n) => n,
+        }
+    }
+}
+
+/// One step of a saga as declared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepDefinition {
+    /// The step's name, valid as a Step Functions state name.
+    pub name: String,
+    /// Compensable, pivot or retriable.
+    pub kind: StepKind,
+    /// The service that runs the step.
+    pub participant: Participant,
+    /// Retries of the action.
+    pub retry: RetryPolicy,
+    /// Retries of the compensation (compensable steps only).
+    pub compensation_retry: RetryPolicy,
+    /// How long one invocation may take before it counts as timed out (ASL `TimeoutSeconds`).
+    pub timeout_seconds: u32,
+    /// How often a long-running participant must signal life (ASL `HeartbeatSeconds`).
+    pub heartbeat_seconds: u32,
+    /// Whether the step's own compensation runs when the step itself failed. On by default,
+    /// since a failure or timeout does not prove nothing happened.
+    pub compensate_on_failure: bool,
+}
+
+impl StepDefinition {
+    /// The default `TimeoutSeconds` of a step: 5 minutes.
+    pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
+    /// The default `HeartbeatSeconds` of a step: 1 minute.
+    pub const DEFAULT_HEARTBEAT_SECONDS: u32 = 60;
+
+    /// A step with the defaults for its kind: ASL's default retry policy for compensable steps
+    /// and the pivot, the long policy for retriable steps and for compensations.
+    pub fn new(name: impl Into<String>, kind: StepKind, participant: Participant) -> Self {
+        let retry = match kind {
+            StepKind::Retriable => RetryPolicy::long(),
+            StepKind::Compensable | StepKind::Pivot => RetryPolicy::default(),
+        };
+        Self {
+            name: name.into(),
+            kind,
+            participant,
+            retry,
+            compensation_retry: RetryPolicy::long(),
+            timeout_seconds: Self::DEFAULT_TIMEOUT_SECONDS,
+            heartbeat_seconds: Self::DEFAULT_HEARTBEAT_SECONDS,
+            compensate_on_failure: true,
+        }
+    }
+
+    /// Whether the step has a compensating action.
+    pub fn is_compensable(&self) -> bool {
+        self.kind == StepKind::Compensable
+    }
+
+    /// The retry policy for one of the step's actions.
+    pub fn policy(&self, action: Action) -> &RetryPolicy {
+        match action {
+            Action::Execute => &self.retry,
+            Action::Compensate => &self.compensation_retry,
+        }
+    }
+}
+
+/// A whole saga as declared: the single source of truth for both engines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaDefinition {
+    /// The saga's name (becomes the state machine name).
+    pub name: String,
+    /// The version of the declaration, bumped when its shape changes.
+    pub version: u32,
+    /// The steps in forward order.
+    pub steps: Vec<StepDefinition>,
+}
+
+impl SagaDefinition {
+    /// The step called `name`, with its index.
+    pub fn step(&self, name: &str) -> Option<(usize, &StepDefinition)> {
+        self.steps.iter().enumerate().find(|(_, s)| s.name == name)
+    }
+
+    /// The index of the pivot, if there is one.
+    pub fn pivot(&self) -> Option<usize> {
+        self.steps.iter().position(|s| s.kind == StepKind::Pivot)
+    }
+
+    /// The compensations to run, in order, when step `failed` (an index) failed for good:
+    /// the failed step itself first (if compensable and not opted out), then every earlier
+    /// compensable step in reverse order.
+    pub fn compensation_order(&self, failed: usize) -> impl Iterator<Item = &StepDefinition> {
+        let failed_step = &self.steps[failed];
+        let own = (failed_step.is_compensable() && failed_step.compensate_on_failure)
+            .then_some(failed_step);
+        own.into_iter().chain(
+            self.steps[..failed]
+                .iter()
+                .rev()
+                .filter(|s| s.is_compensable()),
+        )
+    }
+
+    /// Checks every rule; returns the first violation.
+    pub fn validate(&self) -> Result<(), DefinitionError> {
+        match self.violations().into_iter().next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks every rule and returns all violations, in declaration order.
+    pub fn violations(&self) -> Vec<DefinitionError> {
+        let mut errors = Vec::new();
+        // The saga name must be valid as a state machine name.
+        if let Err(reason) = check_name(&self.name) {
+            errors.push(DefinitionError::InvalidSagaName {
+                name: self.name.clone(),
+                reason,
+            });
+        }
+        // A saga has at least one step.
+        if self.steps.is_empty() {
+            errors.push(DefinitionError::NoSteps);
+        }
+        let mut seen = HashSet::new();
+        let mut pivot: Option<&str> = None;
+        let mut last_non_compensable: Option<&StepDefinition> = None;
+        for step in &self.steps {
+            let name = &step.name;
+            // Step names are valid ASL state names.
+            if let Err(reason) = check_name(name) {
+                errors.push(DefinitionError::InvalidStepName {
+                    step: name.clone(),
+                    reason,
+                });
+            }
+            // Step names are unique.
+            if !seen.insert(name.as_str()) {
+                errors.push(DefinitionError::DuplicateStep { step: name.clone() });
+            }
+            // At most one pivot.
+            if step.kind == StepKind::Pivot {
+                if let Some(first) = pivot {
+                    errors.push(DefinitionError::SecondPivot {
+                        step: name.clone(),
+                        first: first.to_owned(),
+                    });
+                }
+                pivot = Some(name);
+            }
+            // Every step before the pivot is compensable, every step after it retriable:
+            // the kinds read compensable*, pivot?, retriable*.
+            if let Some(prev) = last_non_compensable {
+                let out_of_order = match step.kind {
+                    StepKind::Compensable => true,
+                    StepKind::Pivot => prev.kind == StepKind::Retriable,
+                    StepKind::Retriable => false,
+                };
+                if out_of_order {
+                    errors.push(DefinitionError::KindOutOfOrder {
+                        step: name.clone(),
+                        kind: step.kind,
+                        after: prev.name.clone(),
+                        after_kind: prev.kind,
+                    });
+                }
+            }
+            if step.kind != StepKind::Compensable {
+                last_non_compensable = Some(step);
+            }
+            // Retry policies are within ASL's ranges.
+            for action in [Action::Execute, Action::Compensate] {
+                if action == Action::Compensate && !step.is_compensable() {
+                    continue;
+                }
+                if let Err(reason) = step.policy(action).check() {
+                    errors.push(DefinitionError::InvalidRetryPolicy {
+                        step: name.clone(),
+                        action,
+                        reason,
+                    });
+                }
+            }
+            // TimeoutSeconds is a positive ASL integer.
+            if step.timeout_seconds == 0 || step.timeout_seconds > ASL_MAX_INTEGER {
+                errors.push(DefinitionError::InvalidTimeout {
+                    step: name.clone(),
+                    seconds: step.timeout_seconds,
+                });
+            }
+            // HeartbeatSeconds is positive and below TimeoutSeconds.
+            if step.heartbeat_seconds == 0 || step.heartbeat_seconds >= step.timeout_seconds {
+                errors.push(DefinitionError::InvalidHeartbeat {
+                    step: name.clone(),
+                    heartbeat: step.heartbeat_seconds,
+                    timeout: step.timeout_seconds,
+                });
+            }
+            // The participant has a usable name.
+            if let Err(reason) = check_name(step.participant.name()) {
+                errors.push(DefinitionError::InvalidParticipant {
+                    step: name.clone(),
+                    reason,
+                });
+            }
+        }
+        errors
+    }
+}
+
+/// Checks a Step Functions state or state machine name; the error says which rule it breaks.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let len = name.chars().count();
+    if len == 0 {
+        return Err("the name is empty".to_owned());
+    }
+    if len > MAX_NAME_LEN {
+        return Err(format!(
+            "the name has {len} characters, more than {MAX_NAME_LEN}"
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_whitespace()) {
+        return Err(format!("the name contains white space {c:?}"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!("the name contains the control character {c:?}"));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN_NAME_CHARS.contains(*c)) {
+        return Err(format!(
+            "the name contains {c:?}, which Step Functions forbids"
+        ));
+    }
+    Ok(())
+}
+
+/// A rule of the saga model that a definition breaks. Each names the step at fault.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum DefinitionError {
+    /// The saga's name cannot be a state machine name.
+    #[error("saga name `{name}` is invalid: {reason}")]
+    InvalidSagaName {
+        /// The name.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The saga has no steps.
+    #[error("a saga needs at least one step")]
+    NoSteps,
+    /// A step's name cannot be a state name.
+    #[error("step name `{step}` is invalid: {reason}")]
+    InvalidStepName {
+        /// The step.
+        step: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// Two steps share a name.
+    #[error("step `{step}` is declared twice")]
+    DuplicateStep {
+        /// The step.
+        step: String,
+    },
+    /// A second pivot.
+    #[error("step `{step}` is a second pivot; `{first}` already is the pivot")]
+    SecondPivot {
+        /// The second pivot.
+        step: String,
+        /// The first pivot.
+        first: String,
+    },
+    /// Kinds out of order: a compensable step after the pivot or a retriable step, or a pivot
+    /// after a retriable step.
+    #[error(
+        "{kind} step `{step}` comes after {after_kind} step `{after}`: steps before the pivot \
+         must be compensable and steps after it retriable"
+    )]
+    KindOutOfOrder {
+        /// The step out of place.
+        step: String,
+        /// Its kind.
+        kind: StepKind,
+        /// The earlier step it cannot follow.
+        after: String,
+        /// That step's kind.
+        after_kind: StepKind,
+    },
+    /// A retry policy outside ASL's ranges.
+    #[error("retry policy of step `{step}` ({action}) is invalid: {reason}")]
+    InvalidRetryPolicy {
+        /// The step.
+        step: String,
+        /// Whose policy: the action's or the compensation's.
+        action: Action,
+        /// Which range it breaks.
+        reason: String,
+    },
+    /// `TimeoutSeconds` outside 1..=99999999.
+    #[error("timeout of step `{step}` is {seconds}s; it must be 1..=99999999 whole seconds")]
+    InvalidTimeout {
+        /// The step.
+        step: String,
+        /// The timeout.
+        seconds: u32,
+    },
+    /// `HeartbeatSeconds` zero or not below `TimeoutSeconds`.
+    #[error(
+        "heartbeat of step `{step}` is {heartbeat}s; it must be positive and below its timeout \
+         ({timeout}s)"
+    )]
+    InvalidHeartbeat {
+        /// The step.
+        step: String,
+        /// The heartbeat.
+        heartbeat: u32,
+        /// The timeout.
+        timeout: u32,
+    },
+    /// The participant's name is unusable.
+    #[error("participant of step `{step}` is invalid: {reason}")]
+    InvalidParticipant {
+        /// The step.
+        step: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A duration that is not a whole number of seconds (ASL has only whole seconds).
+    #[error("{what} of step `{step}` must be whole seconds, got {millis} ms")]
+    NotWholeSeconds {
+        /// The step.
+        step: String,
+        /// Timeout or heartbeat.
+        what: &'static str,
+        /// The duration given.
+        millis: u128,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, kind: StepKind) -> StepDefinition {
+        StepDefinition::new(name, kind, Participant::queue("svc"))
+    }
+
+    fn saga(steps: Vec<StepDefinition>) -> SagaDefinition {
+        SagaDefinition {
+            name: "order".into(),
+            version: 1,
+            steps,
+        }
+    }
+
+    #[test]
+    fn accepts_the_canonical_shape() {
+        let s = saga(vec![
+            step("a", StepKind::Compensable),
+            step("b", StepKind::Compensable),
+            step("c", StepKind::Pivot),
+            step("d", StepKind::Retriable),
+        ]);
+        assert_eq!(s.validate(), Ok(()));
+        let order: Vec<_> = s.compensation_order(2).map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["b", "a"]);
+        let order: Vec<_> = s.compensation_order(1).map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["b", "a"]);
+    }
+
+    #[test]
+    fn names_the_step_and_the_rule() {
+        let s = saga(vec![
+            step("a", StepKind::Pivot),
+            step("b", StepKind::Compensable),
+            step("a", StepKind::Pivot),
+            step("bad name", StepKind::Retriable),
+        ]);
+        let errors = s.violations();
+        assert!(errors.contains(&DefinitionError::DuplicateStep { step: "a".into() }));
+        assert!(errors.contains(&DefinitionError::SecondPivot {
+            step: "a".into(),
+            first: "a".into()
+        }));
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, DefinitionError::KindOutOfOrder { step, .. } if step == "b"))
+        );
+        assert!(errors.iter().any(
+            |e| matches!(e, DefinitionError::InvalidStepName { step, .. } if step == "bad name")
+        ));
+    }
+
+    #[test]
+    fn pivot_after_retriable_is_refused() {
+        let s = saga(vec![
+            step("r", StepKind::Retriable),
+            step("p", StepKind::Pivot),
+        ]);
+        assert!(
+            matches!(s.validate(), Err(DefinitionError::KindOutOfOrder { step, .. }) if step == "p")
+        );
+    }
+
+    #[test]
+    fn heartbeat_must_be_below_timeout() {
+        let mut a = step("a", StepKind::Compensable);
+        a.heartbeat_seconds = a.timeout_seconds;
+        let err = saga(vec![a]).validate().unwrap_err();
+        assert!(err.to_string().contains("below its timeout"), "{err}");
+    }
+
+    #[test]
+    fn name_rules() {
+        assert!(check_name("reserve_stock-1").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name(&"x".repeat(81)).is_err());
+        assert!(check_name("a:b").is_err());
+        assert!(check_name("a\u{7}").is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! Errors a step returns, and the failures the executor records.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a step error is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A transient fault (a network blip, a throttled dependency): retried per the step's policy.
+    Retryable,
+    /// A business rejection (`PaymentDeclined`, `OutOfStock`): never retried, starts compensation.
+    Terminal,
+}
+
+/// The error a step handler returns: retryable or terminal, with a code and a message.
+///
+/// Retryable errors are retried according to the step's [`RetryPolicy`](crate::RetryPolicy); a
+/// terminal error (or a retryable one that exhausted its policy) ends the forward path of the saga
+/// and starts compensation. The `code` is a short machine-readable name such as
+/// `PaymentDeclined`; the message is for people.
+///
+/// Handlers usually build one with [`StepError::terminal`] / [`StepError::retryable`], or convert
+/// any error with the [`ResultExt`] methods:
+///
+/// ```
+/// use saga_core::{ResultExt, StepError};
+///
+/// fn charge(balance: u64, amount: u64) -> Result<u64, StepError> {
+///     if amount > balance {
+///         return Err(StepError::terminal("PaymentDeclined", "insufficient funds"));
+///     }
+///     let receipt: u64 = "42".parse().terminal_as("BadReceipt")?;
+///     Ok(receipt)
+/// }
+/// assert!(charge(1, 2).unwrap_err().is_terminal());
+/// assert_eq!(charge(2, 1).unwrap(), 42);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    kind: ErrorKind,
+    code: String,
+    message: String,
+}
+
+impl StepError {
+    /// Code used for retryable errors that were not given one.
+    pub const RETRYABLE: &'static str = "Retryable";
+    /// Code used for terminal errors that were not given one.
+    pub const TERMINAL: &'static str = "Terminal";
+
+    /// A terminal error (business rejection) with a code such as `PaymentDeclined`.
+    pub fn terminal(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Terminal,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A retryable (transient) error.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Retryable,
+            code: Self::RETRYABLE.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A retryable error with a code of its own, such as `Throttled`.
+    pub fn retryable_with_code(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Retryable,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Retryable or terminal.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `true` for a terminal error.
+    pub fn is_terminal(&self) -> bool {
+        self.kind == ErrorKind::Terminal
+    }
+
+    /// `true` for a retryable error.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Retryable
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ErrorKind::Retryable => "retryable",
+            ErrorKind::Terminal => "terminal",
+        };
+        write!(f, "{kind} error {}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// Malformed data is a bug or a bad request, retrying cannot fix it: terminal, code `InvalidData`.
+impl From<serde_json::Error> for StepError {
+    fn from(err: serde_json::Error) -> Self {
+        Self::terminal("InvalidData", err.to_string())
+    }
+}
+
+/// I/O failures are usually transient: retryable, code `Io`.
+impl From<std::io::Error> for StepError {
+    fn from(err: std::io::Error) -> Self {
+        Self::retryable_with_code("Io", err.to_string())
+    }
+}
+
+/// A deadline inside the handler ran out: retryable, code `Timeout`.
+impl From<tokio::time::error::Elapsed> for StepError {
+    fn from(err: tokio::time::error::Elapsed) -> Self {
+        Self::retryable_with_code("Timeout", err.to_string())
+    }
+}
+
+/// Converts any `Result` into one with a [`StepError`], choosing the kind at the call site.
+///
+/// ```
+/// use saga_core::{ResultExt, StepError};
+///
+/// fn parse(s: &str) -> Result<u32, StepError> {
+///     s.parse::<u32>().terminal()
+/// }
+/// assert_eq!(parse("7"), Ok(7));
+/// assert!(parse("x").unwrap_err().is_terminal());
+/// ```
+pub trait ResultExt<T> {
+    /// A failure is terminal, with the generic code `Terminal`.
+    fn terminal(self) -> Result<T, StepError>;
+    /// A failure is terminal, with the given code.
+    fn terminal_as(self, code: &str) -> Result<T, StepError>;
+    /// A failure is retryable.
+    fn retryable(self) -> Result<T, StepError>;
+}
+
+impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
+    fn terminal(self) -> Result<T, StepError> {
+        self.map_err(|e| StepError::terminal(StepError::TERMINAL, e.to_string()))
+    }
+
+    fn terminal_as(self, code: &str) -> Result<T, StepError> {
+        self.map_err(|e| StepError::terminal(code, e.to_string()))
+    }
+
+    fn retryable(self) -> Result<T, StepError> {
+        self.map_err(|e| StepError::retryable(e.to_string()))
+    }
+}
+
+/// How an invocation failed, as the executor (or Step Functions) saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The participant answered with a retryable error (or its handler panicked).
+    Retryable,
+    /// The participant answered with a terminal error.
+    Terminal,
+    /// No answer within the step's timeout.
+    Timeout,
+}
+
+impl FailureKind {
+    /// The Amazon States Language error name for this failure: `Saga.Retryable`,
+    /// `Saga.Terminal` or `States.Timeout`.
+    pub fn asl_error(self) -> &'static str {
+        match self {
+            FailureKind::Retryable => "Saga.Retryable",
+            FailureKind::Terminal => "Saga.Terminal",
+            FailureKind::Timeout => "States.Timeout",
+        }
+    }
+
+    /// Whether the step's retry policy applies (retryable errors and timeouts, as in ASL).
+    pub fn is_retried(self) -> bool {
+        matches!(self, FailureKind::Retryable | FailureKind::Timeout)
+    }
+}
+
+/// A failed invocation as recorded in the saga log and handed to compensations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// Retryable, terminal or timeout.
+    pub kind: FailureKind,
+    /// The error code (`PaymentDeclined`, `Timeout`, `Panic`, ...).
+    pub code: String,
+    /// The message.
+    pub message: String,
+}
+
+impl StepFailure {
+    /// The failure for an invocation that got no answer within `seconds`.
+    pub fn timeout(seconds: u32) -> Self {
+        Self {
+            kind: FailureKind::Timeout,
+            code: "Timeout".to_owned(),
+            message: format!("no answer within {seconds}s"),
+        }
+    }
+
+    /// The failure for a handler that panicked: retryable, since a panic is a bug in one
+    /// invocation, not a business decision.
+    pub fn panicked(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Retryable,
+            code: "Panic".to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The JSON a Step Functions `Catch` puts under `$.error`: `{"Error": .., "Cause": ..}`.
+    pub fn to_asl_error(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Error": self.kind.asl_error(),
+            "Cause": format!("{}: {}", self.code, self.message),
+        })
+    }
+}
+
+impl From<StepError> for StepFailure {
+    fn from(err: StepError) -> Self {
+        let kind = match err.kind {
+            ErrorKind::Retryable => FailureKind::Retryable,
+            ErrorKind::Terminal => FailureKind::Terminal,
+        };
+        Self {
+            kind,
+            code: err.code,
+            message: err.message,
+        }
+    }
+}
+
+impl fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.kind.asl_error(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_ext_picks_the_kind() {
+        let r: Result<(), &str> = Err("boom");
+        assert!(r.terminal().unwrap_err().is_terminal());
+        assert!(r.retryable().unwrap_err().is_retryable());
+        assert_eq!(r.terminal_as("Declined").unwrap_err().code(), "Declined");
+    }
+
+    #[test]
+    fn conversions_choose_sensible_kinds() {
+        let json: StepError = serde_json::from_str::<u8>("x").unwrap_err().into();
+        assert!(json.is_terminal());
+        let io: StepError = std::io::Error::other("reset").into();
+        assert!(io.is_retryable());
+    }
+
+    #[test]
+    fn failure_maps_to_asl_names() {
+        let f: StepFailure = StepError::terminal("PaymentDeclined", "no").into();
+        assert_eq!(f.to_asl_error()["Error"], "Saga.Terminal");
+        assert_eq!(f.to_asl_error()["Cause"], "PaymentDeclined: no");
+        assert!(FailureKind::Timeout.is_retried());
+        assert!(!FailureKind::Terminal.is_retried());
+    }
+}

@@ -1,0 +1,352 @@
+//! Drives one saga from its state to its outcome: decide the next event from the phase, perform
+//! the effect it stands for, log it. The phase comes from the log's transition table, so a
+//! resumed saga continues exactly where the log says it stopped.
+
+use std::future::pending;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{ExecutorError, Inner};
+use crate::definition::StepKind;
+use crate::error::StepFailure;
+use crate::fault::{FaultEffect, FaultPlan};
+use crate::idempotency::{Action, IdempotencyKey};
+use crate::log::{LogRecord, Phase, SagaEvent, SagaState};
+use crate::participant::run_idempotent;
+use crate::report::{Outcome, SagaReport};
+use crate::saga::Saga;
+use crate::step::StepContext;
+
+pub(super) struct Driver<'a> {
+    exec: &'a Inner,
+    saga: &'a Saga,
+    saga_id: &'a str,
+    state: SagaState,
+    /// The saga document: input, `steps.<name>` outputs, `error` once a step failed for good.
+    document: Value,
+    faults: Option<&'a FaultPlan>,
+}
+
+impl<'a> Driver<'a> {
+    /// Logs `SagaStarted` for a new saga.
+    pub(super) fn start(
+        exec: &'a Inner,
+        saga: &'a Saga,
+        saga_id: &'a str,
+        input: Value,
+    ) -> Result<Self, ExecutorError> {
+        let mut driver = Self::empty(exec, saga, saga_id);
+        let event = SagaEvent::SagaStarted {
+            saga: saga.name().to_owned(),
+            version: saga.definition().version,
+            input,
+        };
+        driver.append(event).map_err(|err| match err {
+            ExecutorError::Log(crate::log::LogError::AlreadyExists { saga_id }) => {
+                ExecutorError::AlreadyStarted { saga_id }
+            }
+            other => other,
+        })?;
+        Ok(driver)
+    }
+
+    /// Rebuilds the state and the document from a saga's log.
+    pub(super) fn resume(
+        exec: &'a Inner,
+        saga: &'a Saga,
+        saga_id: &'a str,
+        records: &[LogRecord],
+    ) -> Result<Self, ExecutorError> {
+        let mut driver = Self::empty(exec, saga, saga_id);
+        for record in records {
+            if let Some(step) = step_of(&record.event)
+                && saga.definition().step(step).is_none()
+            {
+                return Err(ExecutorError::DefinitionMismatch {
+                    saga_id: saga_id.to_owned(),
+                    reason: format!("the log names step `{step}`, which the saga lacks"),
+                });
+            }
+            driver.absorb(&record.event)?;
+        }
+        Ok(driver)
+    }
+
+    fn empty(exec: &'a Inner, saga: &'a Saga, saga_id: &'a str) -> Self {
+        Self {
+            exec,
+            saga,
+            saga_id,
+            state: SagaState::default(),
+            document: Value::Null,
+            faults: exec.faults.for_saga(saga_id),
+        }
+    }
+
+    /// Runs the saga to its outcome.
+    pub(super) async fn run(mut self) -> Result<SagaReport, ExecutorError> {
+        loop {
+            let event = match self.state.phase.clone() {
+                Phase::New => unreachable!("a driver always starts from SagaStarted"),
+                Phase::Forward => {
+                    match self.saga.definition().steps.get(self.state.completed.len()) {
+                        Some(step) => SagaEvent::StepStarted {
+                            step: step.name.clone(),
+                            attempt: 1,
+                        },
+                        None => SagaEvent::SagaCompleted,
+                    }
+                }
+                Phase::Executing { step, attempt } => {
+                    let index = self.index(&step);
+                    let policy = &self.saga.definition().steps[index].retry;
+                    match self.invoke(index, Action::Execute, attempt).await {
+                        Ok(output) => SagaEvent::StepSucceeded {
+                            step,
+                            attempt,
+                            output,
+                        },
+                        Err(error) => {
+                            let will_retry =
+                                error.kind.is_retried() && policy.allows_retry_after(attempt);
+                            SagaEvent::StepFailed {
+                                step,
+                                attempt,
+                                error,
+                                will_retry,
+                            }
+                        }
+                    }
+                }
+                Phase::ExecuteRetryPending { step, attempt } => {
+                    let policy = &self.saga.definition().steps[self.index(&step)].retry;
+                    tokio::time::sleep(policy.jittered_delay(attempt)).await;
+                    SagaEvent::StepStarted {
+                        step,
+                        attempt: attempt + 1,
+                    }
+                }
+                Phase::Compensating => self.next_compensation(),
+                Phase::CompensationRunning { step, attempt } => {
+                    let index = self.index(&step);
+                    let policy = &self.saga.definition().steps[index].compensation_retry;
+                    match self.invoke(index, Action::Compensate, attempt).await {
+                        Ok(_) => SagaEvent::CompensationSucceeded { step, attempt },
+                        Err(error) => {
+                            let will_retry =
+                                error.kind.is_retried() && policy.allows_retry_after(attempt);
+                            SagaEvent::CompensationFailed {
+                                step,
+                                attempt,
+                                error,
+                                will_retry,
+                            }
+                        }
+                    }
+                }
+                Phase::CompensationRetryPending { step, attempt } => {
+                    let policy =
+                        &self.saga.definition().steps[self.index(&step)].compensation_retry;
+                    tokio::time::sleep(policy.jittered_delay(attempt)).await;
+                    SagaEvent::CompensationStarted {
+                        step,
+                        attempt: attempt + 1,
+                    }
+                }
+                Phase::CompensationGaveUp { step } => SagaEvent::SagaCompensationFailed {
+                    step,
+                    action: Action::Compensate,
+                },
+                Phase::Finished(_) => return Ok(self.report()),
+            };
+            self.append(event)?;
+        }
+    }
+
+    /// After a step failed for good: the next compensation in order, or the end.
+    fn next_compensation(&self) -> SagaEvent {
+        let (failed, _) = self
+            .state
+            .failed
+            .as_ref()
+            .expect("compensating implies a failed step");
+        let definition = self.saga.definition();
+        let index = self.index(failed);
+        if definition.steps[index].kind == StepKind::Retriable {
+            // After the pivot there is no way back: the saga needs an operator.
+            return SagaEvent::SagaCompensationFailed {
+                step: failed.clone(),
+                action: Action::Execute,
+            };
+        }
+        match definition
+            .compensation_order(index)
+            .find(|step| !self.state.compensated.contains(&step.name))
+        {
+            Some(step) => SagaEvent::CompensationStarted {
+                step: step.name.clone(),
+                attempt: 1,
+            },
+            None => SagaEvent::SagaCompensated,
+        }
+    }
+
+    fn index(&self, step: &str) -> usize {
+        // Every step name in the state was checked against the definition (start or resume).
+        self.saga
+            .definition()
+            .step(step)
+            .map(|(i, _)| i)
+            .expect("step of this saga")
+    }
+
+    /// Delivers one invocation to the step's participant, with the injected fault if any, and
+    /// waits at most the step's timeout for the answer.
+    async fn invoke(
+        &self,
+        index: usize,
+        action: Action,
+        attempt: u32,
+    ) -> Result<Value, StepFailure> {
+        let step = &self.saga.definition().steps[index];
+        let handler = self.saga.handler_at(index);
+        let key = IdempotencyKey::new(self.saga_id, &step.name, action);
+        let error = match action {
+            Action::Execute => None,
+            Action::Compensate => self.state.failed.as_ref().map(|(_, e)| e),
+        };
+        let cx = StepContext::new(
+            self.saga.name(),
+            self.saga_id,
+            &step.name,
+            action,
+            attempt,
+            &key,
+            error,
+            &self.document,
+        );
+        let timeout = Duration::from_secs(step.timeout_seconds.into());
+        let store = &*self.exec.store;
+        let deliver = || {
+            run_idempotent(store, &key, &self.document, timeout, async {
+                match action {
+                    Action::Execute => handler.execute(&cx).await,
+                    Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
+                }
+            })
+        };
+        let fault = self
+            .faults
+            .and_then(|plan| plan.effect(&step.name, action, attempt));
+        let answer = async {
+            match fault {
+                None => deliver().await,
+                Some(FaultEffect::Fail(error)) => Err(error.clone().into()),
+                Some(FaultEffect::Timeout) => pending().await,
+                Some(FaultEffect::LoseAnswer) => {
+                    let _lost = deliver().await;
+                    pending().await
+                }
+                Some(FaultEffect::Duplicate) => {
+                    let _first = deliver().await;
+                    deliver().await
+                }
+                Some(FaultEffect::Panic) => {
+                    run_idempotent(store, &key, &self.document, timeout, async {
+                        panic!("injected panic in {} of step `{}`", action, step.name)
+                    })
+                    .await
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(answer) => answer,
+            Err(_) => Err(StepFailure::timeout(step.timeout_seconds)),
+        }
+    }
+
+    /// Validates `event` against the state, updates the document, writes it to the log.
+    fn append(&mut self, event: SagaEvent) -> Result<(), ExecutorError> {
+        if let Some(position) = self.faults.and_then(|plan| plan.crash_at)
+            && position == self.state.position
+        {
+            return Err(ExecutorError::Crashed {
+                saga_id: self.saga_id.to_owned(),
+                position,
+            });
+        }
+        self.absorb(&event)?;
+        match &self.exec.observer {
+            Some(observer) => {
+                let copy = event.clone();
+                let position = self.exec.log.append(self.saga_id, event)?;
+                observer(self.saga_id, position, &copy);
+            }
+            None => {
+                self.exec.log.append(self.saga_id, event)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `event` to the state and the document.
+    fn absorb(&mut self, event: &SagaEvent) -> Result<(), ExecutorError> {
+        self.state
+            .apply(event)
+            .map_err(|source| crate::log::LogError::OutOfOrder {
+                saga_id: self.saga_id.to_owned(),
+                source,
+            })?;
+        match event {
+            SagaEvent::SagaStarted { input, .. } => self.document = input.clone(),
+            SagaEvent::StepSucceeded { step, output, .. } => {
+                if let Value::Object(document) = &mut self.document {
+                    let steps = document
+                        .entry("steps")
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(steps) = steps {
+                        steps.insert(step.clone(), output.clone());
+                    }
+                }
+            }
+            SagaEvent::StepFailed {
+                error,
+                will_retry: false,
+                ..
+            } => {
+                if let Value::Object(document) = &mut self.document {
+                    document.insert("error".to_owned(), error.to_asl_error());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn report(self) -> SagaReport {
+        let outcome = Outcome::from_state(&self.state).expect("a finished saga has an outcome");
+        let trace = self.exec.log.trace(self.saga_id).unwrap_or_default();
+        SagaReport {
+            saga_id: self.saga_id.to_owned(),
+            outcome,
+            trace,
+            output: self.document,
+        }
+    }
+}
+
+fn step_of(event: &SagaEvent) -> Option<&str> {
+    match event {
+        SagaEvent::StepStarted { step, .. }
+        | SagaEvent::StepSucceeded { step, .. }
+        | SagaEvent::StepFailed { step, .. }
+        | SagaEvent::CompensationStarted { step, .. }
+        | SagaEvent::CompensationSucceeded { step, .. }
+        | SagaEvent::CompensationFailed { step, .. }
+        | SagaEvent::SagaCompensationFailed { step, .. } => Some(step),
+        SagaEvent::SagaStarted { .. } | SagaEvent::SagaCompleted | SagaEvent::SagaCompensated => {
+            None
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Idempotency: every invocation carries a key that is stable across retries and
+//! redeliveries, and the participant's [`IdempotencyStore`] makes sure the effect behind a key is
+//! applied at most once.
+
+mod memory;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::error::StepError;
+
+pub use memory::InMemoryIdempotencyStore;
+
+/// What an invocation does: run the step's action or undo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The step's forward action.
+    Execute,
+    /// The step's compensating action.
+    Compensate,
+}
+
+impl Action {
+    /// `execute` or `compensate`, as used in idempotency keys and commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Execute => "execute",
+            Action::Compensate => "compensate",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{saga_id}/{step}/{execute|compensate}`: the same for every retry and redelivery of one
+/// action of one step of one saga, and different for everything else.
+///
+/// ```
+/// use saga_core::{Action, IdempotencyKey};
+/// let key = IdempotencyKey::new("order-17", "charge_payment", Action::Execute);
+/// assert_eq!(key.as_str(), "order-17/charge_payment/execute");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key of `action` of `step` in saga `saga_id`.
+    pub fn new(saga_id: &str, step: &str, action: Action) -> Self {
+        let mut key = String::with_capacity(saga_id.len() + step.len() + 12);
+        key.push_str(saga_id);
+        key.push('/');
+        key.push_str(step);
+        key.push('/');
+        key.push_str(action.as_str());
+        Self(key)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// SHA-256 of a payload's JSON, to tell a true duplicate from a reused key.
+///
+/// Object keys are hashed in `serde_json`'s map order, which is sorted unless some crate in the
+/// build enables `serde_json/preserve_order`; either way the same payload hashes the same in one
+/// build.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PayloadHash([u8; 32]);
+
+impl PayloadHash {
+    /// Hashes the JSON serialisation of `payload` without building it in memory.
+    pub fn of<T: Serialize + ?Sized>(payload: &T) -> Self {
+        struct Writer(Sha256);
+        impl std::io::Write for Writer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut writer = Writer(Sha256::new());
+        // Serialising a `Serialize` into a writer that cannot fail only fails for maps with
+        // non-string keys; such a payload still hashes deterministically up to that point.
+        let _ = serde_json::to_writer(&mut writer, payload);
+        Self(writer.0.finalize().into())
+    }
+
+    /// The hash as lowercase hex.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for PayloadHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PayloadHash({})", &self.to_hex()[..12])
+    }
+}
+
+/// The result kept for a completed invocation and returned to every duplicate.
+///
+/// Terminal errors are kept too: a business rejection is an answer, and running the action
+/// again on a redelivery could turn a `PaymentDeclined` into a charge after the saga already
+/// started compensating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredOutcome {
+    /// The action succeeded with this output.
+    Succeeded(serde_json::Value),
+    /// The action failed terminally with this error.
+    Failed(StepError),
+}
+
+/// Proof that the caller holds a key's INPROGRESS record; needed to complete or release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The key held.
+    pub key: IdempotencyKey,
+    /// Distinguishes this holder from one that took over after the lease expired.
+    pub token: u64,
+}
+
+/// What [`IdempotencyStore::claim`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// No one held the key (or the previous holder's lease expired): run the action, then
+    /// [`complete`](IdempotencyStore::complete) or [`release`](IdempotencyStore::release).
+    Acquired(Lease),
+    /// The action already ran: return this instead of running it again.
+    Completed(StoredOutcome),
+    /// Another delivery is running it now; its lease ends in `expires_in`.
+    InProgress {
+        /// Time left on the other holder's lease.
+        expires_in: Duration,
+    },
+}
+
+/// Why the store refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum IdempotencyError {
+    /// The key was used before with a different payload: a bug in the caller, never retried.
+    #[error("idempotency key `{key}` was used before with a different payload")]
+    PayloadMismatch {
+        /// The key.
+        key: IdempotencyKey,
+    },
+    /// The lease was lost (it expired and someone took over, or it was never held).
+    #[error("lease on idempotency key `{key}` is no longer held")]
+    LeaseLost {
+        /// The key.
+        key: IdempotencyKey,
+    },
+    /// The backing store failed; the caller should retry the whole invocation.
+    #[error("idempotency store unavailable: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Where a participant records which invocations it has run, so that a retry or a redelivery
+/// of the same command never applies its effect twice.
+///
+/// # Contract
+///
+/// A record per [`IdempotencyKey`] moves through `absent -> INPROGRESS -> COMPLETE`:
+///
+/// - [`claim`](Self::claim) on an absent key writes INPROGRESS with the payload's hash and an
+///   expiry of `lease` from now, and returns [`Claim::Acquired`]. The caller then runs the
+///   action exactly once.
+/// - On a key that is COMPLETE with the same payload hash it returns [`Claim::Completed`] with
+///   the stored outcome: the duplicate answers what the first delivery answered.
+/// - On a key that is INPROGRESS and not expired it returns [`Claim::InProgress`]: another
+///   delivery is running the action; the caller should answer later (a retryable failure).
+/// - On an INPROGRESS key whose lease has expired it takes over: a new lease, `Acquired`. The
+///   previous holder crashed or hung, and the action's own idempotency (or its compensation)
+///   covers a partial first run.
+/// - On any existing key with a *different* payload hash it fails with
+///   [`IdempotencyError::PayloadMismatch`]: a key must never be reused for another request.
+/// - [`complete`](Self::complete) turns the caller's INPROGRESS into COMPLETE with the outcome;
+///   [`release`](Self::release) deletes it so a retry may run the action again (used after a
+///   retryable failure, a panic or a timeout). Both fail with [`IdempotencyError::LeaseLost`] if
+///   the caller's lease was taken over, so a slow first delivery cannot overwrite the result of
+///   the one that replaced it.
+///
+/// Every operation is atomic per key. Implementations: [`InMemoryIdempotencyStore`] here, and a
+/// DynamoDB store (conditional writes, TTL) in `saga-aws`; both pass the same contract tests.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use saga_core::{Action, Claim, IdempotencyKey, IdempotencyStore, InMemoryIdempotencyStore,
+///                 PayloadHash, StoredOutcome};
+///
+/// let store = InMemoryIdempotencyStore::new();
+/// let key = IdempotencyKey::new("order-1", "charge", Action::Execute);
+/// let hash = PayloadHash::of(&serde_json::json!({"amount": 10}));
+/// let Claim::Acquired(lease) = store.claim(&key, hash, Duration::from_secs(30)).await? else {
+///     unreachable!()
+/// };
+/// // ... apply the effect once ...
+/// let outcome = StoredOutcome::Succeeded(serde_json::json!({"charge_id": "c-1"}));
+/// store.complete(&lease, outcome.clone()).await?;
+/// // A redelivery gets the stored outcome instead of charging again.
+/// assert_eq!(store.claim(&key, hash, Duration::from_secs(30)).await?, Claim::Completed(outcome));
+/// # Ok::<(), saga_core::IdempotencyError>(())
+/// # }).unwrap();
+/// ```
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + fmt::Debug {
+    /// Claims `key` for one run of its action; see the trait docs for every case.
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        payload: PayloadHash,
+        lease: Duration,
+    ) -> Result<Claim, IdempotencyError>;
+
+    /// Records the outcome of the run that holds `lease`.
+    async fn complete(&self, lease: &Lease, outcome: StoredOutcome)
+    -> Result<(), IdempotencyError>;
+
+    /// Gives the key up without an outcome, so a retry may run the action again.
+    async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_distinguishes_payloads() {
+        let a = PayloadHash::of(&serde_json::json!({"a": 1, "b": 2}));
+        let b = PayloadHash::of(&serde_json::json!({"b": 2, "a": 1}));
+        let c = PayloadHash::of(&serde_json::json!({"a": 1, "b": 3}));
+        assert_eq!(a, b, "object key order must not matter");
+        assert_ne!(a, c);
+        assert_eq!(a.to_hex().len(), 64);
+    }
+}

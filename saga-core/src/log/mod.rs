@@ -1,0 +1,409 @@
+//! The saga log: an append-only list of events per saga, written around every effect. It
+//! refuses events out of order (see [`SagaState::apply`]) and is what a crashed saga resumes from.
+
+mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+use tokio::time::Instant;
+
+use crate::error::StepFailure;
+use crate::idempotency::Action;
+use crate::report::Trace;
+
+pub use state::{Finish, OutOfOrder, Phase, SagaState};
+
+/// One thing that happened to a saga.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum SagaEvent {
+    /// The saga began with this input.
+    SagaStarted {
+        /// The saga's name.
+        saga: String,
+        /// The declaration's version.
+        version: u32,
+        /// The input object.
+        input: Value,
+    },
+    /// An attempt of a step's action began.
+    StepStarted {
+        /// The step.
+        step: String,
+        /// 1-based attempt.
+        attempt: u32,
+    },
+    /// The attempt succeeded.
+    StepSucceeded {
+        /// The step.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// The step's output.
+        output: Value,
+    },
+    /// The attempt failed (retryable, terminal or timed out).
+    StepFailed {
+        /// The step.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// What went wrong.
+        error: StepFailure,
+        /// Whether the policy retries it; if not, compensation (or an operator) follows.
+        will_retry: bool,
+    },
+    /// An attempt of a compensation began.
+    CompensationStarted {
+        /// The step being compensated.
+        step: String,
+        /// 1-based attempt.
+        attempt: u32,
+    },
+    /// The compensation succeeded.
+    CompensationSucceeded {
+        /// The step.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// The compensation attempt failed.
+    CompensationFailed {
+        /// The step.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// What went wrong.
+        error: StepFailure,
+        /// Whether the compensation policy retries it.
+        will_retry: bool,
+    },
+    /// Every step succeeded.
+    SagaCompleted,
+    /// Every needed compensation succeeded.
+    SagaCompensated,
+    /// The saga is stuck and needs an operator: a compensation gave up, or a step after the
+    /// pivot exhausted its policy.
+    SagaCompensationFailed {
+        /// The step at fault.
+        step: String,
+        /// Its action that gave up.
+        action: Action,
+    },
+}
+
+impl SagaEvent {
+    /// The event's type name, as in `SagaStarted`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SagaEvent::SagaStarted { .. } => "SagaStarted",
+            SagaEvent::StepStarted { .. } => "StepStarted",
+            SagaEvent::StepSucceeded { .. } => "StepSucceeded",
+            SagaEvent::StepFailed { .. } => "StepFailed",
+            SagaEvent::CompensationStarted { .. } => "CompensationStarted",
+            SagaEvent::CompensationSucceeded { .. } => "CompensationSucceeded",
+            SagaEvent::CompensationFailed { .. } => "CompensationFailed",
+            SagaEvent::SagaCompleted => "SagaCompleted",
+            SagaEvent::SagaCompensated => "SagaCompensated",
+            SagaEvent::SagaCompensationFailed { .. } => "SagaCompensationFailed",
+        }
+    }
+}
+
+/// An event with its place in the saga's log and the (tokio) time it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    /// 0-based position in the saga's log.
+    pub position: usize,
+    /// When it was appended, on tokio's clock (paused in tests).
+    pub at: Instant,
+    /// What happened.
+    pub event: SagaEvent,
+}
+
+/// Why the log refused an append or a read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The event does not follow the saga's state.
+    #[error("saga `{saga_id}`: {source}")]
+    OutOfOrder {
+        /// The saga.
+        saga_id: String,
+        /// The rule broken.
+        #[source]
+        source: OutOfOrder,
+    },
+    /// `SagaStarted` for a saga id that already has a log.
+    #[error("saga `{saga_id}` already exists")]
+    AlreadyExists {
+        /// The saga.
+        saga_id: String,
+    },
+    /// An event for a saga id without a log.
+    #[error("saga `{saga_id}` has no log")]
+    UnknownSaga {
+        /// The saga.
+        saga_id: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    records: Vec<LogRecord>,
+    state: SagaState,
+}
+
+/// The in-memory saga log. Cloning it shares the same log (so a new executor can take over
+/// after a crash).
+///
+/// ```
+/// use saga_core::{SagaEvent, SagaLog};
+///
+/// let log = SagaLog::new();
+/// log.append("s-1", SagaEvent::SagaStarted {
+///     saga: "order".into(), version: 1, input: serde_json::json!({}),
+/// })?;
+/// // A step cannot succeed before it started.
+/// let err = log.append("s-1", SagaEvent::StepSucceeded {
+///     step: "reserve".into(), attempt: 1, output: serde_json::json!(null),
+/// });
+/// assert!(err.is_err());
+/// assert_eq!(log.records("s-1").unwrap().len(), 1);
+/// # Ok::<(), saga_core::LogError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SagaLog {
+    sagas: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+impl SagaLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // Appends validate before they mutate, so a poisoned lock still guards a consistent log.
+        self.sagas
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends `event` to the log of `saga_id` if the saga's state allows it, and returns its
+    /// position. `SagaStarted` creates the saga's log.
+    pub fn append(&self, saga_id: &str, event: SagaEvent) -> Result<usize, LogError> {
+        let mut sagas = self.lock();
+        let entry = match (sagas.get_mut(saga_id), &event) {
+            (Some(_), SagaEvent::SagaStarted { .. }) => {
+                return Err(LogError::AlreadyExists {
+                    saga_id: saga_id.to_owned(),
+                });
+            }
+            (Some(entry), _) => entry,
+            (None, SagaEvent::SagaStarted { .. }) => sagas.entry(saga_id.to_owned()).or_default(),
+            (None, _) => {
+                return Err(LogError::UnknownSaga {
+                    saga_id: saga_id.to_owned(),
+                });
+            }
+        };
+        entry
+            .state
+            .apply(&event)
+            .map_err(|source| LogError::OutOfOrder {
+                saga_id: saga_id.to_owned(),
+                source,
+            })?;
+        let position = entry.records.len();
+        entry.records.push(LogRecord {
+            position,
+            at: Instant::now(),
+            event,
+        });
+        Ok(position)
+    }
+
+    /// Every record of `saga_id`, in order.
+    pub fn records(&self, saga_id: &str) -> Option<Vec<LogRecord>> {
+        self.lock().get(saga_id).map(|e| e.records.clone())
+    }
+
+    /// The state folded from the log of `saga_id`.
+    pub fn state(&self, saga_id: &str) -> Option<SagaState> {
+        self.lock().get(saga_id).map(|e| e.state.clone())
+    }
+
+    /// The invocations recorded for `saga_id`.
+    pub fn trace(&self, saga_id: &str) -> Option<Trace> {
+        self.lock()
+            .get(saga_id)
+            .map(|e| Trace::from_events(e.records.iter().map(|r| &r.event)))
+    }
+
+    /// Every saga id in the log, sorted.
+    pub fn saga_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The ids of sagas that have not finished (to resume after a crash), sorted.
+    pub fn unfinished(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| !e.state.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StepError;
+
+    fn started() -> SagaEvent {
+        SagaEvent::SagaStarted {
+            saga: "s".into(),
+            version: 1,
+            input: serde_json::json!({}),
+        }
+    }
+
+    fn ev_step(step: &str, attempt: u32) -> SagaEvent {
+        SagaEvent::StepStarted {
+            step: step.into(),
+            attempt,
+        }
+    }
+
+    fn failed(step: &str, attempt: u32, will_retry: bool) -> SagaEvent {
+        SagaEvent::StepFailed {
+            step: step.into(),
+            attempt,
+            error: StepError::retryable("x").into(),
+            will_retry,
+        }
+    }
+
+    #[tokio::test]
+    async fn accepts_a_compensation_run() {
+        let log = SagaLog::new();
+        let events = vec![
+            started(),
+            ev_step("a", 1),
+            SagaEvent::StepSucceeded {
+                step: "a".into(),
+                attempt: 1,
+                output: Value::Null,
+            },
+            ev_step("b", 1),
+            failed("b", 1, true),
+            ev_step("b", 2),
+            failed("b", 2, false),
+            SagaEvent::CompensationStarted {
+                step: "b".into(),
+                attempt: 1,
+            },
+            SagaEvent::CompensationSucceeded {
+                step: "b".into(),
+                attempt: 1,
+            },
+            SagaEvent::CompensationStarted {
+                step: "a".into(),
+                attempt: 1,
+            },
+            SagaEvent::CompensationSucceeded {
+                step: "a".into(),
+                attempt: 1,
+            },
+            SagaEvent::SagaCompensated,
+        ];
+        for e in events {
+            log.append("x", e).unwrap();
+        }
+        let state = log.state("x").unwrap();
+        assert_eq!(state.phase, Phase::Finished(Finish::Compensated));
+        assert_eq!(state.compensated, ["b", "a"]);
+        assert!(log.unfinished().is_empty());
+    }
+
+    #[tokio::test]
+    async fn refuses_events_out_of_order() {
+        let log = SagaLog::new();
+        assert!(matches!(
+            log.append("x", ev_step("a", 1)),
+            Err(LogError::UnknownSaga { .. })
+        ));
+        log.append("x", started()).unwrap();
+        assert!(matches!(
+            log.append("x", started()),
+            Err(LogError::AlreadyExists { .. })
+        ));
+        log.append("x", ev_step("a", 1)).unwrap();
+        // Wrong attempt, wrong step, compensation of a step that never ran.
+        for bad in [
+            SagaEvent::StepSucceeded {
+                step: "a".into(),
+                attempt: 2,
+                output: Value::Null,
+            },
+            SagaEvent::StepSucceeded {
+                step: "b".into(),
+                attempt: 1,
+                output: Value::Null,
+            },
+            SagaEvent::SagaCompleted,
+        ] {
+            assert!(matches!(
+                log.append("x", bad),
+                Err(LogError::OutOfOrder { .. })
+            ));
+        }
+        log.append("x", failed("a", 1, false)).unwrap();
+        let bad = SagaEvent::CompensationStarted {
+            step: "zzz".into(),
+            attempt: 1,
+        };
+        let err = log.append("x", bad).unwrap_err();
+        assert!(err.to_string().contains("only a step that ran"), "{err}");
+        log.append("x", SagaEvent::SagaCompensated).unwrap();
+        let err = log.append("x", SagaEvent::SagaCompleted).unwrap_err();
+        assert!(err.to_string().contains("nothing follows"), "{err}");
+        assert_eq!(
+            log.records("x").unwrap().len(),
+            4,
+            "refused events are not written"
+        );
+    }
+
+    #[test]
+    fn replay_matches_incremental_state() {
+        let events = [started(), ev_step("a", 1), failed("a", 1, true)];
+        let state = SagaState::replay(&events).unwrap();
+        assert_eq!(
+            state.phase,
+            Phase::ExecuteRetryPending {
+                step: "a".into(),
+                attempt: 1
+            }
+        );
+        assert_eq!(state.position, 3);
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let e = failed("a", 2, true);
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"type\":\"StepFailed\""), "{json}");
+        assert_eq!(serde_json::from_str::<SagaEvent>(&json).unwrap(), e);
+    }
+}

@@ -1,0 +1,316 @@
+//! Where a saga stands, folded from its log: the transition table that decides which event may
+//! come next. The log refuses any event this table does not allow, and the executor resumes a
+//! crashed saga from the state it folds.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::SagaEvent;
+use crate::error::StepFailure;
+use crate::idempotency::Action;
+
+/// The phase of one saga.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "phase")]
+pub enum Phase {
+    /// Nothing logged yet.
+    New,
+    /// Going forward, between two steps.
+    Forward,
+    /// A step's action is running.
+    Executing {
+        /// The step.
+        step: String,
+        /// 1-based attempt.
+        attempt: u32,
+    },
+    /// A step's attempt failed and will be retried.
+    ExecuteRetryPending {
+        /// The step.
+        step: String,
+        /// The attempt that failed.
+        attempt: u32,
+    },
+    /// Going backward, between two compensations.
+    Compensating,
+    /// A compensation is running.
+    CompensationRunning {
+        /// The step being compensated.
+        step: String,
+        /// 1-based attempt.
+        attempt: u32,
+    },
+    /// A compensation attempt failed and will be retried.
+    CompensationRetryPending {
+        /// The step being compensated.
+        step: String,
+        /// The attempt that failed.
+        attempt: u32,
+    },
+    /// A compensation failed for good; the saga needs an operator.
+    CompensationGaveUp {
+        /// The step whose compensation gave up.
+        step: String,
+    },
+    /// The saga has ended; nothing may follow.
+    Finished(Finish),
+}
+
+/// How a saga ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// Every step succeeded.
+    Completed,
+    /// Rolled back cleanly.
+    Compensated,
+    /// Stuck: a compensation (or a retriable step after the pivot) gave up.
+    CompensationFailed,
+}
+
+/// Where a saga stands: its phase and what has happened so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaState {
+    /// The phase.
+    pub phase: Phase,
+    /// How many events have been logged.
+    pub position: usize,
+    /// Steps whose action succeeded, in order.
+    pub completed: Vec<String>,
+    /// The step whose final failure started compensation, and that failure.
+    pub failed: Option<(String, StepFailure)>,
+    /// Steps compensated so far, in order.
+    pub compensated: Vec<String>,
+    /// The most recent failure of any invocation.
+    pub last_failure: Option<(String, Action, StepFailure)>,
+}
+
+impl Default for SagaState {
+    fn default() -> Self {
+        Self {
+            phase: Phase::New,
+            position: 0,
+            completed: Vec::new(),
+            failed: None,
+            compensated: Vec::new(),
+            last_failure: None,
+        }
+    }
+}
+
+/// An event that may not follow the saga's current state.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("event {event} cannot follow phase {phase} at log position {position}: {rule}")]
+pub struct OutOfOrder {
+    /// The refused event's type.
+    pub event: &'static str,
+    /// The saga's phase.
+    pub phase: String,
+    /// Where the event would have gone.
+    pub position: usize,
+    /// The rule it breaks.
+    pub rule: &'static str,
+}
+
+impl SagaState {
+    /// Folds a whole log; fails at the first event out of order.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a SagaEvent>) -> Result<Self, OutOfOrder> {
+        let mut state = Self::default();
+        for event in events {
+            state.apply(event)?;
+        }
+        Ok(state)
+    }
+
+    /// Whether the saga has ended.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished(_))
+    }
+
+    /// Applies one event if the transition table allows it; leaves the state unchanged if not.
+    pub fn apply(&mut self, event: &SagaEvent) -> Result<(), OutOfOrder> {
+        use Phase::*;
+        use SagaEvent as E;
+
+        let refuse = |rule: &'static str| OutOfOrder {
+            event: event.name(),
+            phase: self.phase.to_string(),
+            position: self.position,
+            rule,
+        };
+        let next = match (&self.phase, event) {
+            (New, E::SagaStarted { .. }) => Forward,
+            (New, _) => return Err(refuse("a saga's log starts with SagaStarted")),
+            (Finished(_), _) => return Err(refuse("nothing follows the end of a saga")),
+            (_, E::SagaStarted { .. }) => return Err(refuse("a saga starts once")),
+
+            (Forward, E::StepStarted { step, attempt }) => {
+                if *attempt != 1 {
+                    return Err(refuse("a step's first attempt is attempt 1"));
+                }
+                if self.completed.contains(step) {
+                    return Err(refuse("a step that succeeded does not start again"));
+                }
+                Executing {
+                    step: step.clone(),
+                    attempt: 1,
+                }
+            }
+            (Forward, E::SagaCompleted) => Finished(Finish::Completed),
+            (
+                ExecuteRetryPending {
+                    step: s,
+                    attempt: a,
+                },
+                E::StepStarted { step, attempt },
+            ) if s == step && *attempt == a + 1 => Executing {
+                step: step.clone(),
+                attempt: *attempt,
+            },
+            (
+                Executing {
+                    step: s,
+                    attempt: a,
+                },
+                E::StepSucceeded { step, attempt, .. },
+            ) if s == step && a == attempt => {
+                self.completed.push(step.clone());
+                Forward
+            }
+            (
+                Executing {
+                    step: s,
+                    attempt: a,
+                },
+                E::StepFailed {
+                    step,
+                    attempt,
+                    error,
+                    will_retry,
+                },
+            ) if s == step && a == attempt => {
+                self.last_failure = Some((step.clone(), Action::Execute, error.clone()));
+                if *will_retry {
+                    ExecuteRetryPending {
+                        step: step.clone(),
+                        attempt: *attempt,
+                    }
+                } else {
+                    self.failed = Some((step.clone(), error.clone()));
+                    Compensating
+                }
+            }
+
+            (Compensating, E::CompensationStarted { step, attempt }) => {
+                if *attempt != 1 {
+                    return Err(refuse("a compensation's first attempt is attempt 1"));
+                }
+                let failed_step = self.failed.as_ref().map(|(s, _)| s);
+                if !self.completed.contains(step) && failed_step != Some(step) {
+                    return Err(refuse("only a step that ran can be compensated"));
+                }
+                if self.compensated.contains(step) {
+                    return Err(refuse("a step is compensated once"));
+                }
+                CompensationRunning {
+                    step: step.clone(),
+                    attempt: 1,
+                }
+            }
+            (Compensating, E::SagaCompensated) => Finished(Finish::Compensated),
+            (
+                Compensating,
+                E::SagaCompensationFailed {
+                    step,
+                    action: Action::Execute,
+                },
+            ) => {
+                if self.failed.as_ref().map(|(s, _)| s) != Some(step) {
+                    return Err(refuse("a saga is stuck on the step that failed"));
+                }
+                Finished(Finish::CompensationFailed)
+            }
+            (
+                CompensationRetryPending {
+                    step: s,
+                    attempt: a,
+                },
+                E::CompensationStarted { step, attempt },
+            ) if s == step && *attempt == a + 1 => CompensationRunning {
+                step: step.clone(),
+                attempt: *attempt,
+            },
+            (
+                CompensationRunning {
+                    step: s,
+                    attempt: a,
+                },
+                E::CompensationSucceeded { step, attempt },
+            ) if s == step && a == attempt => {
+                self.compensated.push(step.clone());
+                Compensating
+            }
+            (
+                CompensationRunning {
+                    step: s,
+                    attempt: a,
+                },
+                E::CompensationFailed {
+                    step,
+                    attempt,
+                    error,
+                    will_retry,
+                },
+            ) if s == step && a == attempt => {
+                self.last_failure = Some((step.clone(), Action::Compensate, error.clone()));
+                if *will_retry {
+                    CompensationRetryPending {
+                        step: step.clone(),
+                        attempt: *attempt,
+                    }
+                } else {
+                    CompensationGaveUp { step: step.clone() }
+                }
+            }
+            (
+                CompensationGaveUp { step: s },
+                E::SagaCompensationFailed {
+                    step,
+                    action: Action::Compensate,
+                },
+            ) if s == step => Finished(Finish::CompensationFailed),
+
+            _ => return Err(refuse("the event does not follow from this phase")),
+        };
+        self.phase = next;
+        self.position += 1;
+        Ok(())
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::New => f.write_str("new"),
+            Phase::Forward => f.write_str("forward"),
+            Phase::Executing { step, attempt } => write!(f, "executing {step} (attempt {attempt})"),
+            Phase::ExecuteRetryPending { step, attempt } => {
+                write!(f, "retrying {step} after attempt {attempt}")
+            }
+            Phase::Compensating => f.write_str("compensating"),
+            Phase::CompensationRunning { step, attempt } => {
+                write!(f, "compensating {step} (attempt {attempt})")
+            }
+            Phase::CompensationRetryPending { step, attempt } => {
+                write!(
+                    f,
+                    "retrying the compensation of {step} after attempt {attempt}"
+                )
+            }
+            Phase::CompensationGaveUp { step } => write!(f, "compensation of {step} gave up"),
+            Phase::Finished(finish) => write!(f, "finished ({finish:?})"),
+        }
+    }
+}

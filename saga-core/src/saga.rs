@@ -1,0 +1,292 @@
+//! [`Saga`]: a validated [`SagaDefinition`] together with the handlers of its steps, and the
+//! fluent [`SagaBuilder`] that assembles one by hand (the `#[saga]` macro generates the same).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::definition::{DefinitionError, Participant, SagaDefinition, StepDefinition, StepKind};
+use crate::retry::RetryPolicy;
+use crate::step::{Compensable, ForwardOnly, Step, StepHandler, WithCompensation};
+
+/// A saga ready to run: the declaration plus one handler per step.
+///
+/// ```
+/// use saga_core::{Compensable, Saga, Step, StepContext, StepError};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Deserialize)] struct Order { sku: String }
+/// # struct Reserve; struct Charge; struct Ship;
+/// # impl Step for Reserve { type Input = Order; type Output = String;
+/// #   async fn execute(&self, _: &StepContext<'_>, o: Order) -> Result<String, StepError> { Ok(o.sku) } }
+/// # impl Compensable for Reserve {
+/// #   async fn compensate(&self, _: &StepContext<'_>, _: Order, _: Option<String>) -> Result<(), StepError> { Ok(()) } }
+/// # impl Step for Charge { type Input = Order; type Output = ();
+/// #   async fn execute(&self, _: &StepContext<'_>, _: Order) -> Result<(), StepError> { Ok(()) } }
+/// # impl Step for Ship { type Input = Order; type Output = ();
+/// #   async fn execute(&self, _: &StepContext<'_>, _: Order) -> Result<(), StepError> { Ok(()) } }
+/// use std::time::Duration;
+///
+/// let saga = Saga::builder("order")
+///     .version(2)
+///     .compensable("reserve_stock", Reserve)
+///         .participant("inventory")
+///         .timeout(Duration::from_secs(30))
+///     .pivot("charge_payment", Charge)
+///         .participant("payments")
+///     .retriable("ship_order", Ship)
+///         .participant("shipping")
+///     .build()?;
+/// assert_eq!(saga.definition().steps.len(), 3);
+/// # Ok::<(), saga_core::DefinitionError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Saga {
+    definition: SagaDefinition,
+    handlers: Vec<Arc<dyn StepHandler>>,
+}
+
+impl Saga {
+    /// Starts declaring a saga called `name` (version 1 unless [`SagaBuilder::version`] says).
+    pub fn builder(name: impl Into<String>) -> SagaBuilder {
+        SagaBuilder {
+            name: name.into(),
+            version: 1,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Pairs a definition with its handlers, one per step in the same order. The definition is
+    /// validated. This is what the `#[saga]` macro calls.
+    pub fn from_parts(
+        definition: SagaDefinition,
+        handlers: Vec<Arc<dyn StepHandler>>,
+    ) -> Result<Self, DefinitionError> {
+        definition.validate()?;
+        assert_eq!(
+            definition.steps.len(),
+            handlers.len(),
+            "one handler per step"
+        );
+        Ok(Self {
+            definition,
+            handlers,
+        })
+    }
+
+    /// The declaration.
+    pub fn definition(&self) -> &SagaDefinition {
+        &self.definition
+    }
+
+    /// The saga's name.
+    pub fn name(&self) -> &str {
+        &self.definition.name
+    }
+
+    /// The handler of the step at `index`.
+    pub fn handler_at(&self, index: usize) -> &Arc<dyn StepHandler> {
+        &self.handlers[index]
+    }
+
+    /// The handler of the step called `step`.
+    pub fn handler(&self, step: &str) -> Option<&Arc<dyn StepHandler>> {
+        self.definition.step(step).map(|(i, _)| &self.handlers[i])
+    }
+}
+
+struct PendingStep {
+    definition: StepDefinition,
+    handler: Arc<dyn StepHandler>,
+    timeout: Option<Duration>,
+    heartbeat: Option<Duration>,
+}
+
+/// Declares a saga step by step; see [`Saga::builder`].
+///
+/// `compensable`, `pivot` and `retriable` add a step; the methods of the [`StepBuilder`] they
+/// return configure that step, and it can add the next step or [`build`](StepBuilder::build).
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SagaBuilder {
+    name: String,
+    version: u32,
+    steps: Vec<PendingStep>,
+}
+
+impl std::fmt::Debug for SagaBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaBuilder")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field(
+                "steps",
+                &self
+                    .steps
+                    .iter()
+                    .map(|s| &s.definition.name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl SagaBuilder {
+    /// Sets the saga's version.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Adds a compensable step (before the pivot).
+    pub fn compensable(self, name: impl Into<String>, step: impl Compensable) -> StepBuilder {
+        self.push(
+            name.into(),
+            StepKind::Compensable,
+            Arc::new(WithCompensation(step)),
+        )
+    }
+
+    /// Adds the pivot: the go/no-go step, without compensation.
+    pub fn pivot(self, name: impl Into<String>, step: impl Step) -> StepBuilder {
+        self.push(name.into(), StepKind::Pivot, Arc::new(ForwardOnly(step)))
+    }
+
+    /// Adds a retriable step (after the pivot): retried until it succeeds, never compensated.
+    pub fn retriable(self, name: impl Into<String>, step: impl Step) -> StepBuilder {
+        self.push(
+            name.into(),
+            StepKind::Retriable,
+            Arc::new(ForwardOnly(step)),
+        )
+    }
+
+    fn push(mut self, name: String, kind: StepKind, handler: Arc<dyn StepHandler>) -> StepBuilder {
+        let participant = Participant::queue(self.name.clone());
+        self.steps.push(PendingStep {
+            definition: StepDefinition::new(name, kind, participant),
+            handler,
+            timeout: None,
+            heartbeat: None,
+        });
+        StepBuilder { saga: self }
+    }
+
+    /// Validates the declaration and returns the saga, or the first rule it breaks.
+    pub fn build(self) -> Result<Saga, DefinitionError> {
+        let mut steps = Vec::with_capacity(self.steps.len());
+        let mut handlers = Vec::with_capacity(self.steps.len());
+        for mut pending in self.steps {
+            let name = &pending.definition.name;
+            if let Some(timeout) = pending.timeout {
+                pending.definition.timeout_seconds = whole_seconds(name, "timeout", timeout)?;
+            }
+            if let Some(heartbeat) = pending.heartbeat {
+                pending.definition.heartbeat_seconds = whole_seconds(name, "heartbeat", heartbeat)?;
+            } else if pending.definition.heartbeat_seconds >= pending.definition.timeout_seconds {
+                // A short timeout without an explicit heartbeat: beat at half the timeout.
+                pending.definition.heartbeat_seconds =
+                    (pending.definition.timeout_seconds / 2).max(1);
+            }
+            steps.push(pending.definition);
+            handlers.push(pending.handler);
+        }
+        let definition = SagaDefinition {
+            name: self.name,
+            version: self.version,
+            steps,
+        };
+        Saga::from_parts(definition, handlers)
+    }
+}
+
+fn whole_seconds(step: &str, what: &'static str, d: Duration) -> Result<u32, DefinitionError> {
+    if d.subsec_nanos() != 0 || d.as_secs() > u64::from(u32::MAX) {
+        return Err(DefinitionError::NotWholeSeconds {
+            step: step.to_owned(),
+            what,
+            millis: d.as_millis(),
+        });
+    }
+    Ok(d.as_secs() as u32)
+}
+
+/// Configures the step just added; also adds the next step or builds the saga.
+#[must_use = "a builder does nothing until `build` is called"]
+#[derive(Debug)]
+pub struct StepBuilder {
+    saga: SagaBuilder,
+}
+
+impl StepBuilder {
+    fn current(&mut self) -> &mut PendingStep {
+        self.saga
+            .steps
+            .last_mut()
+            .expect("a StepBuilder always has a step")
+    }
+
+    /// The participant (SQS queue name) that runs this step. Defaults to the saga's name.
+    pub fn participant(mut self, queue: impl Into<String>) -> Self {
+        let step = self.current();
+        step.definition.participant = Participant::queue(queue);
+        self
+    }
+
+    /// Runs this step as a Lambda function instead of a queue worker.
+    pub fn lambda(mut self, function: impl Into<String>) -> Self {
+        let step = self.current();
+        step.definition.participant = Participant::lambda(function);
+        self
+    }
+
+    /// The retry policy of the step's action.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.current().definition.retry = policy;
+        self
+    }
+
+    /// The retry policy of the step's compensation.
+    pub fn compensation_retry(mut self, policy: RetryPolicy) -> Self {
+        self.current().definition.compensation_retry = policy;
+        self
+    }
+
+    /// How long one invocation may take (whole seconds; default 5 minutes).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.current().timeout = Some(timeout);
+        self
+    }
+
+    /// How often a long-running participant must heartbeat (whole seconds, below the timeout;
+    /// default 1 minute, or half the timeout when that is shorter).
+    pub fn heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.current().heartbeat = Some(heartbeat);
+        self
+    }
+
+    /// Skips this step's own compensation when the step itself fails (by default it runs, since a
+    /// failure does not prove nothing happened). Use it only when a failed invocation provably
+    /// changes nothing.
+    pub fn skip_compensation_on_failure(mut self) -> Self {
+        self.current().definition.compensate_on_failure = false;
+        self
+    }
+
+    /// Adds the next step: compensable.
+    pub fn compensable(self, name: impl Into<String>, step: impl Compensable) -> StepBuilder {
+        self.saga.compensable(name, step)
+    }
+
+    /// Adds the next step: the pivot.
+    pub fn pivot(self, name: impl Into<String>, step: impl Step) -> StepBuilder {
+        self.saga.pivot(name, step)
+    }
+
+    /// Adds the next step: retriable.
+    pub fn retriable(self, name: impl Into<String>, step: impl Step) -> StepBuilder {
+        self.saga.retriable(name, step)
+    }
+
+    /// Validates the declaration and returns the saga.
+    pub fn build(self) -> Result<Saga, DefinitionError> {
+        self.saga.build()
+    }
+}

@@ -1,0 +1,116 @@
+//! Test support (feature `testing`): fault injection for the [`InMemoryExecutor`] and the
+//! contract every [`IdempotencyStore`] must pass.
+//!
+//! [`InMemoryExecutor`]: crate::InMemoryExecutor
+
+use std::time::Duration;
+
+use crate::idempotency::{
+    Action, Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, PayloadHash, StoredOutcome,
+};
+
+pub use crate::fault::{Fault, FaultEffect, FaultPlan};
+
+/// Checks `store` against the [`IdempotencyStore`] contract. `unique` makes the keys of this run
+/// unique (so it can run against a shared table), and `advance` must move the store's clock
+/// past a 1-second lease (for the in-memory store under paused tokio time,
+/// `tokio::time::advance`; for a real table, a sleep). Panics with a message on a violation.
+pub async fn check_idempotency_store_contract<F, Fut>(
+    store: &dyn IdempotencyStore,
+    unique: &str,
+    advance: F,
+) where
+    F: Fn(Duration) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let lease = Duration::from_secs(1);
+    let key = IdempotencyKey::new(&format!("contract-{unique}"), "step", Action::Execute);
+    let hash = PayloadHash::of(&serde_json::json!({"n": 1}));
+    let other = PayloadHash::of(&serde_json::json!({"n": 2}));
+
+    // An absent key is acquired.
+    let Claim::Acquired(first) = store.claim(&key, hash, lease).await.expect("claim") else {
+        panic!("a fresh key must be acquired");
+    };
+    // A held key is in progress for the same payload...
+    match store.claim(&key, hash, lease).await.expect("claim") {
+        Claim::InProgress { .. } => {}
+        other => panic!("a held key must be in progress, got {other:?}"),
+    }
+    // ... and a mismatch for another payload.
+    assert!(
+        matches!(
+            store.claim(&key, other, lease).await,
+            Err(IdempotencyError::PayloadMismatch { .. })
+        ),
+        "the same key with another payload must be refused"
+    );
+    // An expired lease may be taken over; the old holder then loses it.
+    advance(lease + Duration::from_secs(1)).await;
+    let Claim::Acquired(second) = store.claim(&key, hash, lease).await.expect("claim") else {
+        panic!("an expired INPROGRESS must be taken over");
+    };
+    assert_ne!(first, second, "a takeover gets a lease of its own");
+    let outcome = StoredOutcome::Succeeded(serde_json::json!({"id": 7}));
+    assert!(
+        matches!(
+            store.complete(&first, outcome.clone()).await,
+            Err(IdempotencyError::LeaseLost { .. })
+        ),
+        "the holder whose lease was taken over must not complete"
+    );
+    // The holder completes; duplicates get the stored outcome.
+    store
+        .complete(&second, outcome.clone())
+        .await
+        .expect("complete");
+    assert_eq!(
+        store.claim(&key, hash, lease).await.expect("claim"),
+        Claim::Completed(outcome)
+    );
+    assert!(
+        matches!(
+            store.claim(&key, other, lease).await,
+            Err(IdempotencyError::PayloadMismatch { .. })
+        ),
+        "a completed key with another payload must be refused"
+    );
+    assert!(
+        matches!(
+            store.release(&second).await,
+            Err(IdempotencyError::LeaseLost { .. })
+        ),
+        "a completed key cannot be released"
+    );
+
+    // Release lets a retry run again; terminal failures are stored like successes.
+    let key = IdempotencyKey::new(&format!("contract-{unique}"), "step", Action::Compensate);
+    let Claim::Acquired(lease_a) = store.claim(&key, hash, lease).await.expect("claim") else {
+        panic!("a fresh key must be acquired");
+    };
+    store.release(&lease_a).await.expect("release");
+    let Claim::Acquired(lease_b) = store.claim(&key, hash, lease).await.expect("claim") else {
+        panic!("a released key must be acquired again");
+    };
+    let declined = StoredOutcome::Failed(crate::StepError::terminal("Declined", "no"));
+    store
+        .complete(&lease_b, declined.clone())
+        .await
+        .expect("complete");
+    assert_eq!(
+        store.claim(&key, hash, lease).await.expect("claim"),
+        Claim::Completed(declined)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryIdempotencyStore;
+
+    #[tokio::test(start_paused = true)]
+    async fn in_memory_store_meets_the_contract() {
+        let store = InMemoryIdempotencyStore::new();
+        check_idempotency_store_contract(&store, "mem", tokio::time::advance).await;
+    }
+}
