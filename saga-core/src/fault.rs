@@ -2,6 +2,9 @@
 //! their answer, be delivered twice or panic, and crash the executor at a chosen log position.
 //! Public through [`crate::testing`] with the `testing` feature.
 
+// Without the `testing` feature only the executor reads plans, never builds them.
+#![cfg_attr(not(feature = "testing"), allow(dead_code, unreachable_pub))]
+
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
