@@ -1,1 +1,329 @@
+//! Property tests of the in-memory executor over random saga shapes (1 to 12 steps, kinds
+//! obeying the pivot rules, random policies) and random fault plans. Each property is checked
+//! against the ledger the test participants keep (every applied effect, keyed by idempotency
+//! key) and against an oracle that models the saga semantics independently of the executor.
+//!
+//! 256 cases per property by default; `PROPTEST_CASES=2000 cargo test --test properties` raises
+//! it. A failure shrinks to a small saga and fault plan, printed as a `Case`.
 
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use saga::testing::FaultPlan;
+use saga::{
+    Action, ExecutorError, InMemoryExecutor, InMemoryIdempotencyStore, InvocationResult,
+    JitterStrategy, Outcome, SagaEvent, SagaLog, SagaReport,
+};
+use serde_json::json;
+use support::{Case, Effect, Ledger, Prediction, case, paused_runtime, predict, step_name};
+
+const SAGA: &str = "prop";
+
+/// Runs one saga of `case` with `plan` on a fresh executor; returns the report and the ledger.
+fn run_once(case: &Case, plan: FaultPlan, saga_id: &str) -> (SagaReport, Vec<Effect>) {
+    let ledger = Arc::new(Ledger::default());
+    let executor = InMemoryExecutor::builder()
+        .saga(case.shape.build(SAGA, &ledger))
+        .faults(plan)
+        .build();
+    let report = paused_runtime()
+        .block_on(executor.run(SAGA, saga_id, &json!({ "order": saga_id })))
+        .expect("the executor runs the saga to an outcome");
+    (report, ledger.of(saga_id))
+}
+
+/// The properties every finished saga must have, from its ledger alone.
+fn check_atomicity(
+    case: &Case,
+    report: &SagaReport,
+    effects: &[Effect],
+) -> Result<(), TestCaseError> {
+    // Idempotency: no effect is applied twice.
+    let mut seen = HashMap::new();
+    for e in effects {
+        let count = seen.entry((e.step.clone(), e.action)).or_insert(0);
+        *count += 1;
+        prop_assert_eq!(*count, 1, "effect {:?} applied twice", e);
+    }
+    let executed: Vec<&str> = effects
+        .iter()
+        .filter(|e| e.action == Action::Execute)
+        .map(|e| e.step.as_str())
+        .collect();
+    let undone: Vec<&str> = effects
+        .iter()
+        .filter(|e| e.action == Action::Compensate && e.undid)
+        .map(|e| e.step.as_str())
+        .collect();
+    match &report.outcome {
+        Outcome::Completed => {
+            let all: Vec<String> = (0..case.shape.steps.len()).map(step_name).collect();
+            prop_assert_eq!(
+                &executed,
+                &all,
+                "completed: every step applied exactly once"
+            );
+            prop_assert!(undone.is_empty(), "completed sagas undo nothing");
+        }
+        Outcome::Compensated { failed_step, .. } => {
+            // A failed pivot has no compensation, and a step that opted out of compensation on
+            // failure promised that a failed invocation changes nothing; an answer lost after
+            // the effect (recovered only by a retry) is left in place for both.
+            let index: usize = failed_step[1..].parse().unwrap();
+            let failed = &case.shape.steps[index];
+            let opted_out =
+                failed.kind != saga::StepKind::Compensable || !failed.compensate_on_failure;
+            let mut reversed: Vec<&str> = executed
+                .iter()
+                .copied()
+                .filter(|s| !(opted_out && s == failed_step))
+                .collect();
+            reversed.reverse();
+            prop_assert_eq!(
+                &undone,
+                &reversed,
+                "compensated: every applied effect undone, in reverse"
+            );
+        }
+        Outcome::CompensationFailed {
+            step,
+            action,
+            error,
+        } => {
+            // Only when the named invocation really gave up: a terminal error or every retry used.
+            let index = case
+                .shape
+                .steps
+                .iter()
+                .enumerate()
+                .position(|(i, _)| step_name(i) == *step);
+            let index = index.expect("the outcome names a step of the saga");
+            let policy = match action {
+                Action::Execute => case.shape.steps[index].retry,
+                Action::Compensate => case.shape.steps[index].compensation_retry,
+            };
+            let failures = report
+                .trace
+                .0
+                .iter()
+                .filter(|i| i.step == *step && i.action == *action)
+                .filter(|i| matches!(i.result, InvocationResult::Failed(_)))
+                .count() as u32;
+            prop_assert!(
+                error.kind == saga::FailureKind::Terminal || failures == policy.max_attempts + 1,
+                "gave up after {} failures with {} retries allowed",
+                failures,
+                policy.max_attempts
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_prediction(
+    pred: &Prediction,
+    report: &SagaReport,
+    effects: &[Effect],
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        pred.outcome.matches(&report.outcome),
+        "outcome {:?}, the model predicts {:?}",
+        report.outcome,
+        pred.outcome
+    );
+    prop_assert_eq!(
+        effects,
+        &pred.effects[..],
+        "ledger differs from the model's"
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(Config::default())]
+
+    /// Atomicity and idempotency: Completed applied every step once; Compensated undid every
+    /// applied effect once in reverse order; CompensationFailed only when an invocation gave
+    /// up, naming it; duplicates and lost answers never apply an effect twice.
+    #[test]
+    fn atomicity_and_idempotency(case in case(1, 12)) {
+        let (report, effects) = run_once(&case, case.plan(), "saga-1");
+        check_atomicity(&case, &report, &effects)?;
+        check_prediction(&predict(&case, "saga-1"), &report, &effects)?;
+    }
+
+    /// Recovery: crashing the executor at any log position (twice), then resuming on a new
+    /// executor that shares the log and the idempotency store, gives the same outcome, trace,
+    /// output and ledger as running without a crash.
+    #[test]
+    fn recovery_after_crashes(case in case(1, 12), first in 0.0..1.0f64, second in 0.0..1.0f64) {
+        let (clean, clean_effects) = run_once(&case, case.plan(), "saga-1");
+        let length = clean.trace.0.len() * 2 + 2; // a lower bound on the log's length
+        let mut crashes = vec![(first * length as f64) as usize, (second * length as f64) as usize];
+        crashes.sort();
+        crashes.dedup();
+
+        let ledger = Arc::new(Ledger::default());
+        let log = SagaLog::new();
+        let store = Arc::new(InMemoryIdempotencyStore::new());
+        let executor = |plan: FaultPlan| {
+            InMemoryExecutor::builder()
+                .saga(case.shape.build(SAGA, &ledger))
+                .log(log.clone())
+                .store(store.clone())
+                .faults(plan)
+                .build()
+        };
+        let rt = paused_runtime();
+        let input = json!({ "order": "saga-1" });
+        let mut result = rt.block_on(executor(case.plan().crash_at(crashes[0])).run(SAGA, "saga-1", &input));
+        // After a crash, a new executor resumes the saga from its log; a crash before
+        // `SagaStarted` was written means the saga never started, and the caller starts it again.
+        let restart = |plan: FaultPlan| {
+            let executor = executor(plan);
+            match log.records("saga-1") {
+                Some(_) => rt.block_on(executor.resume("saga-1")),
+                None => rt.block_on(executor.run(SAGA, "saga-1", &input)),
+            }
+        };
+        for &position in &crashes[1..] {
+            prop_assert!(matches!(result, Err(ExecutorError::Crashed { .. })), "expected a crash: {:?}", result);
+            result = restart(case.plan().crash_at(position));
+        }
+        if matches!(result, Err(ExecutorError::Crashed { .. })) {
+            result = restart(case.plan());
+        }
+        let recovered = result.expect("resumed to an outcome");
+        prop_assert_eq!(&recovered.outcome, &clean.outcome);
+        prop_assert_eq!(&recovered.trace, &clean.trace);
+        prop_assert_eq!(&recovered.output, &clean.output);
+        prop_assert_eq!(ledger.of("saga-1"), clean_effects);
+    }
+
+    /// Retry arithmetic: on the paused clock, the wait before retry n is exactly
+    /// `IntervalSeconds * BackoffRate^(n-1)` capped by `MaxDelaySeconds` (at most that with FULL
+    /// jitter), and a lost answer costs exactly the step's timeout.
+    #[test]
+    fn retry_delays_follow_the_policy(case in case(1, 8)) {
+        let ledger = Arc::new(Ledger::default());
+        let executor = InMemoryExecutor::builder()
+            .saga(case.shape.build(SAGA, &ledger))
+            .faults(case.plan())
+            .build();
+        paused_runtime().block_on(executor.run(SAGA, "saga-1", &json!({}))).unwrap();
+        let records = executor.log().records("saga-1").unwrap();
+        let shape = |step: &str| {
+            let index: usize = step[1..].parse().unwrap();
+            &case.shape.steps[index]
+        };
+        let mut retries = 0;
+        for pair in records.windows(2) {
+            let gap = pair[1].at - pair[0].at;
+            let expected = match (&pair[0].event, &pair[1].event) {
+                (SagaEvent::StepFailed { step, attempt, will_retry: true, .. }, SagaEvent::StepStarted { .. }) => {
+                    Some((shape(step).retry.to_retry(), *attempt))
+                }
+                (SagaEvent::CompensationFailed { step, attempt, will_retry: true, .. }, SagaEvent::CompensationStarted { .. }) => {
+                    Some((shape(step).compensation_retry.to_retry(), *attempt))
+                }
+                (SagaEvent::StepStarted { step, .. }, SagaEvent::StepFailed { error, .. })
+                | (SagaEvent::CompensationStarted { step, .. }, SagaEvent::CompensationFailed { error, .. }) => {
+                    let timeout = Duration::from_secs(shape(step).timeout.into());
+                    let want = if error.kind == saga::FailureKind::Timeout { timeout } else { Duration::ZERO };
+                    prop_assert_eq!(gap, want, "invocation time of {:?}", pair[1].event);
+                    None
+                }
+                _ => None,
+            };
+            if let Some((policy, attempt)) = expected {
+                retries += 1;
+                let delay = policy.delay(attempt);
+                // tokio's timer has millisecond resolution and rounds deadlines up.
+                let slack = Duration::from_millis(1);
+                match policy.jitter {
+                    JitterStrategy::None => prop_assert!(
+                        gap >= delay && gap <= delay + slack,
+                        "retry {} waited {:?}, the policy says {:?}", attempt, gap, delay
+                    ),
+                    JitterStrategy::Full => prop_assert!(
+                        gap <= delay + slack,
+                        "retry {} waited {:?}, more than {:?}", attempt, gap, delay
+                    ),
+                }
+            }
+        }
+        // Every retry in the trace was measured.
+        let retried = records.iter().filter(|r| matches!(r.event,
+            SagaEvent::StepFailed { will_retry: true, .. } | SagaEvent::CompensationFailed { will_retry: true, .. })).count();
+        prop_assert_eq!(retries, retried);
+    }
+}
+
+proptest! {
+    // Each case runs 1,000 sagas, so fewer cases cover as much ground: a sixteenth of
+    // PROPTEST_CASES (16 by default, 16,000 sagas).
+    #![proptest_config(Config::with_cases((Config::default().cases / 16).max(1)))]
+
+    /// Liveness: 1,000 concurrent sagas, a third of them crashing at some log position and
+    /// resumed by a new executor, all reach the outcome the model predicts; none is lost.
+    #[test]
+    fn liveness_of_a_thousand_concurrent_sagas(case in case(1, 6), crash_seed in 0usize..1000) {
+        const SAGAS: usize = 1000;
+        let ledger = Arc::new(Ledger::default());
+        let log = SagaLog::new();
+        let store = Arc::new(InMemoryIdempotencyStore::new());
+        let ids: Vec<String> = (0..SAGAS).map(|k| format!("saga-{k}")).collect();
+        let mut builder = InMemoryExecutor::builder()
+            .saga(case.shape.build(SAGA, &ledger))
+            .log(log.clone())
+            .store(store.clone())
+            .faults(case.plan());
+        for (k, id) in ids.iter().enumerate().filter(|(k, _)| k % 3 == 0) {
+            builder = builder.faults_for(id.clone(), case.plan().crash_at((k + crash_seed) % 24));
+        }
+        let executor = builder.build();
+        let rt = paused_runtime();
+        let (mut all, crashed) = rt.block_on(async {
+            let tasks: Vec<_> = ids.iter().map(|id| executor.spawn(SAGA, id, &json!({ "order": id }))).collect();
+            let (mut finished, mut crashed) = (HashMap::new(), Vec::new());
+            for (id, task) in ids.iter().zip(tasks) {
+                match task.await.expect("no saga task panics") {
+                    Ok(report) => { finished.insert(report.saga_id.clone(), report); }
+                    Err(ExecutorError::Crashed { .. }) => crashed.push(id.clone()),
+                    Err(other) => panic!("unexpected executor error: {other}"),
+                }
+            }
+            (finished, crashed)
+        });
+        let successor = InMemoryExecutor::builder()
+            .saga(case.shape.build(SAGA, &ledger))
+            .log(log.clone())
+            .store(store.clone())
+            .faults(case.plan())
+            .build();
+        // Sagas that crashed before `SagaStarted` never started: their callers start them again.
+        let never_started: Vec<&String> = crashed.iter().filter(|id| log.records(id).is_none()).collect();
+        let resumed = rt.block_on(successor.resume_all());
+        prop_assert_eq!(resumed.len() + never_started.len(), crashed.len(), "every crashed saga is accounted for");
+        for (id, report) in resumed {
+            all.insert(id, report.expect("a resumed saga reaches an outcome"));
+        }
+        for id in never_started {
+            let report = rt.block_on(successor.run(SAGA, id, &json!({ "order": id }))).expect("restarted");
+            all.insert(id.clone(), report);
+        }
+        prop_assert_eq!(all.len(), SAGAS, "no saga is lost");
+        prop_assert!(log.unfinished().is_empty());
+        let effects = ledger.effects();
+        for id in &ids {
+            let report = &all[id];
+            let mine: Vec<Effect> = effects.iter().filter(|e| e.saga_id == *id).cloned().collect();
+            check_prediction(&predict(&case, id), report, &mine)?;
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Test participants that record every applied effect in a ledger, random saga shapes and
+//! fault plans, and an oracle: a model of the saga semantics in DESIGN.md, written
+//! independently of the executor, that predicts the outcome and the ledger of a case.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Once};
+
+use proptest::prelude::*;
+use saga::testing::{Fault, FaultEffect, FaultPlan};
+use saga::{
+    Action, Compensable, FailureKind, JitterStrategy, Outcome, RetryPolicy, Saga, Step,
+    StepContext, StepError, StepKind,
+};
+use serde_json::{Value, json};
+
+/// One effect a test participant applied (or, for a compensation, found nothing to undo).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Effect {
+    pub saga_id: String,
+    pub step: String,
+    pub action: Action,
+    /// For a compensation: whether it undid an applied execute effect.
+    pub undid: bool,
+    /// For a compensation: whether it received its step's own output.
+    pub had_output: bool,
+}
+
+/// Every effect applied by the test participants, in order, keyed by idempotency key.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    effects: Mutex<Vec<Effect>>,
+}
+
+impl Ledger {
+    pub fn effects(&self) -> Vec<Effect> {
+        self.effects.lock().unwrap().clone()
+    }
+
+    pub fn of(&self, saga_id: &str) -> Vec<Effect> {
+        self.effects()
+            .into_iter()
+            .filter(|e| e.saga_id == saga_id)
+            .collect()
+    }
+
+    fn push(&self, effect: Effect) {
+        self.effects.lock().unwrap().push(effect);
+    }
+
+    /// Whether `step` of `saga_id` has an execute effect not yet undone.
+    fn applied_and_not_undone(&self, saga_id: &str, step: &str) -> bool {
+        let effects = self.effects.lock().unwrap();
+        let mine = |e: &&Effect| e.saga_id == saga_id && e.step == step;
+        let applied = effects
+            .iter()
+            .filter(mine)
+            .any(|e| e.action == Action::Execute);
+        let undone = effects
+            .iter()
+            .filter(mine)
+            .any(|e| e.action == Action::Compensate && e.undid);
+        applied && !undone
+    }
+}
+
+/// A participant that applies its effect to the ledger and checks the data flow: it must see
+/// the output of every earlier step, and its compensation its own output when it succeeded.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub ledger: Arc<Ledger>,
+    pub index: usize,
+}
+
+impl Step for Recorder {
+    type Input = Value;
+    type Output = Value;
+
+    async fn execute(&self, cx: &StepContext<'_>, input: Value) -> Result<Value, StepError> {
+        let seen: HashSet<String> = input
+            .get("steps")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let expected: HashSet<String> = (0..self.index).map(step_name).collect();
+        if seen != expected {
+            return Err(StepError::terminal(
+                "DataFlow",
+                format!(
+                    "step {} saw outputs {seen:?}, expected {expected:?}",
+                    self.index
+                ),
+            ));
+        }
+        self.ledger.push(Effect {
+            saga_id: cx.saga_id().to_owned(),
+            step: cx.step().to_owned(),
+            action: Action::Execute,
+            undid: false,
+            had_output: false,
+        });
+        Ok(json!({ "by": cx.step(), "key": cx.idempotency_key().as_str() }))
+    }
+}
+
+impl Compensable for Recorder {
+    async fn compensate(
+        &self,
+        cx: &StepContext<'_>,
+        _input: Value,
+        output: Option<Value>,
+    ) -> Result<(), StepError> {
+        if let Some(output) = &output {
+            let key = format!("{}/{}/execute", cx.saga_id(), cx.step());
+            if output["key"] != key.as_str() {
+                return Err(StepError::terminal(
+                    "DataFlow",
+                    "compensation got another output",
+                ));
+            }
+        }
+        if cx.error().is_none() {
+            return Err(StepError::terminal(
+                "DataFlow",
+                "compensation without the error",
+            ));
+        }
+        let undid = self.ledger.applied_and_not_undone(cx.saga_id(), cx.step());
+        self.ledger.push(Effect {
+            saga_id: cx.saga_id().to_owned(),
+            step: cx.step().to_owned(),
+            action: Action::Compensate,
+            undid,
+            had_output: output.is_some(),
+        });
+        Ok(())
+    }
+}
+
+pub fn step_name(index: usize) -> String {
+    format!("s{index}")
+}
+
+/// A retry policy in a form that shrinks to something readable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    pub max_attempts: u32,
+    pub interval: u32,
+    pub rate: f64,
+    pub cap: Option<u32>,
+    pub full_jitter: bool,
+}
+
+impl Policy {
+    pub fn to_retry(self) -> RetryPolicy {
+        let mut p = RetryPolicy::new(self.max_attempts)
+            .interval_seconds(self.interval)
+            .backoff_rate(self.rate)
+            .jitter(if self.full_jitter {
+                JitterStrategy::Full
+            } else {
+                JitterStrategy::None
+            });
+        p.max_delay_seconds = self.cap;
+        p
+    }
+}
+
+/// One step of a random saga.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepShape {
+    pub kind: StepKind,
+    pub retry: Policy,
+    pub compensation_retry: Policy,
+    pub timeout: u32,
+    pub compensate_on_failure: bool,
+}
+
+/// A random saga: kinds obey the pivot rules (compensable*, pivot?, retriable*).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub steps: Vec<StepShape>,
+}
+
+impl Shape {
+    pub fn build(&self, name: &str, ledger: &Arc<Ledger>) -> Saga {
+        let mut builder = None;
+        for (index, shape) in self.steps.iter().enumerate() {
+            let step = Recorder {
+                ledger: ledger.clone(),
+                index,
+            };
+            let name_i = step_name(index);
+            let b = match (builder.take(), shape.kind) {
+                (None, StepKind::Compensable) => Saga::builder(name).compensable(name_i, step),
+                (None, StepKind::Pivot) => Saga::builder(name).pivot(name_i, step),
+                (None, StepKind::Retriable) => Saga::builder(name).retriable(name_i, step),
+                (Some(b), StepKind::Compensable) => saga::StepBuilder::compensable(b, name_i, step),
+                (Some(b), StepKind::Pivot) => saga::StepBuilder::pivot(b, name_i, step),
+                (Some(b), StepKind::Retriable) => saga::StepBuilder::retriable(b, name_i, step),
+            };
+            let mut b = b
+                .participant(format!("svc{}", index % 3))
+                .retry(shape.retry.to_retry())
+                .compensation_retry(shape.compensation_retry.to_retry())
+                .timeout(std::time::Duration::from_secs(shape.timeout.into()));
+            if !shape.compensate_on_failure {
+                b = b.skip_compensation_on_failure();
+            }
+            builder = Some(b);
+        }
+        builder
+            .expect("at least one step")
+            .build()
+            .expect("generated shapes are valid")
+    }
+}
+
+/// A fault on a step, in a form that shrinks to something readable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    pub step: usize,
+    pub action: Action,
+    pub first_attempt: u32,
+    pub attempts: u32,
+    pub effect: FaultEffect,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub shape: Shape,
+    pub faults: Vec<FaultSpec>,
+}
+
+impl Case {
+    pub fn plan(&self) -> FaultPlan {
+        self.faults.iter().fold(FaultPlan::new(), |plan, f| {
+            let first = f.first_attempt;
+            plan.with(Fault {
+                step: step_name(f.step),
+                action: f.action,
+                attempts: first..=first + f.attempts - 1,
+                effect: f.effect.clone(),
+            })
+        })
+    }
+}
+
+pub fn policy() -> impl Strategy<Value = Policy> {
+    (
+        0u32..=4,
+        1u32..=3,
+        prop::sample::select(vec![1.0, 1.5, 2.0, 3.0]),
+        prop::option::weighted(0.3, 1u32..=5),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(max_attempts, interval, rate, cap, full_jitter)| Policy {
+            max_attempts,
+            interval,
+            rate,
+            cap,
+            full_jitter,
+        })
+}
+
+/// Saga shapes of `min..=max` steps.
+pub fn shape(min: usize, max: usize) -> impl Strategy<Value = Shape> {
+    (min..=max)
+        .prop_flat_map(|n| (Just(n), 0..=n, any::<bool>()))
+        .prop_flat_map(|(n, compensable, pivot)| {
+            let kinds: Vec<StepKind> = (0..n)
+                .map(|i| {
+                    if i < compensable {
+                        StepKind::Compensable
+                    } else if i == compensable && pivot {
+                        StepKind::Pivot
+                    } else {
+                        StepKind::Retriable
+                    }
+                })
+                .collect();
+            let steps: Vec<_> = kinds
+                .into_iter()
+                .map(|kind| {
+                    (policy(), policy(), 2u32..=10, prop::bool::weighted(0.85)).prop_map(
+                        move |(retry, compensation_retry, timeout, compensate_on_failure)| {
+                            StepShape {
+                                kind,
+                                retry,
+                                compensation_retry,
+                                timeout,
+                                compensate_on_failure,
+                            }
+                        },
+                    )
+                })
+                .collect();
+            steps.prop_map(|steps| Shape { steps })
+        })
+}
+
+pub fn fault_effect() -> impl Strategy<Value = FaultEffect> {
+    prop_oneof![
+        3 => Just(FaultEffect::Fail(StepError::retryable("injected"))),
+        2 => Just(FaultEffect::Fail(StepError::terminal("Injected", "injected"))),
+        1 => Just(FaultEffect::Timeout),
+        1 => Just(FaultEffect::LoseAnswer),
+        1 => Just(FaultEffect::Duplicate),
+        1 => Just(FaultEffect::Panic),
+    ]
+}
+
+pub fn case(min: usize, max: usize) -> impl Strategy<Value = Case> {
+    shape(min, max).prop_flat_map(|shape| {
+        let n = shape.steps.len();
+        let fault = (
+            0..n,
+            prop::sample::select(vec![Action::Execute, Action::Compensate]),
+            1u32..=3,
+            1u32..=6,
+            fault_effect(),
+        )
+            .prop_map(
+                |(step, action, first_attempt, attempts, effect)| FaultSpec {
+                    step,
+                    action,
+                    first_attempt,
+                    attempts,
+                    effect,
+                },
+            );
+        (Just(shape), prop::collection::vec(fault, 0..=4))
+            .prop_map(|(shape, faults)| Case { shape, faults })
+    })
+}
+
+/// What the oracle predicts for one saga.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub outcome: PredictedOutcome,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PredictedOutcome {
+    Completed,
+    Compensated {
+        failed_step: String,
+        kind: FailureKind,
+    },
+    CompensationFailed {
+        step: String,
+        action: Action,
+        kind: FailureKind,
+    },
+}
+
+impl PredictedOutcome {
+    pub fn matches(&self, outcome: &Outcome) -> bool {
+        match (self, outcome) {
+            (PredictedOutcome::Completed, Outcome::Completed) => true,
+            (
+                PredictedOutcome::Compensated { failed_step, kind },
+                Outcome::Compensated {
+                    failed_step: s,
+                    error,
+                },
+            ) => failed_step == s && *kind == error.kind,
+            (
+                PredictedOutcome::CompensationFailed { step, action, kind },
+                Outcome::CompensationFailed {
+                    step: s,
+                    action: a,
+                    error,
+                },
+            ) => step == s && action == a && *kind == error.kind,
+            _ => false,
+        }
+    }
+}
+
+/// The model: runs the case's semantics step by step without any executor code.
+pub fn predict(case: &Case, saga_id: &str) -> Prediction {
+    let plan = case.plan();
+    let steps = &case.shape.steps;
+    let mut stored: HashSet<(usize, Action)> = HashSet::new();
+    let mut effects = Vec::new();
+    let mut applied: HashMap<usize, bool> = HashMap::new(); // execute applied, not undone
+    let mut failed_step = None;
+
+    let mut run = |index: usize,
+                   action: Action,
+                   failed_step: Option<usize>|
+     -> Result<(), FailureKind> {
+        let shape = &steps[index];
+        let policy = match action {
+            Action::Execute => shape.retry,
+            Action::Compensate => shape.compensation_retry,
+        };
+        let mut deliver = |stored: &mut HashSet<(usize, Action)>| {
+            if stored.insert((index, action)) {
+                let effect = match action {
+                    Action::Execute => {
+                        applied.insert(index, true);
+                        Effect {
+                            saga_id: saga_id.to_owned(),
+                            step: step_name(index),
+                            action,
+                            undid: false,
+                            had_output: false,
+                        }
+                    }
+                    Action::Compensate => {
+                        let undid = applied.insert(index, false).unwrap_or(false);
+                        Effect {
+                            saga_id: saga_id.to_owned(),
+                            step: step_name(index),
+                            action,
+                            undid,
+                            had_output: failed_step != Some(index),
+                        }
+                    }
+                };
+                effects.push(effect);
+            }
+        };
+        for attempt in 1.. {
+            let result = match plan.effect(&step_name(index), action, attempt) {
+                None | Some(FaultEffect::Duplicate) => {
+                    deliver(&mut stored);
+                    Ok(())
+                }
+                Some(FaultEffect::LoseAnswer) => {
+                    deliver(&mut stored);
+                    Err(FailureKind::Timeout)
+                }
+                Some(FaultEffect::Timeout) => Err(FailureKind::Timeout),
+                // A panic happens inside the participant, after the idempotency check.
+                Some(FaultEffect::Panic) if stored.contains(&(index, action)) => Ok(()),
+                Some(FaultEffect::Panic) => Err(FailureKind::Retryable),
+                Some(FaultEffect::Fail(error)) if error.is_terminal() => Err(FailureKind::Terminal),
+                Some(FaultEffect::Fail(_)) => Err(FailureKind::Retryable),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(kind) if kind != FailureKind::Terminal && attempt <= policy.max_attempts => {}
+                Err(kind) => return Err(kind),
+            }
+        }
+        unreachable!()
+    };
+
+    for index in 0..steps.len() {
+        if let Err(kind) = run(index, Action::Execute, None) {
+            failed_step = Some((index, kind));
+            break;
+        }
+    }
+    let outcome = match failed_step {
+        None => PredictedOutcome::Completed,
+        Some((index, kind)) if steps[index].kind == StepKind::Retriable => {
+            PredictedOutcome::CompensationFailed {
+                step: step_name(index),
+                action: Action::Execute,
+                kind,
+            }
+        }
+        Some((index, kind)) => {
+            let own =
+                steps[index].kind == StepKind::Compensable && steps[index].compensate_on_failure;
+            let order = own.then_some(index).into_iter().chain(
+                (0..index)
+                    .rev()
+                    .filter(|&i| steps[i].kind == StepKind::Compensable),
+            );
+            let mut outcome = PredictedOutcome::Compensated {
+                failed_step: step_name(index),
+                kind,
+            };
+            for c in order {
+                if let Err(kind) = run(c, Action::Compensate, Some(index)) {
+                    outcome = PredictedOutcome::CompensationFailed {
+                        step: step_name(c),
+                        action: Action::Compensate,
+                        kind,
+                    };
+                    break;
+                }
+            }
+            outcome
+        }
+    };
+    Prediction { outcome, effects }
+}
+
+/// A current-thread runtime with paused time: retries and timeouts cost nothing.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    quiet_injected_panics();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Injected panics are expected; keep them out of the test output (others still print).
+pub fn quiet_injected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !message.starts_with("injected panic") {
+                default(info);
+            }
+        }));
+    });
+}
