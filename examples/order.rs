@@ -1,1 +1,336 @@
-fn main() {}
+//! An order saga on the in-memory executor: reserve stock, charge the payment (the pivot), ship.
+//!
+//! ```text
+//! cargo run --example order                          # every step succeeds
+//! cargo run --example order -- --fail charge_payment # the payment is declined: stock is released
+//! cargo run --example order -- --flaky reserve_stock # a transient fault, retried per policy
+//! cargo run --example order -- --help
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use saga::{
+    Compensable, InMemoryExecutor, Outcome, RetryPolicy, Saga, SagaEvent, Step, StepContext,
+    StepError,
+};
+use serde::{Deserialize, Serialize};
+
+/// The saga input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    order_id: String,
+    sku: String,
+    quantity: u32,
+    amount_cents: u64,
+    address: String,
+}
+
+/// What the inventory service returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reservation {
+    reservation_id: String,
+    warehouse: String,
+}
+
+/// What the payment service returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    charge_id: String,
+}
+
+/// What the shipping service returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shipment {
+    tracking_number: String,
+}
+
+/// The shipping step needs the order and the outputs of the two steps before it.
+#[derive(Debug, Deserialize)]
+pub struct ShipInput {
+    order_id: String,
+    address: String,
+    steps: ShipNeeds,
+}
+
+/// Earlier outputs, by step name.
+#[derive(Debug, Deserialize)]
+pub struct ShipNeeds {
+    reserve_stock: Reservation,
+    charge_payment: Receipt,
+}
+
+/// How a chosen step misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Fails with a terminal (business) error every time.
+    Fail,
+    /// Fails with a retryable error on the first two attempts.
+    Flaky,
+}
+
+/// A step's injected misbehaviour, if any, and how often it was called.
+#[derive(Debug, Default)]
+pub struct Service {
+    misbehaviour: Option<Misbehaviour>,
+    calls: AtomicU32,
+}
+
+impl Service {
+    fn call(&self, terminal: StepError) -> Result<(), StepError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.misbehaviour {
+            Some(Misbehaviour::Fail) => Err(terminal),
+            Some(Misbehaviour::Flaky) if call <= 2 => Err(StepError::retryable(format!(
+                "connection reset (call {call})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Inventory: reserves stock; the compensation releases it.
+#[derive(Debug)]
+pub struct ReserveStock(Arc<Service>);
+
+impl Step for ReserveStock {
+    type Input = Order;
+    type Output = Reservation;
+
+    async fn execute(&self, cx: &StepContext<'_>, order: Order) -> Result<Reservation, StepError> {
+        self.0.call(StepError::terminal(
+            "OutOfStock",
+            format!("no {} left", order.sku),
+        ))?;
+        println!("    inventory: reserved {} x {}", order.quantity, order.sku);
+        Ok(Reservation {
+            reservation_id: format!("res-{}", cx.saga_id()),
+            warehouse: "eu-west".into(),
+        })
+    }
+}
+
+impl Compensable for ReserveStock {
+    async fn compensate(
+        &self,
+        _cx: &StepContext<'_>,
+        order: Order,
+        reservation: Option<Reservation>,
+    ) -> Result<(), StepError> {
+        match reservation {
+            Some(r) => println!(
+                "    inventory: released {} ({} x {})",
+                r.reservation_id, order.quantity, order.sku
+            ),
+            None => println!(
+                "    inventory: nothing reserved for {}, nothing to release",
+                order.order_id
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// Payments: the pivot. Once the card is charged, the order goes through.
+#[derive(Debug)]
+pub struct ChargePayment(Arc<Service>);
+
+impl Step for ChargePayment {
+    type Input = Order;
+    type Output = Receipt;
+
+    async fn execute(&self, cx: &StepContext<'_>, order: Order) -> Result<Receipt, StepError> {
+        self.0.call(StepError::terminal(
+            "PaymentDeclined",
+            "the card issuer declined the charge",
+        ))?;
+        println!(
+            "    payments: charged {}.{:02} EUR (request id {})",
+            order.amount_cents / 100,
+            order.amount_cents % 100,
+            cx.idempotency_key()
+        );
+        Ok(Receipt {
+            charge_id: format!("ch-{}", cx.saga_id()),
+        })
+    }
+}
+
+/// Shipping: after the pivot, retried until it succeeds.
+#[derive(Debug)]
+pub struct ShipOrder(Arc<Service>);
+
+impl Step for ShipOrder {
+    type Input = ShipInput;
+    type Output = Shipment;
+
+    async fn execute(
+        &self,
+        _cx: &StepContext<'_>,
+        input: ShipInput,
+    ) -> Result<Shipment, StepError> {
+        self.0.call(StepError::terminal(
+            "AddressRejected",
+            "the carrier rejected the address",
+        ))?;
+        println!(
+            "    shipping: {} from {} to {} (paid by {})",
+            input.order_id,
+            input.steps.reserve_stock.warehouse,
+            input.address,
+            input.steps.charge_payment.charge_id
+        );
+        Ok(Shipment {
+            tracking_number: format!("TRK-{}", input.order_id),
+        })
+    }
+}
+
+/// The names of the steps, in order.
+pub const STEPS: [&str; 3] = ["reserve_stock", "charge_payment", "ship_order"];
+
+/// The order saga, with `misbehaving` steps.
+pub fn order_saga(misbehaving: &[(String, Misbehaviour)]) -> Saga {
+    let service = |step: &str| {
+        let misbehaviour = misbehaving.iter().find(|(s, _)| s == step).map(|(_, m)| *m);
+        Arc::new(Service {
+            misbehaviour,
+            calls: AtomicU32::new(0),
+        })
+    };
+    let quick = RetryPolicy::new(3).interval_seconds(1).backoff_rate(2.0);
+    Saga::builder("order")
+        .version(1)
+        .compensable("reserve_stock", ReserveStock(service("reserve_stock")))
+        .participant("inventory")
+        .timeout(Duration::from_secs(30))
+        .retry(quick.clone())
+        .pivot("charge_payment", ChargePayment(service("charge_payment")))
+        .participant("payments")
+        .timeout(Duration::from_secs(30))
+        .retry(quick.clone())
+        .retriable("ship_order", ShipOrder(service("ship_order")))
+        .participant("shipping")
+        .retry(quick)
+        .build()
+        .expect("the order saga is valid")
+}
+
+/// Prints an event of the saga log as a line of progress.
+pub fn describe(event: &SagaEvent) -> Option<String> {
+    Some(match event {
+        SagaEvent::SagaStarted { saga, .. } => format!("saga `{saga}` started"),
+        SagaEvent::StepStarted { step, attempt } if *attempt == 1 => format!("-> {step}"),
+        SagaEvent::StepStarted { step, attempt } => format!("-> {step} (attempt {attempt})"),
+        SagaEvent::StepSucceeded { step, output, .. } => format!("ok {step}: {output}"),
+        SagaEvent::StepFailed {
+            step,
+            error,
+            will_retry,
+            ..
+        } => format!(
+            "!! {step} failed: {error}{}",
+            if *will_retry { ", retrying" } else { "" }
+        ),
+        SagaEvent::CompensationStarted { step, .. } => format!("<- compensating {step}"),
+        SagaEvent::CompensationSucceeded { step, .. } => format!("ok {step} compensated"),
+        SagaEvent::CompensationFailed {
+            step,
+            error,
+            will_retry,
+            ..
+        } => format!(
+            "!! compensation of {step} failed: {error}{}",
+            if *will_retry { ", retrying" } else { "" }
+        ),
+        SagaEvent::SagaCompleted
+        | SagaEvent::SagaCompensated
+        | SagaEvent::SagaCompensationFailed { .. } => {
+            return None;
+        }
+    })
+}
+
+/// Runs one order through the saga and returns its outcome.
+pub async fn run(misbehaving: &[(String, Misbehaviour)]) -> Result<Outcome, saga::ExecutorError> {
+    let executor = InMemoryExecutor::builder()
+        .saga(order_saga(misbehaving))
+        .observer(|_, _, event| {
+            if let Some(line) = describe(event) {
+                println!("{line}");
+            }
+        })
+        .build();
+    let order = Order {
+        order_id: "order-1001".into(),
+        sku: "sku-42".into(),
+        quantity: 2,
+        amount_cents: 4_990,
+        address: "1 Rue de la Paix, Paris".into(),
+    };
+    let report = executor.run("order", &order.order_id, &order).await?;
+    println!("outcome: {}", report.outcome);
+    Ok(report.outcome)
+}
+
+const USAGE: &str = "\
+usage: cargo run --example order [-- OPTIONS]
+
+Runs one order (reserve_stock -> charge_payment -> ship_order) on the in-memory executor.
+
+options:
+  --fail STEP    make STEP fail with a terminal error, to see the compensation run
+  --flaky STEP   make STEP fail twice with a retryable error, to see the retries
+  -h, --help     print this help
+
+STEP is one of: reserve_stock, charge_payment, ship_order";
+
+fn parse(args: &[String]) -> Result<Vec<(String, Misbehaviour)>, String> {
+    let mut misbehaving = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let misbehaviour = match arg.as_str() {
+            "--fail" => Misbehaviour::Fail,
+            "--flaky" => Misbehaviour::Flaky,
+            other => return Err(format!("unknown option `{other}`")),
+        };
+        let step = args
+            .next()
+            .ok_or_else(|| format!("{arg} needs a step name"))?;
+        if !STEPS.contains(&step.as_str()) {
+            return Err(format!(
+                "unknown step `{step}`; the steps are {}",
+                STEPS.join(", ")
+            ));
+        }
+        misbehaving.push((step.clone(), misbehaviour));
+    }
+    Ok(misbehaving)
+}
+
+#[allow(dead_code)] // the example's tests include this file and call `run` directly
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let misbehaving = match parse(&args) {
+        Ok(m) => m,
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&misbehaving).await {
+        Ok(Outcome::CompensationFailed { .. }) => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

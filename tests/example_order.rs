@@ -1,0 +1,65 @@
+//! The order example, run end to end: success, a compensation, retries, and a stuck saga.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/order.rs"]
+mod order;
+
+use order::Misbehaviour::{Fail, Flaky};
+use saga::{Action, FailureKind, Outcome};
+
+fn misbehaving(step: &str, m: order::Misbehaviour) -> Vec<(String, order::Misbehaviour)> {
+    vec![(step.to_owned(), m)]
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_step_succeeds() {
+    assert_eq!(order::run(&[]).await.unwrap(), Outcome::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declined_payment_releases_the_stock() {
+    let outcome = order::run(&misbehaving("charge_payment", Fail))
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, error } = outcome else {
+        panic!("expected a compensation, got {outcome:?}");
+    };
+    assert_eq!(failed_step, "charge_payment");
+    assert_eq!(
+        (error.kind, error.code.as_str()),
+        (FailureKind::Terminal, "PaymentDeclined")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flaky_step_is_retried() {
+    for step in order::STEPS {
+        assert_eq!(
+            order::run(&misbehaving(step, Flaky)).await.unwrap(),
+            Outcome::Completed,
+            "{step}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_shipment_needs_an_operator() {
+    let outcome = order::run(&misbehaving("ship_order", Fail)).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::CompensationFailed { step, action: Action::Execute, .. } if step == "ship_order"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn every_event_of_a_run_is_described() {
+    use saga::SagaEvent;
+    let event = SagaEvent::StepStarted {
+        step: "ship_order".into(),
+        attempt: 2,
+    };
+    assert_eq!(
+        order::describe(&event).unwrap(),
+        "-> ship_order (attempt 2)"
+    );
+}
