@@ -10,7 +10,7 @@
 //!
 //! # Feature flags
 //!
-//! - `testing`: fault injection for the in-memory executor ([`testing::FaultPlan`]) and the
+//! - `testing`: fault injection for the in-memory executor (`testing::FaultPlan`) and the
 //!   idempotency store contract tests.
 
 pub use saga_core::*;

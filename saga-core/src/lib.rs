@@ -58,9 +58,9 @@
 //!
 //! # Feature flags
 //!
-//! - `testing`: fault injection for the in-memory executor ([`testing::FaultPlan`]: failures,
+//! - `testing`: fault injection for the in-memory executor (`testing::FaultPlan`: failures,
 //!   timeouts, lost answers, duplicate deliveries, panics, crashes at a log position) and the
-//!   [`IdempotencyStore`] contract tests.
+//!   `IdempotencyStore` contract tests.
 
 mod definition;
 mod error;
