@@ -27,32 +27,32 @@ pub struct Effect {
     pub had_output: bool,
 }
 
-/// Every effect applied by the test participants, in order, keyed by idempotency key.
+/// Every effect applied by the test participants, in order, per saga.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    effects: Mutex<Vec<Effect>>,
+    by_saga: Mutex<HashMap<String, Vec<Effect>>>,
 }
 
 impl Ledger {
-    pub fn effects(&self) -> Vec<Effect> {
-        self.effects.lock().unwrap().clone()
-    }
-
+    /// The effects applied for `saga_id`, in order.
     pub fn of(&self, saga_id: &str) -> Vec<Effect> {
-        self.effects()
-            .into_iter()
-            .filter(|e| e.saga_id == saga_id)
-            .collect()
+        let by_saga = self.by_saga.lock().unwrap();
+        by_saga.get(saga_id).cloned().unwrap_or_default()
     }
 
     fn push(&self, effect: Effect) {
-        self.effects.lock().unwrap().push(effect);
+        let mut by_saga = self.by_saga.lock().unwrap();
+        by_saga
+            .entry(effect.saga_id.clone())
+            .or_default()
+            .push(effect);
     }
 
     /// Whether `step` of `saga_id` has an execute effect not yet undone.
     fn applied_and_not_undone(&self, saga_id: &str, step: &str) -> bool {
-        let effects = self.effects.lock().unwrap();
-        let mine = |e: &&Effect| e.saga_id == saga_id && e.step == step;
+        let by_saga = self.by_saga.lock().unwrap();
+        let effects = by_saga.get(saga_id).map(Vec::as_slice).unwrap_or_default();
+        let mine = |e: &&Effect| e.step == step;
         let applied = effects
             .iter()
             .filter(mine)
