@@ -116,6 +116,22 @@ impl StepDefinition {
         }
     }
 
+    /// Sets the timeout and the heartbeat (whole seconds). Without an explicit heartbeat, the
+    /// default minute is kept if it is below the timeout, else the heartbeat is half the timeout
+    /// (at least 1 s). The builder and the `#[saga]` macro both use this.
+    pub fn set_timing(&mut self, timeout_seconds: Option<u32>, heartbeat_seconds: Option<u32>) {
+        if let Some(timeout) = timeout_seconds {
+            self.timeout_seconds = timeout;
+        }
+        match heartbeat_seconds {
+            Some(heartbeat) => self.heartbeat_seconds = heartbeat,
+            None if self.heartbeat_seconds >= self.timeout_seconds => {
+                self.heartbeat_seconds = (self.timeout_seconds / 2).max(1);
+            }
+            None => {}
+        }
+    }
+
     /// Whether the step has a compensating action.
     pub fn is_compensable(&self) -> bool {
         self.kind == StepKind::Compensable
@@ -167,6 +183,11 @@ impl SagaDefinition {
         )
     }
 
+    /// The Step Functions state machine for this saga (see [`crate::asl::generate`]).
+    pub fn state_machine(&self) -> crate::asl::StateMachine {
+        crate::asl::generate(self)
+    }
+
     /// Checks every rule; returns the first violation.
     pub fn validate(&self) -> Result<(), DefinitionError> {
         match self.violations().into_iter().next() {
@@ -194,8 +215,9 @@ impl SagaDefinition {
         let mut last_non_compensable: Option<&StepDefinition> = None;
         for step in &self.steps {
             let name = &step.name;
-            // Step names are valid ASL state names.
-            if let Err(reason) = check_name(name) {
+            // Step names are identifiers: valid state names, usable in `$.steps.<name>`, and
+            // free of the `.` that generated state names use.
+            if let Err(reason) = check_step_name(name) {
                 errors.push(DefinitionError::InvalidStepName {
                     step: name.clone(),
                     reason,
@@ -263,8 +285,8 @@ impl SagaDefinition {
                     timeout: step.timeout_seconds,
                 });
             }
-            // The participant has a usable name.
-            if let Err(reason) = check_name(step.participant.name()) {
+            // The participant's name is a valid queue or function name.
+            if let Err(reason) = check_participant(&step.participant) {
                 errors.push(DefinitionError::InvalidParticipant {
                     step: name.clone(),
                     reason,
@@ -295,6 +317,46 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if let Some(c) = name.chars().find(|c| FORBIDDEN_NAME_CHARS.contains(*c)) {
         return Err(format!(
             "the name contains {c:?}, which Step Functions forbids"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a step name: a valid state name that is also an identifier (ASCII letters, digits and
+/// `_`, not starting with a digit), since it becomes the JSON path `$.steps.<name>` and the
+/// prefix of generated state names such as `<name>.compensate`.
+pub fn check_step_name(name: &str) -> Result<(), String> {
+    check_name(name)?;
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
+        return Err(format!(
+            "the name contains {c:?}; step names are ASCII letters, digits and `_`"
+        ));
+    }
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err("the name starts with a digit".to_owned());
+    }
+    Ok(())
+}
+
+/// Checks a participant name: SQS queue names and Lambda function names are ASCII letters,
+/// digits, `-` and `_`, at most 80 (queues) or 64 (functions) characters.
+pub fn check_participant(participant: &Participant) -> Result<(), String> {
+    let (name, max) = match participant {
+        Participant::Queue(name) => (name, 80),
+        Participant::Lambda(name) => (name, 64),
+    };
+    if name.is_empty() || name.len() > max {
+        return Err(format!("`{name}` must have 1 to {max} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "`{name}` contains {c:?}; use ASCII letters, digits, `-` and `_`"
         ));
     }
     Ok(())

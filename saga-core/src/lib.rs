@@ -62,6 +62,8 @@
 //!   timeouts, lost answers, duplicate deliveries, panics, crashes at a log position) and the
 //!   `IdempotencyStore` contract tests.
 
+pub mod analysis;
+pub mod asl;
 mod definition;
 mod error;
 mod executor;
@@ -69,6 +71,7 @@ mod fault;
 mod idempotency;
 mod log;
 pub mod participant;
+pub mod render;
 mod report;
 mod retry;
 mod saga;
@@ -78,7 +81,7 @@ pub mod testing;
 
 pub use definition::{
     DefinitionError, FORBIDDEN_NAME_CHARS, MAX_NAME_LEN, Participant, SagaDefinition,
-    StepDefinition, StepKind, check_name,
+    StepDefinition, StepKind, check_name, check_participant, check_step_name,
 };
 pub use error::{ErrorKind, FailureKind, ResultExt, StepError, StepFailure};
 pub use executor::{ExecutorError, InMemoryExecutor, InMemoryExecutorBuilder, Observer};
@@ -90,4 +93,6 @@ pub use log::{Finish, LogError, LogRecord, OutOfOrder, Phase, SagaEvent, SagaLog
 pub use report::{Invocation, InvocationResult, Outcome, SagaReport, Trace};
 pub use retry::{ASL_MAX_DELAY_SECONDS, ASL_MAX_INTEGER, JitterStrategy, RetryPolicy};
 pub use saga::{Saga, SagaBuilder, StepBuilder};
-pub use step::{BoxFuture, Compensable, Step, StepContext, StepHandler};
+pub use step::{
+    BoxFuture, Compensable, Step, StepContext, StepHandler, compensable_handler, forward_handler,
+};

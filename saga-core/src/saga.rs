@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::definition::{DefinitionError, Participant, SagaDefinition, StepDefinition, StepKind};
 use crate::retry::RetryPolicy;
-use crate::step::{Compensable, ForwardOnly, Step, StepHandler, WithCompensation};
+use crate::step::{Compensable, Step, StepHandler, compensable_handler, forward_handler};
 
 /// A saga ready to run: the declaration plus one handler per step.
 ///
@@ -140,22 +140,18 @@ impl SagaBuilder {
         self.push(
             name.into(),
             StepKind::Compensable,
-            Arc::new(WithCompensation(step)),
+            compensable_handler(step),
         )
     }
 
     /// Adds the pivot: the go/no-go step, without compensation.
     pub fn pivot(self, name: impl Into<String>, step: impl Step) -> StepBuilder {
-        self.push(name.into(), StepKind::Pivot, Arc::new(ForwardOnly(step)))
+        self.push(name.into(), StepKind::Pivot, forward_handler(step))
     }
 
     /// Adds a retriable step (after the pivot): retried until it succeeds, never compensated.
     pub fn retriable(self, name: impl Into<String>, step: impl Step) -> StepBuilder {
-        self.push(
-            name.into(),
-            StepKind::Retriable,
-            Arc::new(ForwardOnly(step)),
-        )
+        self.push(name.into(), StepKind::Retriable, forward_handler(step))
     }
 
     fn push(mut self, name: String, kind: StepKind, handler: Arc<dyn StepHandler>) -> StepBuilder {
@@ -175,16 +171,15 @@ impl SagaBuilder {
         let mut handlers = Vec::with_capacity(self.steps.len());
         for mut pending in self.steps {
             let name = &pending.definition.name;
-            if let Some(timeout) = pending.timeout {
-                pending.definition.timeout_seconds = whole_seconds(name, "timeout", timeout)?;
-            }
-            if let Some(heartbeat) = pending.heartbeat {
-                pending.definition.heartbeat_seconds = whole_seconds(name, "heartbeat", heartbeat)?;
-            } else if pending.definition.heartbeat_seconds >= pending.definition.timeout_seconds {
-                // A short timeout without an explicit heartbeat: beat at half the timeout.
-                pending.definition.heartbeat_seconds =
-                    (pending.definition.timeout_seconds / 2).max(1);
-            }
+            let timeout = pending
+                .timeout
+                .map(|d| whole_seconds(name, "timeout", d))
+                .transpose()?;
+            let heartbeat = pending
+                .heartbeat
+                .map(|d| whole_seconds(name, "heartbeat", d))
+                .transpose()?;
+            pending.definition.set_timing(timeout, heartbeat);
             steps.push(pending.definition);
             handlers.push(pending.handler);
         }

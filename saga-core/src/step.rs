@@ -312,3 +312,14 @@ impl<S: Compensable> StepHandler for WithCompensation<S> {
         })
     }
 }
+
+/// The handler the engines call for a pivot or retriable step (no compensation). The builder
+/// and the `#[saga]` macro wrap steps with this.
+pub fn forward_handler<S: Step>(step: S) -> std::sync::Arc<dyn StepHandler> {
+    std::sync::Arc::new(ForwardOnly(step))
+}
+
+/// The handler the engines call for a compensable step.
+pub fn compensable_handler<S: Compensable>(step: S) -> std::sync::Arc<dyn StepHandler> {
+    std::sync::Arc::new(WithCompensation(step))
+}

@@ -87,23 +87,26 @@ impl fmt::Display for IdempotencyKey {
 pub struct PayloadHash([u8; 32]);
 
 impl PayloadHash {
-    /// Hashes the JSON serialisation of `payload` without building it in memory.
+    /// Hashes the JSON serialisation of `payload`. The JSON is written to a reused per-thread
+    /// buffer and hashed in one call, which is several times faster than feeding the hasher the
+    /// serialiser's many small writes.
     pub fn of<T: Serialize + ?Sized>(payload: &T) -> Self {
-        struct Writer(Sha256);
-        impl std::io::Write for Writer {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.update(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let mut writer = Writer(Sha256::new());
-        // Serialising a `Serialize` into a writer that cannot fail only fails for maps with
-        // non-string keys; such a payload still hashes deterministically up to that point.
-        let _ = serde_json::to_writer(&mut writer, payload);
-        Self(writer.0.finalize().into())
+        BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            // Serialising into a Vec only fails for maps with non-string keys; such a payload
+            // still hashes deterministically up to that point.
+            let _ = serde_json::to_writer(&mut *buffer, payload);
+            let hash = Self(Sha256::digest(&buffer[..]).into());
+            if buffer.capacity() > 1 << 20 {
+                // Do not keep a huge payload's buffer alive on this thread.
+                *buffer = Vec::new();
+            }
+            hash
+        })
     }
 
     /// The hash as lowercase hex.

@@ -1,0 +1,208 @@
+//! What a saga costs on Step Functions: state transitions per path, read off the generated
+//! state machine. Standard workflows are billed per state transition, retries included.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::asl::{State, StateMachine, Transition};
+
+/// The public price of one Standard-workflow state transition in USD ($0.025 per 1,000, most
+/// regions, as of 2026).
+pub const STANDARD_PRICE_PER_TRANSITION_USD: f64 = 0.000_025;
+
+/// How a path through the state machine ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PathEnd {
+    /// Every step succeeded.
+    Completed,
+    /// A step failed and every compensation succeeded.
+    Compensated,
+    /// A compensation (or a step after the pivot) gave up.
+    CompensationFailed,
+}
+
+/// One path from the start to an end, with what it costs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathCost {
+    /// What happens on this path, e.g. `charge_payment fails`.
+    pub description: String,
+    /// How it ends.
+    pub end: PathEnd,
+    /// The states entered, in order.
+    pub states: Vec<String>,
+    /// State transitions when no retry is needed (one per state entered).
+    pub transitions: u64,
+    /// State transitions when every task uses every retry its policy allows.
+    pub transitions_with_retries: u64,
+}
+
+/// Every path through a saga's state machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cost {
+    /// Every path, success first, then by where it fails.
+    pub paths: Vec<PathCost>,
+}
+
+impl Cost {
+    /// Walks every path of `machine` (each task either succeeds or fails after its retries).
+    pub fn of(machine: &StateMachine) -> Self {
+        let mut paths = Vec::new();
+        let mut trail = Vec::new();
+        walk(machine, &machine.start_at, &mut trail, &mut paths);
+        paths.sort_by_key(|p| (p.end != PathEnd::Completed, p.states.len()));
+        Self { paths }
+    }
+
+    /// The happy path.
+    pub fn success(&self) -> &PathCost {
+        self.paths
+            .iter()
+            .find(|p| p.end == PathEnd::Completed)
+            .expect("a saga can succeed")
+    }
+
+    /// The path where step `step` fails and every compensation succeeds.
+    pub fn failure_at(&self, step: &str) -> Option<&PathCost> {
+        let description = format!("{step} fails");
+        self.paths.iter().find(|p| p.description == description)
+    }
+
+    /// The most expensive path with every retry used.
+    pub fn worst_case(&self) -> &PathCost {
+        self.paths
+            .iter()
+            .max_by_key(|p| (p.transitions_with_retries, p.states.len()))
+            .expect("a saga has paths")
+    }
+
+    /// What a million sagas cost in USD if every one takes `path`, at `price_per_transition`.
+    pub fn price_per_million(path: &PathCost, price_per_transition: f64) -> f64 {
+        path.transitions as f64 * price_per_transition * 1e6
+    }
+}
+
+struct Visit {
+    state: String,
+    retries: u64,
+    failed: bool,
+    is_compensation: bool,
+}
+
+fn walk(machine: &StateMachine, name: &str, trail: &mut Vec<Visit>, paths: &mut Vec<PathCost>) {
+    let Some(state) = machine.state(name) else {
+        return;
+    };
+    match state {
+        State::Fail(fail) => {
+            trail.push(Visit {
+                state: name.to_owned(),
+                retries: 0,
+                failed: false,
+                is_compensation: false,
+            });
+            let end = if fail.error == crate::asl::ERROR_COMPENSATED {
+                PathEnd::Compensated
+            } else {
+                PathEnd::CompensationFailed
+            };
+            paths.push(path(trail, end));
+            trail.pop();
+        }
+        State::Task(task) => {
+            let retries = task
+                .retry
+                .iter()
+                .map(|r| u64::from(r.max_attempts))
+                .max()
+                .unwrap_or(0);
+            let is_compensation = name.ends_with(".compensate");
+            // Succeeds: continue or end.
+            trail.push(Visit {
+                state: name.to_owned(),
+                retries,
+                failed: false,
+                is_compensation,
+            });
+            match &task.transition {
+                Transition::Next { next } => walk(machine, next, trail, paths),
+                Transition::End { .. } => paths.push(path(trail, PathEnd::Completed)),
+            }
+            trail.pop();
+            // Fails after its retries: follow the catcher.
+            trail.push(Visit {
+                state: name.to_owned(),
+                retries,
+                failed: true,
+                is_compensation,
+            });
+            for catcher in &task.catch {
+                walk(machine, &catcher.next, trail, paths);
+            }
+            trail.pop();
+        }
+    }
+}
+
+fn path(trail: &[Visit], end: PathEnd) -> PathCost {
+    let failures: Vec<String> = trail
+        .iter()
+        .filter(|v| v.failed)
+        .map(|v| {
+            if v.is_compensation {
+                format!(
+                    "compensation of {} fails",
+                    v.state.trim_end_matches(".compensate")
+                )
+            } else {
+                format!("{} fails", v.state)
+            }
+        })
+        .collect();
+    let description = if failures.is_empty() {
+        "success".to_owned()
+    } else {
+        failures.join(", then ")
+    };
+    PathCost {
+        description,
+        end,
+        states: trail.iter().map(|v| v.state.clone()).collect(),
+        transitions: trail.len() as u64,
+        transitions_with_retries: trail.iter().map(|v| 1 + v.retries).sum(),
+    }
+}
+
+impl fmt::Display for Cost {
+    /// A table: one row per path, with transitions and the price per million sagas.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .paths
+            .iter()
+            .map(|p| p.description.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            f,
+            "{:<width$}  {:>11}  {:>12}  {:>14}",
+            "path", "transitions", "with retries", "USD / million"
+        )?;
+        for p in &self.paths {
+            writeln!(
+                f,
+                "{:<width$}  {:>11}  {:>12}  {:>14.2}",
+                p.description,
+                p.transitions,
+                p.transitions_with_retries,
+                Cost::price_per_million(p, STANDARD_PRICE_PER_TRANSITION_USD),
+            )?;
+        }
+        let worst = self.worst_case();
+        write!(
+            f,
+            "worst case: {} ({} transitions with every retry used)",
+            worst.description, worst.transitions_with_retries
+        )
+    }
+}

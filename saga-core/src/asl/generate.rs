@@ -1,0 +1,342 @@
+//! `SagaDefinition` -> Step Functions state machine, as DESIGN.md describes: one callback Task per
+//! step, Retry on `Saga.Retryable` and `States.Timeout`, Catch `States.ALL` into one shared
+//! reverse compensation chain, and `Fail` ends. No Pass or Succeed padding: the happy path of N
+//! steps enters N states, a failure at step k (all compensable) enters 2k+1.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use super::model::{
+    Catcher, FailState, ResultPath, Retrier, State, StateMachine, States, TaskState, Transition,
+};
+use crate::definition::{Participant, SagaDefinition, StepDefinition, StepKind};
+use crate::idempotency::Action;
+use crate::retry::{JitterStrategy, RetryPolicy};
+
+/// The SQS callback integration: send the command, wait for SendTaskSuccess / SendTaskFailure.
+pub const SQS_CALLBACK: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
+/// The Lambda callback integration: invoke the function asynchronously, wait for the token.
+pub const LAMBDA_CALLBACK: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+/// The version of the command message (`v`).
+pub const COMMAND_VERSION: u32 = 1;
+/// The error a participant reports for a transient failure.
+pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
+/// The error a participant reports for a business rejection.
+pub const ERROR_TERMINAL: &str = "Saga.Terminal";
+/// The error Step Functions reports for a task without an answer in time.
+pub const ERROR_TIMEOUT: &str = "States.Timeout";
+/// The error of an execution that was rolled back cleanly.
+pub const ERROR_COMPENSATED: &str = "Saga.Compensated";
+/// The error of an execution that is stuck and needs an operator.
+pub const ERROR_COMPENSATION_FAILED: &str = "Saga.CompensationFailed";
+/// The `Fail` state every clean rollback ends in.
+pub const COMPENSATED_STATE: &str = "Saga.compensated";
+
+/// The state that runs `step`'s compensation.
+pub fn compensate_state(step: &str) -> String {
+    format!("{step}.compensate")
+}
+
+/// The `Fail` state entered when `step`'s compensation gives up.
+pub fn compensation_failed_state(step: &str) -> String {
+    format!("{step}.compensation_failed")
+}
+
+/// The `Fail` state entered when a retriable step (after the pivot) gives up.
+pub fn stuck_state(step: &str) -> String {
+    format!("{step}.failed")
+}
+
+/// The command a participant receives, as a payload template: constants, and `.$` paths that
+/// Step Functions fills in.
+#[derive(Debug, Serialize)]
+struct CommandTemplate<'a> {
+    v: u32,
+    saga: &'a str,
+    #[serde(rename = "saga_id.$")]
+    saga_id: &'static str,
+    step: &'a str,
+    action: Action,
+    #[serde(rename = "idempotency_key.$")]
+    idempotency_key: String,
+    #[serde(rename = "input.$")]
+    input: &'static str,
+    #[serde(rename = "task_token.$")]
+    task_token: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SqsParameters<'a> {
+    queue_url: String,
+    message_body: CommandTemplate<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LambdaParameters<'a> {
+    function_name: String,
+    invocation_type: &'static str,
+    payload: CommandTemplate<'a>,
+}
+
+/// The deploy-time substitution variable (`${...}` in the definition) for a participant:
+/// `InventoryQueueUrl` for the queue `inventory`, `PaymentsFunctionArn` for the Lambda
+/// `payments`.
+pub fn substitution_key(participant: &Participant) -> String {
+    let pascal: String = participant
+        .name()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            first.into_iter().chain(chars).collect::<String>()
+        })
+        .collect();
+    match participant {
+        Participant::Queue(_) => format!("{pascal}QueueUrl"),
+        Participant::Lambda(_) => format!("{pascal}FunctionArn"),
+    }
+}
+
+/// Every substitution variable the definition uses, with its participant.
+pub fn substitutions(definition: &SagaDefinition) -> BTreeMap<String, Participant> {
+    definition
+        .steps
+        .iter()
+        .map(|s| (substitution_key(&s.participant), s.participant.clone()))
+        .collect()
+}
+
+fn parameters(saga: &str, step: &StepDefinition, action: Action) -> serde_json::Value {
+    // In an intrinsic function's string literal, `'`, `{`, `}` and `\` are escaped; step
+    // names are identifiers, so none occurs, but escape anyway.
+    let escaped: String = step
+        .name
+        .chars()
+        .flat_map(|c| match c {
+            '\'' | '{' | '}' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let command = CommandTemplate {
+        v: COMMAND_VERSION,
+        saga,
+        saga_id: "$$.Execution.Name",
+        step: &step.name,
+        action,
+        idempotency_key: format!("States.Format('{{}}/{escaped}/{action}', $$.Execution.Name)"),
+        input: "$",
+        task_token: "$$.Task.Token",
+    };
+    let variable = format!("${{{}}}", substitution_key(&step.participant));
+    let value = match &step.participant {
+        Participant::Queue(_) => serde_json::to_value(SqsParameters {
+            queue_url: variable,
+            message_body: command,
+        }),
+        Participant::Lambda(_) => serde_json::to_value(LambdaParameters {
+            function_name: variable,
+            invocation_type: "Event",
+            payload: command,
+        }),
+    };
+    value.expect("parameters always serialise")
+}
+
+fn retrier(policy: &RetryPolicy) -> Vec<Retrier> {
+    if policy.max_attempts == 0 {
+        return Vec::new();
+    }
+    vec![Retrier {
+        error_equals: vec![ERROR_RETRYABLE.to_owned(), ERROR_TIMEOUT.to_owned()],
+        interval_seconds: policy.interval_seconds,
+        max_attempts: policy.max_attempts,
+        backoff_rate: policy.backoff_rate,
+        max_delay_seconds: policy.max_delay_seconds,
+        jitter_strategy: match policy.jitter {
+            JitterStrategy::None => None,
+            JitterStrategy::Full => Some("FULL".to_owned()),
+        },
+    }]
+}
+
+fn task(
+    saga: &str,
+    step: &StepDefinition,
+    action: Action,
+    result_path: ResultPath,
+    catch: String,
+    transition: Transition,
+) -> State {
+    State::Task(Box::new(TaskState {
+        resource: match step.participant {
+            Participant::Queue(_) => SQS_CALLBACK,
+            Participant::Lambda(_) => LAMBDA_CALLBACK,
+        }
+        .to_owned(),
+        parameters: parameters(saga, step, action),
+        timeout_seconds: step.timeout_seconds,
+        heartbeat_seconds: Some(step.heartbeat_seconds),
+        result_path,
+        retry: retrier(step.policy(action)),
+        catch: vec![Catcher {
+            error_equals: vec!["States.ALL".to_owned()],
+            result_path: "$.error".to_owned(),
+            next: catch,
+        }],
+        transition,
+    }))
+}
+
+/// Where the compensation of a failure at step `index` starts: the first compensation in
+/// [`SagaDefinition::compensation_order`], or the clean end if there is none.
+fn compensation_entry(definition: &SagaDefinition, index: usize) -> String {
+    match definition.compensation_order(index).next() {
+        Some(step) => compensate_state(&step.name),
+        None => COMPENSATED_STATE.to_owned(),
+    }
+}
+
+/// Generates the state machine for a (valid) definition.
+///
+/// ```
+/// use saga_core::{Participant, SagaDefinition, StepDefinition, StepKind};
+/// use saga_core::asl;
+///
+/// let step = |name: &str, kind| StepDefinition::new(name, kind, Participant::queue("svc"));
+/// let definition = SagaDefinition {
+///     name: "order".into(),
+///     version: 1,
+///     steps: vec![step("reserve", StepKind::Compensable), step("charge", StepKind::Pivot)],
+/// };
+/// let machine = asl::generate(&definition);
+/// assert_eq!(machine.start_at, "reserve");
+/// assert!(machine.state("reserve.compensate").is_some());
+/// ```
+pub fn generate(definition: &SagaDefinition) -> StateMachine {
+    let saga = definition.name.as_str();
+    let steps = &definition.steps;
+    let mut states = Vec::new();
+
+    for (index, step) in steps.iter().enumerate() {
+        let transition = match steps.get(index + 1) {
+            Some(next) => Transition::next(&next.name),
+            None => Transition::end(),
+        };
+        let catch = match step.kind {
+            StepKind::Retriable => stuck_state(&step.name),
+            StepKind::Compensable | StepKind::Pivot => compensation_entry(definition, index),
+        };
+        let result_path = ResultPath::Path(format!("$.steps.{}", step.name));
+        states.push((
+            step.name.clone(),
+            task(saga, step, Action::Execute, result_path, catch, transition),
+        ));
+    }
+
+    // One chain, in reverse: each compensation continues with the previous compensable step.
+    let compensable: Vec<&StepDefinition> = steps.iter().filter(|s| s.is_compensable()).collect();
+    for (position, step) in compensable.iter().enumerate().rev() {
+        let next = match position.checked_sub(1) {
+            Some(previous) => compensate_state(&compensable[previous].name),
+            None => COMPENSATED_STATE.to_owned(),
+        };
+        let catch = compensation_failed_state(&step.name);
+        let state = task(
+            saga,
+            step,
+            Action::Compensate,
+            ResultPath::Discard,
+            catch,
+            Transition::next(next),
+        );
+        states.push((compensate_state(&step.name), state));
+    }
+
+    let fail = |error: &str, cause: String| {
+        State::Fail(FailState {
+            error: error.to_owned(),
+            cause,
+        })
+    };
+    states.push((
+        COMPENSATED_STATE.to_owned(),
+        fail(
+            ERROR_COMPENSATED,
+            format!("saga `{saga}` failed and was compensated"),
+        ),
+    ));
+    for step in &compensable {
+        states.push((
+            compensation_failed_state(&step.name),
+            fail(
+                ERROR_COMPENSATION_FAILED,
+                format!(
+                    "the compensation of step `{}` gave up; the saga needs an operator",
+                    step.name
+                ),
+            ),
+        ));
+    }
+    for step in steps.iter().filter(|s| s.kind == StepKind::Retriable) {
+        states.push((
+            stuck_state(&step.name),
+            fail(
+                ERROR_COMPENSATION_FAILED,
+                format!(
+                    "step `{}` gave up after the pivot; the saga needs an operator",
+                    step.name
+                ),
+            ),
+        ));
+    }
+
+    let machine = StateMachine {
+        comment: Some(format!(
+            "Saga `{saga}` version {}, generated by saga from its declaration.",
+            definition.version
+        )),
+        start_at: steps.first().map(|s| s.name.clone()).unwrap_or_default(),
+        states: States(states),
+    };
+    prune_unreachable(machine)
+}
+
+/// The states a state transitions to (`Next` and every `Catch`).
+pub fn successors(state: &State) -> Vec<&str> {
+    match state {
+        State::Task(task) => {
+            let next = match &task.transition {
+                Transition::Next { next } => Some(next.as_str()),
+                Transition::End { .. } => None,
+            };
+            next.into_iter()
+                .chain(task.catch.iter().map(|c| c.next.as_str()))
+                .collect()
+        }
+        State::Fail(_) => Vec::new(),
+    }
+}
+
+/// Drops states no path reaches (e.g. the compensation of the last compensable step when it
+/// skips compensation on its own failure and nothing follows it), which validators refuse.
+fn prune_unreachable(mut machine: StateMachine) -> StateMachine {
+    let mut reachable = HashSet::new();
+    let mut stack = vec![machine.start_at.clone()];
+    while let Some(name) = stack.pop() {
+        if !reachable.insert(name.clone()) {
+            continue;
+        }
+        if let Some(state) = machine.state(&name) {
+            stack.extend(successors(state).into_iter().map(str::to_owned));
+        }
+    }
+    machine
+        .states
+        .0
+        .retain(|(name, _)| reachable.contains(name));
+    machine
+}

@@ -1,0 +1,15 @@
+//! Amazon States Language: a typed model of the subset we emit, and the generator that turns a
+//! [`SagaDefinition`](crate::SagaDefinition) into a Standard-workflow state machine.
+
+mod generate;
+mod model;
+
+pub use generate::{
+    COMMAND_VERSION, COMPENSATED_STATE, ERROR_COMPENSATED, ERROR_COMPENSATION_FAILED,
+    ERROR_RETRYABLE, ERROR_TERMINAL, ERROR_TIMEOUT, LAMBDA_CALLBACK, SQS_CALLBACK,
+    compensate_state, compensation_failed_state, generate, stuck_state, substitution_key,
+    substitutions, successors,
+};
+pub use model::{
+    Catcher, FailState, ResultPath, Retrier, State, StateMachine, States, TaskState, Transition,
+};

@@ -1,0 +1,234 @@
+//! The generated state machine: shape, minimal transition counts, analysis and rendering.
+
+use saga_core::analysis::{self, Cost, LimitError, PathEnd};
+use saga_core::asl::{self, ResultPath, State, Transition};
+use saga_core::{Participant, RetryPolicy, SagaDefinition, StepDefinition, StepKind};
+
+fn step(name: &str, kind: StepKind) -> StepDefinition {
+    StepDefinition::new(name, kind, Participant::queue("svc"))
+}
+
+fn saga(kinds: &[StepKind]) -> SagaDefinition {
+    let steps = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| step(&format!("s{i}"), *k))
+        .collect();
+    SagaDefinition {
+        name: "t".into(),
+        version: 1,
+        steps,
+    }
+}
+
+use StepKind::{Compensable as C, Pivot as P, Retriable as R};
+
+#[test]
+fn success_costs_n_and_failure_at_k_costs_2k_plus_1() {
+    for n in 1..=12 {
+        let definition = saga(&vec![C; n]);
+        let cost = Cost::of(&definition.state_machine());
+        assert_eq!(cost.success().transitions, n as u64, "success of {n} steps");
+        for k in 1..=n {
+            let path = cost
+                .failure_at(&format!("s{}", k - 1))
+                .expect("a failure path per step");
+            assert_eq!(
+                path.transitions,
+                2 * k as u64 + 1,
+                "failure at step {k} of {n}"
+            );
+            assert_eq!(path.end, PathEnd::Compensated);
+        }
+    }
+}
+
+#[test]
+fn a_failed_pivot_compensates_only_the_steps_before_it() {
+    let definition = saga(&[C, C, P, R]);
+    let cost = Cost::of(&definition.state_machine());
+    let pivot = cost.failure_at("s2").unwrap();
+    assert_eq!(
+        pivot.states,
+        [
+            "s0",
+            "s1",
+            "s2",
+            "s1.compensate",
+            "s0.compensate",
+            "Saga.compensated"
+        ]
+    );
+    let stuck = cost.failure_at("s3").unwrap();
+    assert_eq!(stuck.end, PathEnd::CompensationFailed);
+    assert_eq!(stuck.states.last().unwrap(), "s3.failed");
+}
+
+#[test]
+fn every_task_is_a_bounded_callback_with_retry_and_catch() {
+    let mut definition = saga(&[C, P, R]);
+    definition.steps[1].participant = Participant::lambda("payments");
+    let machine = definition.state_machine();
+    for (name, state) in &machine.states.0 {
+        let State::Task(task) = state else { continue };
+        assert!(task.resource.ends_with(".waitForTaskToken"), "{name}");
+        assert!(
+            task.heartbeat_seconds.unwrap() < task.timeout_seconds,
+            "{name}"
+        );
+        assert_eq!(
+            task.retry[0].error_equals,
+            ["Saga.Retryable", "States.Timeout"],
+            "{name}"
+        );
+        assert_eq!(task.catch[0].error_equals, ["States.ALL"], "{name}");
+        assert_eq!(task.catch[0].result_path, "$.error", "{name}");
+        let body = task
+            .parameters
+            .get("MessageBody")
+            .or(task.parameters.get("Payload"))
+            .unwrap();
+        assert_eq!(body["task_token.$"], "$$.Task.Token");
+        assert_eq!(body["saga_id.$"], "$$.Execution.Name");
+        let action = if name.ends_with(".compensate") {
+            "compensate"
+        } else {
+            "execute"
+        };
+        let step = name.trim_end_matches(".compensate");
+        assert_eq!(
+            body["idempotency_key.$"],
+            format!("States.Format('{{}}/{step}/{action}', $$.Execution.Name)")
+        );
+        match name.ends_with(".compensate") {
+            true => assert_eq!(task.result_path, ResultPath::Discard),
+            false => assert_eq!(
+                task.result_path,
+                ResultPath::Path(format!("$.steps.{name}"))
+            ),
+        }
+    }
+    let State::Task(charge) = machine.state("s1").unwrap() else {
+        panic!()
+    };
+    assert_eq!(charge.parameters["FunctionName"], "${PaymentsFunctionArn}");
+    let State::Task(reserve) = machine.state("s0").unwrap() else {
+        panic!()
+    };
+    assert_eq!(reserve.parameters["QueueUrl"], "${SvcQueueUrl}");
+    assert_eq!(reserve.transition, Transition::next("s1"));
+}
+
+#[test]
+fn unreachable_states_are_left_out() {
+    // The only compensable step skips its own compensation and nothing after it can fail into
+    // the chain: no compensation state at all.
+    let mut definition = saga(&[C]);
+    definition.steps[0].compensate_on_failure = false;
+    let machine = definition.state_machine();
+    let names: Vec<&str> = machine.states.0.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["s0", "Saga.compensated"]);
+}
+
+#[test]
+fn worst_case_counts_every_retry() {
+    let mut definition = saga(&[C, P]);
+    definition.steps[0].retry = RetryPolicy::new(2);
+    definition.steps[1].retry = RetryPolicy::new(5);
+    definition.steps[0].compensation_retry = RetryPolicy::new(7);
+    let cost = Cost::of(&definition.state_machine());
+    assert_eq!(cost.success().transitions_with_retries, 3 + 6);
+    // s0 ok (3), s1 fails after retries (6), s0.compensate fails after retries (8), Fail (1).
+    assert_eq!(cost.worst_case().transitions_with_retries, 3 + 6 + 8 + 1);
+    assert_eq!(cost.worst_case().end, PathEnd::CompensationFailed);
+    let table = cost.to_string();
+    assert!(
+        table.contains("s1 fails, then compensation of s0 fails"),
+        "{table}"
+    );
+    assert!((Cost::price_per_million(cost.success(), 0.000_025) - 50.0).abs() < 1e-9);
+}
+
+#[test]
+fn limits_are_checked_with_clear_errors() {
+    let fine = analysis::check(&saga(&[C, C, P, R])).unwrap();
+    assert!(fine.definition_bytes < 20_000);
+
+    let mut long = saga(&[C]);
+    long.steps[0].name = "x".repeat(70);
+    let errors = analysis::check(&long).unwrap_err();
+    assert!(
+        errors.iter().any(|e| matches!(e, LimitError::StateName { state, .. } if state.ends_with(".compensation_failed"))),
+        "{errors:?}"
+    );
+
+    let mut greedy = saga(&[C; 12]);
+    for step in &mut greedy.steps {
+        step.retry = RetryPolicy::new(1000);
+        step.compensation_retry = RetryPolicy::new(1000);
+    }
+    let errors = analysis::check(&greedy).unwrap_err();
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("history events") && message.contains("25000"),
+        "{message}"
+    );
+
+    let mut clash = saga(&[C, P]);
+    clash.steps[0].participant = Participant::queue("order-events");
+    clash.steps[1].participant = Participant::queue("order_events");
+    let errors = analysis::check(&clash).unwrap_err();
+    assert!(
+        matches!(&errors[0], LimitError::SubstitutionClash { key, .. } if key == "OrderEventsQueueUrl")
+    );
+
+    let big = serde_json::json!({ "blob": "x".repeat(300_000) });
+    assert!(
+        analysis::check_payload("the saga input", &big)
+            .unwrap_err()
+            .to_string()
+            .contains("262144")
+    );
+}
+
+#[test]
+fn renders_every_state_and_edge() {
+    let machine = saga(&[C, P, R]).state_machine();
+    let mermaid = saga_core::render::mermaid(&machine);
+    let dot = saga_core::render::dot(&machine);
+    for (name, _) in &machine.states.0 {
+        assert!(
+            dot.contains(&format!("\"{name}\"")),
+            "{name} missing from DOT:\n{dot}"
+        );
+        let id: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        assert!(
+            mermaid.contains(&id),
+            "{name} missing from Mermaid:\n{mermaid}"
+        );
+    }
+    assert!(
+        mermaid.contains("s1 -. fails .-> s0_compensate"),
+        "{mermaid}"
+    );
+    assert!(dot.contains("\"s2\" -> \"Completed\";"), "{dot}");
+    assert!(
+        dot.contains("\"s0.compensate\" -> \"Saga.compensated\";"),
+        "{dot}"
+    );
+}
+
+#[test]
+fn the_model_round_trips_through_json() {
+    let machine = saga(&[C, P, R]).state_machine();
+    let json = machine.to_json();
+    let back: asl::StateMachine = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, machine);
+    assert!(
+        json.contains("\"ResultPath\":null"),
+        "compensations discard their result"
+    );
+}
