@@ -8,14 +8,9 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use saga::{
-    Compensable, InMemoryExecutor, Outcome, RetryPolicy, Saga, SagaEvent, Step, StepContext,
-    StepError,
-};
+use saga::{InMemoryExecutor, Outcome, Saga, SagaEvent, StepContext, StepError, saga};
 use serde::{Deserialize, Serialize};
 
 /// The saga input.
@@ -91,16 +86,29 @@ impl Service {
     }
 }
 
-/// Inventory: reserves stock; the compensation releases it.
-#[derive(Debug)]
-pub struct ReserveStock(Arc<Service>);
+/// The order saga: one value holds the clients of the three services it talks to.
+#[derive(Debug, Default)]
+pub struct OrderSaga {
+    inventory: Service,
+    payments: Service,
+    shipping: Service,
+}
 
-impl Step for ReserveStock {
-    type Input = Order;
-    type Output = Reservation;
-
-    async fn execute(&self, cx: &StepContext<'_>, order: Order) -> Result<Reservation, StepError> {
-        self.0.call(StepError::terminal(
+#[saga(name = "order", version = 1)]
+impl OrderSaga {
+    /// Inventory: reserves stock; the compensation releases it.
+    #[compensable(
+        compensate = release_stock,
+        participant = "inventory",
+        timeout = "30s",
+        retry(max_attempts = 3, interval = "1s", backoff_rate = 2.0)
+    )]
+    async fn reserve_stock(
+        &self,
+        cx: &StepContext<'_>,
+        order: Order,
+    ) -> Result<Reservation, StepError> {
+        self.inventory.call(StepError::terminal(
             "OutOfStock",
             format!("no {} left", order.sku),
         ))?;
@@ -110,10 +118,9 @@ impl Step for ReserveStock {
             warehouse: "eu-west".into(),
         })
     }
-}
 
-impl Compensable for ReserveStock {
-    async fn compensate(
+    /// Releases a reservation; a no-op when nothing was reserved.
+    async fn release_stock(
         &self,
         _cx: &StepContext<'_>,
         order: Order,
@@ -131,18 +138,19 @@ impl Compensable for ReserveStock {
         }
         Ok(())
     }
-}
 
-/// Payments: the pivot. Once the card is charged, the order goes through.
-#[derive(Debug)]
-pub struct ChargePayment(Arc<Service>);
-
-impl Step for ChargePayment {
-    type Input = Order;
-    type Output = Receipt;
-
-    async fn execute(&self, cx: &StepContext<'_>, order: Order) -> Result<Receipt, StepError> {
-        self.0.call(StepError::terminal(
+    /// Payments: the pivot. Once the card is charged, the order goes through.
+    #[pivot(
+        participant = "payments",
+        timeout = "30s",
+        retry(max_attempts = 3, interval = "1s")
+    )]
+    async fn charge_payment(
+        &self,
+        cx: &StepContext<'_>,
+        order: Order,
+    ) -> Result<Receipt, StepError> {
+        self.payments.call(StepError::terminal(
             "PaymentDeclined",
             "the card issuer declined the charge",
         ))?;
@@ -156,22 +164,15 @@ impl Step for ChargePayment {
             charge_id: format!("ch-{}", cx.saga_id()),
         })
     }
-}
 
-/// Shipping: after the pivot, retried until it succeeds.
-#[derive(Debug)]
-pub struct ShipOrder(Arc<Service>);
-
-impl Step for ShipOrder {
-    type Input = ShipInput;
-    type Output = Shipment;
-
-    async fn execute(
+    /// Shipping: after the pivot, retried until it succeeds.
+    #[retriable(participant = "shipping", retry(max_attempts = 3, interval = "1s"))]
+    async fn ship_order(
         &self,
         _cx: &StepContext<'_>,
         input: ShipInput,
     ) -> Result<Shipment, StepError> {
-        self.0.call(StepError::terminal(
+        self.shipping.call(StepError::terminal(
             "AddressRejected",
             "the carrier rejected the address",
         ))?;
@@ -193,29 +194,16 @@ pub const STEPS: [&str; 3] = ["reserve_stock", "charge_payment", "ship_order"];
 
 /// The order saga, with `misbehaving` steps.
 pub fn order_saga(misbehaving: &[(String, Misbehaviour)]) -> Saga {
-    let service = |step: &str| {
-        let misbehaviour = misbehaving.iter().find(|(s, _)| s == step).map(|(_, m)| *m);
-        Arc::new(Service {
-            misbehaviour,
-            calls: AtomicU32::new(0),
-        })
+    let service = |step: &str| Service {
+        misbehaviour: misbehaving.iter().find(|(s, _)| s == step).map(|(_, m)| *m),
+        calls: AtomicU32::new(0),
     };
-    let quick = RetryPolicy::new(3).interval_seconds(1).backoff_rate(2.0);
-    Saga::builder("order")
-        .version(1)
-        .compensable("reserve_stock", ReserveStock(service("reserve_stock")))
-        .participant("inventory")
-        .timeout(Duration::from_secs(30))
-        .retry(quick.clone())
-        .pivot("charge_payment", ChargePayment(service("charge_payment")))
-        .participant("payments")
-        .timeout(Duration::from_secs(30))
-        .retry(quick.clone())
-        .retriable("ship_order", ShipOrder(service("ship_order")))
-        .participant("shipping")
-        .retry(quick)
-        .build()
-        .expect("the order saga is valid")
+    OrderSaga {
+        inventory: service("reserve_stock"),
+        payments: service("charge_payment"),
+        shipping: service("ship_order"),
+    }
+    .into_saga()
 }
 
 /// Prints an event of the saga log as a line of progress.
@@ -283,9 +271,25 @@ Runs one order (reserve_stock -> charge_payment -> ship_order) on the in-memory 
 options:
   --fail STEP    make STEP fail with a terminal error, to see the compensation run
   --flaky STEP   make STEP fail twice with a retryable error, to see the retries
+  --asl          print the saga's Step Functions state machine (Amazon States Language)
+  --mermaid      print the state machine as a Mermaid flowchart
+  --dot          print the state machine as a Graphviz DOT graph
+  --cost         print the state transitions and price of every path
   -h, --help     print this help
 
 STEP is one of: reserve_stock, charge_payment, ship_order";
+
+/// The output of `--asl`, `--mermaid`, `--dot` and `--cost`.
+pub fn describe_saga(option: &str) -> Option<String> {
+    let machine = OrderSaga::definition().state_machine();
+    Some(match option {
+        "--asl" => machine.to_json_pretty(),
+        "--mermaid" => saga::render::mermaid(&machine),
+        "--dot" => saga::render::dot(&machine),
+        "--cost" => saga::analysis::Cost::of(&machine).to_string(),
+        _ => return None,
+    })
+}
 
 fn parse(args: &[String]) -> Result<Vec<(String, Misbehaviour)>, String> {
     let mut misbehaving = Vec::new();
@@ -316,6 +320,12 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if let [only] = args.as_slice()
+        && let Some(text) = describe_saga(only)
+    {
+        println!("{text}");
         return ExitCode::SUCCESS;
     }
     let misbehaving = match parse(&args) {

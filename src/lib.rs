@@ -2,11 +2,12 @@
 //!
 //! A service author declares a business transaction as steps, each with its compensating action,
 //! retry policy, timeouts and idempotency. From that one declaration the framework derives the
-//! rest: an in-memory executor for tests (this release), and the Step Functions state machine,
-//! SQS participants, EventBridge events and CloudFormation (arriving in `saga-aws`).
+//! rest: the in-memory executor for tests, the Step Functions state machine (Amazon States
+//! Language), cost and limit analysis and diagrams; SQS participants, EventBridge events and
+//! CloudFormation arrive with `saga-aws`.
 //!
-//! This crate is the facade: it re-exports [`saga_core`] and, later, the `#[saga]` macro and the
-//! AWS runtime. See [`saga_core`] for a complete example, and `examples/order.rs`.
+//! Declare a saga with [`macro@saga`], or by hand with [`Saga::builder`]; run it with the
+//! [`InMemoryExecutor`]; get its state machine with [`SagaDefinition::state_machine`].
 //!
 //! # Feature flags
 //!
@@ -15,8 +16,98 @@
 
 pub use saga_core::*;
 
+/// Declares a saga on an inherent impl block: its async methods marked `#[compensable]`,
+/// `#[pivot]` or `#[retriable]` are the steps, in the order written.
+///
+/// ```
+/// use saga::{saga, InMemoryExecutor, Outcome, StepContext, StepError};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Order { order_id: String, amount_cents: u64 }
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Reservation { id: String }
+///
+/// struct OrderSaga;
+///
+/// #[saga(name = "order", version = 1)]
+/// impl OrderSaga {
+///     #[compensable(compensate = release_stock, participant = "inventory", timeout = "30s",
+///                   retry(max_attempts = 3, interval = "1s", backoff_rate = 2.0))]
+///     async fn reserve_stock(&self, cx: &StepContext<'_>, order: Order)
+///         -> Result<Reservation, StepError> {
+///         Ok(Reservation { id: format!("res-{}", cx.saga_id()) })
+///     }
+///
+///     async fn release_stock(&self, _cx: &StepContext<'_>, _order: Order,
+///                            reservation: Option<Reservation>) -> Result<(), StepError> {
+///         let _ = reservation; // release it, if there is one
+///         Ok(())
+///     }
+///
+///     #[pivot(participant = "payments", timeout = "1m", heartbeat = "20s")]
+///     async fn charge_payment(&self, _cx: &StepContext<'_>, order: Order)
+///         -> Result<(), StepError> {
+///         if order.amount_cents > 10_000 {
+///             return Err(StepError::terminal("PaymentDeclined", "over the limit"));
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// assert_eq!(OrderSaga::definition().steps.len(), 2);
+/// let executor = InMemoryExecutor::new(OrderSaga.into_saga());
+/// let order = Order { order_id: "o-1".into(), amount_cents: 500 };
+/// let report = executor.run("order", "o-1", &order).await?;
+/// assert_eq!(report.outcome, Outcome::Completed);
+/// # Ok::<(), saga::ExecutorError>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Attributes
+///
+/// `#[saga(...)]` on the impl block:
+/// - `name = "order"`: the saga's name (default: the type's name in snake case);
+/// - `version = 1`: the declaration's version (default 1).
+///
+/// `#[compensable(...)]`, `#[pivot(...)]`, `#[retriable(...)]` on a step method, which is
+/// `async fn name(&self, cx: &StepContext<'_>, input: Input) -> Result<Output, StepError>`:
+/// - `name = "..."`: the step's name (default: the method's name);
+/// - `participant = "queue"` or `lambda = "function"`: who runs it (default: a queue named after
+///   the saga);
+/// - `timeout = "30s"`, `heartbeat = "10s"`: in human units (`ms`, `s`, `m`, `h`, `d`, combined
+///   as in `"1h30m"`), whole seconds;
+/// - `retry(max_attempts = 3, interval = "1s", backoff_rate = 2.0, max_delay = "1m",
+///   jitter = "full")`: the action's retry policy, with ASL's meaning;
+/// - compensable steps only: `compensate = method` (required), `compensation_retry(...)`, and
+///   `compensate_on_failure = false` to skip the step's own compensation when it fails.
+///
+/// A compensation is `async fn name(&self, cx: &StepContext<'_>, input: Input,
+/// output: Option<Output>) -> Result<(), StepError>`, with the step's `Input` and `Output`.
+///
+/// # What it checks at compile time
+///
+/// Unknown or duplicate keys; duplicate step names; names invalid as Step Functions state
+/// names; a step before the pivot without compensation; a compensation on the pivot or a
+/// retriable step; two pivots; retry values outside ASL's ranges; a heartbeat not below the
+/// timeout; a compensation whose signature does not fit its step; the state machine's limits.
+/// Every error points at the token at fault, and all are reported at once.
+///
+/// # What it generates
+///
+/// `MySaga::definition() -> SagaDefinition` and `MySaga::into_saga(self) -> Saga`, the latter
+/// using the value as the handler of every step (so it can hold clients and configuration).
+pub use saga_macros::saga;
+
 #[doc(hidden)]
 pub mod __private {
     //! Paths the `#[saga]` macro's generated code uses. Not a public API.
-    pub use saga_core;
+    pub use saga_core::{
+        Compensable, JitterStrategy, Participant, RetryPolicy, Saga, SagaDefinition, Step,
+        StepContext, StepDefinition, StepError, StepKind, compensable_handler, forward_handler,
+    };
+    pub use serde::Serialize;
+    pub use serde::de::DeserializeOwned;
 }

@@ -1,1 +1,22 @@
-//! `#[saga]`: declare a saga once (arrives with the macro issue; this crate compiles empty for now).
+//! `#[saga]`: declare a saga once, on an impl block whose async methods are its steps.
+//!
+//! The attribute is re-exported as `saga::saga`; see its documentation there. The pipeline:
+//! `parse` (attributes and signatures into an ast), `validate` (one function per rule, every
+//! error spanned on the token at fault, all reported at once), `expand` (the `Step` wrappers,
+//! `definition()` and `into_saga()`).
+
+mod ctxt;
+mod duration;
+mod expand;
+mod model;
+mod parse;
+mod symbol;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Declares a saga on an inherent impl block. See `saga::saga` for the full documentation.
+#[proc_macro_attribute]
+pub fn saga(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::saga(args.into(), input.into()).into()
+}

@@ -50,8 +50,12 @@ impl Cost {
         let mut paths = Vec::new();
         let mut trail = Vec::new();
         walk(machine, &machine.start_at, &mut trail, &mut paths);
-        paths.sort_by_key(|p| (p.end != PathEnd::Completed, p.states.len()));
-        Self { paths }
+        // Success first, then by where the first failure happens (a stable sort keeps a
+        // compensation's success before its failure).
+        paths.sort_by_key(|(first_failure, _)| *first_failure);
+        Self {
+            paths: paths.into_iter().map(|(_, p)| p).collect(),
+        }
     }
 
     /// The happy path.
@@ -89,7 +93,12 @@ struct Visit {
     is_compensation: bool,
 }
 
-fn walk(machine: &StateMachine, name: &str, trail: &mut Vec<Visit>, paths: &mut Vec<PathCost>) {
+fn walk(
+    machine: &StateMachine,
+    name: &str,
+    trail: &mut Vec<Visit>,
+    paths: &mut Vec<(usize, PathCost)>,
+) {
     let Some(state) = machine.state(name) else {
         return;
     };
@@ -144,7 +153,13 @@ fn walk(machine: &StateMachine, name: &str, trail: &mut Vec<Visit>, paths: &mut 
     }
 }
 
-fn path(trail: &[Visit], end: PathEnd) -> PathCost {
+/// The path walked so far, keyed by the position of its first failure (success: 0).
+fn path(trail: &[Visit], end: PathEnd) -> (usize, PathCost) {
+    let first_failure = trail.iter().position(|v| v.failed).map_or(0, |i| i + 1);
+    (first_failure, path_cost(trail, end))
+}
+
+fn path_cost(trail: &[Visit], end: PathEnd) -> PathCost {
     let failures: Vec<String> = trail
         .iter()
         .filter(|v| v.failed)

@@ -1,0 +1,312 @@
+//! The rules a `#[saga]` declaration must obey, one function each, every error spanned on the
+//! token at fault. The meat of the model rules (names, ranges) is saga-core's, so compile time
+//! and run time agree.
+
+use std::collections::HashMap;
+
+use quote::ToTokens;
+use saga_core::{Action, StepKind, analysis, check_name, check_participant, check_step_name};
+use syn::Type;
+
+use crate::ctxt::Ctxt;
+use crate::model;
+use crate::parse::{SagaAst, StepAst, method_arguments, result_ok_type};
+use crate::symbol::*;
+
+pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
+    at_least_one_step(cx, ast);
+    saga_name_is_valid(cx, ast);
+    step_names_are_identifiers(cx, ast);
+    step_names_are_unique(cx, ast);
+    at_most_one_pivot(cx, ast);
+    kinds_are_in_order(cx, ast);
+    compensable_steps_name_a_compensation(cx, ast);
+    only_compensable_steps_have_compensation_keys(cx, ast);
+    compensations_fit_their_steps(cx, ast);
+    retry_policies_are_in_range(cx, ast);
+    heartbeat_is_below_timeout(cx, ast);
+    participants_are_valid(cx, ast);
+}
+
+/// Limits are checked last, on a declaration that obeys every other rule.
+pub(crate) fn check_limits(cx: &Ctxt, ast: &SagaAst) {
+    // The generated state machine fits Step Functions' limits.
+    if let Err(errors) = analysis::check(&model::definition(ast)) {
+        for error in errors {
+            let tokens = match &error {
+                analysis::LimitError::StateName { step, .. } => step_tokens(ast, step),
+                _ => None,
+            };
+            let tokens = tokens.unwrap_or_else(|| ast.name.tokens.clone());
+            cx.error_spanned_by(tokens, error);
+        }
+    }
+}
+
+fn step_tokens(ast: &SagaAst, name: &str) -> Option<proc_macro2::TokenStream> {
+    ast.steps
+        .iter()
+        .find(|s| s.name.value == name)
+        .map(|s| s.name.tokens.clone())
+}
+
+// A saga has at least one step.
+fn at_least_one_step(cx: &Ctxt, ast: &SagaAst) {
+    if ast.steps.is_empty() {
+        cx.error_spanned_by(
+            &ast.self_ty,
+            "a saga needs at least one step: mark methods with #[compensable], #[pivot] or #[retriable]",
+        );
+    }
+}
+
+// The saga's name is a valid state machine name.
+fn saga_name_is_valid(cx: &Ctxt, ast: &SagaAst) {
+    if let Err(reason) = check_name(&ast.name.value) {
+        cx.error_spanned_by(
+            &ast.name.tokens,
+            format!("invalid saga name `{}`: {reason}", ast.name.value),
+        );
+    }
+}
+
+// Step names are identifiers valid as state names.
+fn step_names_are_identifiers(cx: &Ctxt, ast: &SagaAst) {
+    for step in &ast.steps {
+        if let Err(reason) = check_step_name(&step.name.value) {
+            cx.error_spanned_by(
+                &step.name.tokens,
+                format!("invalid step name `{}`: {reason}", step.name.value),
+            );
+        }
+    }
+}
+
+// Step names are unique.
+fn step_names_are_unique(cx: &Ctxt, ast: &SagaAst) {
+    let mut seen: HashMap<&str, &StepAst> = HashMap::new();
+    for step in &ast.steps {
+        if let Some(first) = seen.insert(&step.name.value, step) {
+            cx.error_spanned_by(
+                &step.name.tokens,
+                format!(
+                    "duplicate step name `{}`: method `{}` already declares it",
+                    step.name.value, first.method
+                ),
+            );
+        }
+    }
+}
+
+// At most one step is the pivot.
+fn at_most_one_pivot(cx: &Ctxt, ast: &SagaAst) {
+    let mut pivots = ast.steps.iter().filter(|s| s.kind == StepKind::Pivot);
+    if let Some(first) = pivots.next() {
+        for second in pivots {
+            cx.error_spanned_by(
+                &second.kind_tokens,
+                format!(
+                    "a saga has at most one pivot; `{}` already is the pivot",
+                    first.name.value
+                ),
+            );
+        }
+    }
+}
+
+// Steps before the pivot are compensable and steps after it retriable.
+fn kinds_are_in_order(cx: &Ctxt, ast: &SagaAst) {
+    let pivot = ast.steps.iter().position(|s| s.kind == StepKind::Pivot);
+    for (index, step) in ast.steps.iter().enumerate() {
+        match step.kind {
+            StepKind::Retriable if pivot.is_some_and(|p| index < p) => {
+                let pivot = &ast.steps[pivot.unwrap_or_default()].name.value;
+                cx.error_spanned_by(
+                    &step.kind_tokens,
+                    format!(
+                        "step `{}` comes before the pivot `{pivot}` without a compensation: steps before the pivot must be #[compensable(compensate = ...)]",
+                        step.name.value
+                    ),
+                );
+            }
+            StepKind::Compensable => {
+                if let Some(earlier) = ast.steps[..index]
+                    .iter()
+                    .find(|s| s.kind != StepKind::Compensable)
+                {
+                    cx.error_spanned_by(
+                        &step.kind_tokens,
+                        format!(
+                            "compensable step `{}` comes after the {} step `{}`: once the pivot succeeds the saga must complete, so later steps are #[retriable]",
+                            step.name.value, earlier.kind, earlier.name.value
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+// A compensable step names its compensation.
+fn compensable_steps_name_a_compensation(cx: &Ctxt, ast: &SagaAst) {
+    for step in ast.steps.iter().filter(|s| s.kind == StepKind::Compensable) {
+        if step.compensate.is_none() {
+            cx.error_spanned_by(
+                &step.kind_tokens,
+                format!("compensable step `{}` needs its compensation: #[compensable(compensate = <method>)]", step.name.value),
+            );
+        }
+    }
+}
+
+// The pivot and retriable steps have no compensation.
+fn only_compensable_steps_have_compensation_keys(cx: &Ctxt, ast: &SagaAst) {
+    for step in ast.steps.iter().filter(|s| s.kind != StepKind::Compensable) {
+        for (key, tokens) in &step.keys {
+            if COMPENSATION_KEYS.contains(key) {
+                let why = match step.kind {
+                    StepKind::Pivot => {
+                        "the pivot has no compensation (once it succeeds the saga must complete)"
+                    }
+                    _ => "a retriable step has no compensation (it is retried until it succeeds)",
+                };
+                cx.error_spanned_by(
+                    tokens,
+                    format!("`{key}` on step `{}`: {why}", step.name.value),
+                );
+            }
+        }
+    }
+}
+
+fn same_type(a: &Type, b: &Type) -> bool {
+    a.to_token_stream().to_string() == b.to_token_stream().to_string()
+}
+
+// A compensation is a method of the impl block whose signature fits its step.
+fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
+    for step in ast.steps.iter().filter(|s| s.kind == StepKind::Compensable) {
+        let Some(name) = &step.compensate else {
+            continue;
+        };
+        let Some(method) = ast.methods.iter().find(|m| m.sig.ident == *name) else {
+            cx.error_spanned_by(
+                name,
+                format!(
+                    "no method `{name}` in this impl block to compensate step `{}`",
+                    step.name.value
+                ),
+            );
+            continue;
+        };
+        let Some(signature) = &step.signature else {
+            continue;
+        };
+        let input = signature.input.to_token_stream();
+        let output = signature.output.to_token_stream();
+        let shape = format!(
+            "the compensation of step `{}` is `async fn {name}(&self, cx: &StepContext<'_>, input: {input}, output: Option<{output}>) -> Result<(), StepError>`",
+            step.name.value
+        );
+        let Some(args) = method_arguments(cx, method, 3, &shape) else {
+            continue;
+        };
+        if !same_type(&args[1], &signature.input) {
+            cx.error_spanned_by(
+                &args[1],
+                format!(
+                    "this input does not fit step `{}`, whose input is `{input}`: {shape}",
+                    step.name.value
+                ),
+            );
+        }
+        let expected_output: Type = syn::parse_quote!(Option<#output>);
+        if !same_type(&args[2], &expected_output) {
+            cx.error_spanned_by(
+                &args[2],
+                format!(
+                    "this output does not fit step `{}`, whose output is `{output}`: {shape}",
+                    step.name.value
+                ),
+            );
+        }
+        match result_ok_type(&method.sig.output) {
+            Some(Type::Tuple(t)) if t.elems.is_empty() => {}
+            _ => cx.error_spanned_by(
+                &method.sig.output,
+                format!("must return `Result<(), StepError>`: {shape}"),
+            ),
+        }
+    }
+}
+
+// Retry policies are within ASL's ranges.
+fn retry_policies_are_in_range(cx: &Ctxt, ast: &SagaAst) {
+    let definition = model::definition(ast);
+    for (step, declared) in ast.steps.iter().zip(&definition.steps) {
+        for (action, given) in [
+            (Action::Execute, &step.retry),
+            (Action::Compensate, &step.compensation_retry),
+        ] {
+            let Some(given) = given else { continue };
+            if let Err(reason) = declared.policy(action).check() {
+                cx.error_spanned_by(
+                    &given.tokens,
+                    format!(
+                        "invalid retry policy on step `{}`: {reason}",
+                        step.name.value
+                    ),
+                );
+            }
+        }
+    }
+}
+
+// TimeoutSeconds is positive and HeartbeatSeconds below it.
+fn heartbeat_is_below_timeout(cx: &Ctxt, ast: &SagaAst) {
+    let definition = model::definition(ast);
+    for (step, declared) in ast.steps.iter().zip(&definition.steps) {
+        if let Some(timeout) = &step.timeout
+            && (timeout.value == 0 || timeout.value > u64::from(saga_core::ASL_MAX_INTEGER))
+        {
+            cx.error_spanned_by(&timeout.tokens, "a timeout is 1s to 99999999s");
+            continue;
+        }
+        if declared.heartbeat_seconds == 0 || declared.heartbeat_seconds >= declared.timeout_seconds
+        {
+            let tokens = step
+                .heartbeat
+                .as_ref()
+                .or(step.timeout.as_ref())
+                .map(|d| d.tokens.clone());
+            cx.error_spanned_by(
+                tokens.unwrap_or_else(|| step.kind_tokens.clone()),
+                format!(
+                    "the heartbeat of step `{}` ({}s) must be positive and below its timeout ({}s)",
+                    step.name.value, declared.heartbeat_seconds, declared.timeout_seconds
+                ),
+            );
+        }
+    }
+}
+
+// Participants are valid queue or function names.
+fn participants_are_valid(cx: &Ctxt, ast: &SagaAst) {
+    for (step, declared) in ast.steps.iter().zip(&model::definition(ast).steps) {
+        if let Err(reason) = check_participant(&declared.participant) {
+            let tokens = step
+                .participant
+                .as_ref()
+                .map(|p| p.tokens.clone())
+                .unwrap_or_else(|| ast.name.tokens.clone());
+            cx.error_spanned_by(
+                tokens,
+                format!(
+                    "invalid participant of step `{}`: {reason}",
+                    step.name.value
+                ),
+            );
+        }
+    }
+}
