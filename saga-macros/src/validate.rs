@@ -184,6 +184,19 @@ fn same_type(a: &Type, b: &Type) -> bool {
     a.to_token_stream().to_string() == b.to_token_stream().to_string()
 }
 
+/// A type as a person writes it (`serde_json::Value`, not `serde_json :: Value`).
+fn type_text(tokens: &proc_macro2::TokenStream) -> String {
+    tokens
+        .to_string()
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace("& ", "&")
+}
+
 // A compensation is a method of the impl block whose signature fits its step.
 fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
     for step in ast.steps.iter().filter(|s| s.kind == StepKind::Compensable) {
@@ -203,8 +216,9 @@ fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
         let Some(signature) = &step.signature else {
             continue;
         };
-        let input = signature.input.to_token_stream();
-        let output = signature.output.to_token_stream();
+        let input_tokens = signature.input.to_token_stream();
+        let output_tokens = signature.output.to_token_stream();
+        let (input, output) = (type_text(&input_tokens), type_text(&output_tokens));
         let shape = format!(
             "the compensation of step `{}` is `async fn {name}(&self, cx: &StepContext<'_>, input: {input}, output: Option<{output}>) -> Result<(), StepError>`",
             step.name.value
@@ -221,7 +235,7 @@ fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
                 ),
             );
         }
-        let expected_output: Type = syn::parse_quote!(Option<#output>);
+        let expected_output: Type = syn::parse_quote!(Option<#output_tokens>);
         if !same_type(&args[2], &expected_output) {
             cx.error_spanned_by(
                 &args[2],
@@ -293,7 +307,12 @@ fn heartbeat_is_below_timeout(cx: &Ctxt, ast: &SagaAst) {
 
 // Participants are valid queue or function names.
 fn participants_are_valid(cx: &Ctxt, ast: &SagaAst) {
+    let saga_name_valid = check_name(&ast.name.value).is_ok();
     for (step, declared) in ast.steps.iter().zip(&model::definition(ast).steps) {
+        // A defaulted participant is the saga's name, already reported if that is invalid.
+        if step.participant.is_none() && !saga_name_valid {
+            continue;
+        }
         if let Err(reason) = check_participant(&declared.participant) {
             let tokens = step
                 .participant
