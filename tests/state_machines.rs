@@ -1,0 +1,203 @@
+//! The generated state machines, checked by the real validators (npm `@wmfs/statelint` and
+//! `asl-validator`, which this test installs itself), pinned by insta snapshots, and held to the
+//! minimum number of state transitions.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/order.rs"]
+mod order;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use saga::SagaDefinition;
+use saga::StepKind;
+use saga::analysis::{self, Cost};
+
+const STATELINT: &str = "@wmfs/statelint@1.30.0";
+const ASL_VALIDATOR: &str = "asl-validator@4.0.0";
+
+/// Installs the validators once into the target directory; a missing `npm` is a failure.
+fn validators() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asl-validators");
+        let installed = |bin: &str| dir.join("node_modules/.bin").join(bin).exists();
+        if !(installed("statelint") && installed("asl-validator")) {
+            std::fs::create_dir_all(&dir).unwrap();
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                .arg(&dir)
+                .args([STATELINT, ASL_VALIDATOR])
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run `npm` to install the ASL validators ({e}); install Node.js 20 and npm")
+                });
+            assert!(status.success(), "`npm install {STATELINT} {ASL_VALIDATOR}` failed: {status}");
+        }
+        dir
+    })
+}
+
+/// Runs both validators over the files; returns (statelint ok, asl-validator ok, output).
+fn validate(files: &[PathBuf]) -> (bool, bool, String) {
+    let bin = validators().join("node_modules/.bin");
+    let statelint = Command::new(bin.join("statelint"))
+        .args(files)
+        .output()
+        .expect("run statelint");
+    let mut asl = Command::new(bin.join("asl-validator"));
+    for file in files {
+        asl.arg("--json-path").arg(file);
+    }
+    let asl = asl.output().expect("run asl-validator");
+    let text = format!(
+        "statelint: {}{}\nasl-validator: {}{}",
+        String::from_utf8_lossy(&statelint.stdout),
+        String::from_utf8_lossy(&statelint.stderr),
+        String::from_utf8_lossy(&asl.stdout),
+        String::from_utf8_lossy(&asl.stderr),
+    );
+    (statelint.status.success(), asl.status.success(), text)
+}
+
+fn write(dir: &Path, name: &str, definition: &SagaDefinition) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, definition.state_machine().to_json_pretty()).unwrap();
+    path
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// 50 sagas from the property tests' generator (1 to 12 steps, every kind and policy), with a
+/// fixed seed so a failure names the same shape every run.
+fn generated_shapes() -> Vec<SagaDefinition> {
+    let mut runner = TestRunner::deterministic();
+    let ledger = Arc::new(support::Ledger::default());
+    (0..50)
+        .map(|i| {
+            let shape = support::shape(1, 12)
+                .new_tree(&mut runner)
+                .unwrap()
+                .current();
+            shape
+                .build(&format!("generated-{i}"), &ledger)
+                .definition()
+                .clone()
+        })
+        .collect()
+}
+
+#[test]
+fn validators_accept_every_generated_definition() {
+    let dir = scratch("asl-accepted");
+    let mut files = vec![write(&dir, "order", &order::OrderSaga::definition())];
+    for (i, definition) in generated_shapes().iter().enumerate() {
+        files.push(write(&dir, &format!("generated-{i}"), definition));
+    }
+    assert!(files.len() > 50);
+    let (statelint, asl_validator, output) = validate(&files);
+    assert!(
+        statelint && asl_validator,
+        "validators refused a generated definition:\n{output}"
+    );
+}
+
+#[test]
+fn validators_refuse_a_broken_definition() {
+    // The control: the validators really run and really check.
+    let dir = scratch("asl-refused");
+    let mut machine = order::OrderSaga::definition().state_machine();
+    machine.start_at = "no_such_state".into();
+    let path = dir.join("broken.json");
+    std::fs::write(&path, machine.to_json_pretty()).unwrap();
+    let (statelint, asl_validator, output) = validate(std::slice::from_ref(&path));
+    assert!(
+        !statelint && !asl_validator,
+        "a broken definition passed:\n{output}"
+    );
+}
+
+/// Transitions on the failure path at step `index`: the steps up to it, the compensations that
+/// run, and the end. With every step up to it compensable that is 2k+1 (k = index + 1).
+fn expected_failure_cost(definition: &SagaDefinition, index: usize) -> u64 {
+    let compensations = definition.compensation_order(index).count() as u64;
+    index as u64 + 1 + compensations + 1
+}
+
+fn assert_minimal(definition: &SagaDefinition) {
+    let cost = Cost::of(&definition.state_machine());
+    let n = definition.steps.len() as u64;
+    assert_eq!(
+        cost.success().transitions,
+        n,
+        "{}: success costs N",
+        definition.name
+    );
+    for (index, step) in definition.steps.iter().enumerate() {
+        let path = cost
+            .failure_at(&step.name)
+            .expect("a path per failing step");
+        let k = index as u64 + 1;
+        if step.kind == StepKind::Retriable {
+            // After the pivot: forward to the step, then the operator's end.
+            assert_eq!(
+                path.transitions,
+                k + 1,
+                "{}: stuck at {}",
+                definition.name,
+                step.name
+            );
+            continue;
+        }
+        assert_eq!(
+            path.transitions,
+            expected_failure_cost(definition, index),
+            "{}: {}",
+            definition.name,
+            step.name
+        );
+        if definition.steps[..=index]
+            .iter()
+            .all(|s| s.kind == StepKind::Compensable && s.compensate_on_failure)
+        {
+            assert_eq!(
+                path.transitions,
+                2 * k + 1,
+                "{}: failure at step {k} costs 2k+1",
+                definition.name
+            );
+        }
+    }
+}
+
+#[test]
+fn transitions_are_the_minimum_for_every_example_and_shape() {
+    let order = order::OrderSaga::definition();
+    assert_minimal(&order);
+    let cost = Cost::of(&order.state_machine());
+    assert_eq!(cost.success().transitions, 3);
+    assert_eq!(cost.failure_at("reserve_stock").unwrap().transitions, 3); // 2k+1, k = 1
+    assert_eq!(cost.failure_at("charge_payment").unwrap().transitions, 4); // the pivot has no compensation
+    for definition in generated_shapes() {
+        assert_minimal(&definition);
+        analysis::check(&definition).expect("generated shapes fit the limits");
+    }
+}
+
+#[test]
+fn snapshots_of_the_order_saga() {
+    let definition = order::OrderSaga::definition();
+    let machine = definition.state_machine();
+    insta::assert_snapshot!("order_state_machine", machine.to_json_pretty());
+    insta::assert_snapshot!("order_mermaid", saga::render::mermaid(&machine));
+    insta::assert_snapshot!("order_cost", Cost::of(&machine).to_string());
+}
