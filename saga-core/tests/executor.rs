@@ -262,3 +262,43 @@ fn builder_refuses_bad_declarations_naming_the_step() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn payloads_over_256_kib_are_refused_before_they_are_carried() {
+    let big = "x".repeat(300 * 1024);
+    let executor = InMemoryExecutor::new(Saga::builder("s").pivot("p", ok()).build().unwrap());
+    let err = executor
+        .run("s", "id", &json!({ "blob": big }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("262144"), "{err}");
+
+    struct Huge;
+    impl Step for Huge {
+        type Input = Value;
+        type Output = String;
+        async fn execute(&self, _: &StepContext<'_>, _: Value) -> Result<String, StepError> {
+            Ok("y".repeat(300 * 1024))
+        }
+    }
+    let saga = Saga::builder("s")
+        .compensable("a", ok())
+        .pivot("huge", Huge)
+        .build()
+        .unwrap();
+    let report = InMemoryExecutor::new(saga)
+        .run("s", "id", &json!({}))
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, error } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(
+        (failed_step.as_str(), error.code.as_str()),
+        ("huge", "DataLimitExceeded")
+    );
+    assert_eq!(
+        report.trace.applied().last(),
+        Some(&("a", Action::Compensate))
+    );
+}

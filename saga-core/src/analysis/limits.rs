@@ -174,11 +174,28 @@ pub fn check(definition: &SagaDefinition) -> Result<Limits, Vec<LimitError>> {
     }
 }
 
+/// The size in bytes of `payload` as compact JSON, counted without building it.
+pub fn payload_size<T: Serialize + ?Sized>(payload: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, payload) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// Checks that a payload fits in one state (`what` names it in the error).
-pub fn check_payload(what: &str, payload: &serde_json::Value) -> Result<(), LimitError> {
-    let bytes = serde_json::to_vec(payload)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+pub fn check_payload<T: Serialize + ?Sized>(what: &str, payload: &T) -> Result<(), LimitError> {
+    let bytes = payload_size(payload);
     if bytes > MAX_PAYLOAD_BYTES {
         return Err(LimitError::PayloadTooLarge {
             what: what.to_owned(),

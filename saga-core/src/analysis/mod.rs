@@ -7,5 +7,5 @@ mod limits;
 pub use cost::{Cost, PathCost, PathEnd, STANDARD_PRICE_PER_TRANSITION_USD};
 pub use limits::{
     LimitError, Limits, MAX_DEFINITION_BYTES, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, check,
-    check_payload,
+    check_payload, payload_size,
 };

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{ExecutorError, Inner};
+use crate::analysis::{MAX_PAYLOAD_BYTES, payload_size};
 use crate::definition::StepKind;
-use crate::error::StepFailure;
+use crate::error::{FailureKind, StepFailure};
 use crate::fault::{FaultEffect, FaultPlan};
 use crate::idempotency::{Action, IdempotencyKey};
 use crate::log::{LogRecord, Phase, SagaEvent, SagaState};
@@ -25,6 +26,8 @@ pub(super) struct Driver<'a> {
     state: SagaState,
     /// The saga document: input, `steps.<name>` outputs, `error` once a step failed for good.
     document: Value,
+    /// The document's size as compact JSON, kept up to date to enforce the payload limit.
+    document_bytes: usize,
     faults: Option<&'a FaultPlan>,
 }
 
@@ -80,6 +83,7 @@ impl<'a> Driver<'a> {
             saga_id,
             state: SagaState::default(),
             document: Value::Null,
+            document_bytes: 0,
             faults: exec.faults.for_saga(saga_id),
         }
     }
@@ -101,7 +105,8 @@ impl<'a> Driver<'a> {
                 Phase::Executing { step, attempt } => {
                     let index = self.index(&step);
                     let policy = &self.saga.definition().steps[index].retry;
-                    match self.invoke(index, Action::Execute, attempt).await {
+                    let answer = self.invoke(index, Action::Execute, attempt).await;
+                    match answer.and_then(|output| self.fits(&step, output)) {
                         Ok(output) => SagaEvent::StepSucceeded {
                             step,
                             attempt,
@@ -190,6 +195,24 @@ impl<'a> Driver<'a> {
             },
             None => SagaEvent::SagaCompensated,
         }
+    }
+
+    /// Step Functions carries at most 256 KiB per state: an output that would grow the saga
+    /// document past it fails the step (`States.DataLimitExceeded` on AWS), which is not
+    /// retried and starts compensation.
+    fn fits(&self, step: &str, output: Value) -> Result<Value, StepFailure> {
+        let bytes = self.document_bytes + output_bytes(step, &output, &self.document);
+        if bytes > MAX_PAYLOAD_BYTES {
+            return Err(StepFailure {
+                kind: FailureKind::Terminal,
+                code: "DataLimitExceeded".to_owned(),
+                message: format!(
+                    "the output of `{step}` grows the saga document to {bytes} bytes; Step \
+                     Functions carries at most {MAX_PAYLOAD_BYTES}"
+                ),
+            });
+        }
+        Ok(output)
     }
 
     fn index(&self, step: &str) -> usize {
@@ -299,8 +322,12 @@ impl<'a> Driver<'a> {
                 source,
             })?;
         match event {
-            SagaEvent::SagaStarted { input, .. } => self.document = input.clone(),
+            SagaEvent::SagaStarted { input, .. } => {
+                self.document = input.clone();
+                self.document_bytes = payload_size(input);
+            }
             SagaEvent::StepSucceeded { step, output, .. } => {
+                self.document_bytes += output_bytes(step, output, &self.document);
                 if let Value::Object(document) = &mut self.document {
                     let steps = document
                         .entry("steps")
@@ -309,6 +336,7 @@ impl<'a> Driver<'a> {
                         steps.insert(step.clone(), output.clone());
                     }
                 }
+                debug_assert_eq!(self.document_bytes, payload_size(&self.document));
             }
             SagaEvent::StepFailed {
                 error,
@@ -332,6 +360,20 @@ impl<'a> Driver<'a> {
             outcome,
             trace,
             output: self.document,
+        }
+    }
+}
+
+/// How many bytes `"<step>":<output>` adds to the compact JSON of `document` (with the
+/// `"steps":{}` object when it is the first output).
+fn output_bytes(step: &str, output: &Value, document: &Value) -> usize {
+    let entry = step.len() + 3 + payload_size(output);
+    match document.get("steps") {
+        Some(Value::Object(steps)) if !steps.is_empty() => entry + 1,
+        Some(_) => entry,
+        None => {
+            let comma = usize::from(document.as_object().is_some_and(|o| !o.is_empty()));
+            entry + r#""steps":{}"#.len() + comma
         }
     }
 }
