@@ -7,6 +7,7 @@
 //! cargo run --example order -- --help
 //! ```
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -325,7 +326,8 @@ async fn main() -> ExitCode {
     if let [only] = args.as_slice()
         && let Some(text) = describe_saga(only)
     {
-        println!("{text}");
+        // `| head` closes the pipe early; that is not an error worth a panic.
+        let _ = writeln!(std::io::stdout(), "{text}");
         return ExitCode::SUCCESS;
     }
     let misbehaving = match parse(&args) {
