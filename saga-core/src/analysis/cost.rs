@@ -119,12 +119,7 @@ fn walk(
             trail.pop();
         }
         State::Task(task) => {
-            let retries = task
-                .retry
-                .iter()
-                .map(|r| u64::from(r.max_attempts))
-                .max()
-                .unwrap_or(0);
+            let retries = u64::from(task.max_retries());
             let is_compensation = name.ends_with(".compensate");
             // Succeeds: continue or end.
             trail.push(Visit {

@@ -94,12 +94,7 @@ fn history_events(machine: &StateMachine, path: &super::cost::PathCost) -> u64 {
         .iter()
         .map(|name| match machine.state(name) {
             Some(State::Task(task)) => {
-                let retries = task
-                    .retry
-                    .iter()
-                    .map(|r| u64::from(r.max_attempts))
-                    .max()
-                    .unwrap_or(0);
+                let retries = u64::from(task.max_retries());
                 2 + 4 * (1 + retries)
             }
             _ => 1,

@@ -112,6 +112,13 @@ pub struct TaskState {
     pub transition: Transition,
 }
 
+impl TaskState {
+    /// The most retries any of the task's retriers allows (0 without a retrier).
+    pub fn max_retries(&self) -> u32 {
+        self.retry.iter().map(|r| r.max_attempts).max().unwrap_or(0)
+    }
+}
+
 /// A `Fail` state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
