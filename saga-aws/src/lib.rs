@@ -1,1 +1,32 @@
-//! The AWS runtime for `saga` (Step Functions, SQS, EventBridge, DynamoDB). Empty until the AWS issue lands.
+//! The AWS runtime for `saga`: deploy the state machine generated from a saga's declaration,
+//! start and watch executions, create participant queues; test against a local emulator.
+//!
+//! Every call runs with the timeouts of [`config::timeouts`] (the SDK has no read timeout of its
+//! own) and fails with an [`AwsError`]; the SDK's error types never appear in this API.
+//!
+//! Still to come (see the project's issues): the SQS participant worker, the DynamoDB
+//! idempotency store, EventBridge events and triggers, the Lambda adapter.
+//!
+//! # Feature flags
+//!
+//! - `sfn` (default): [`StepFunctions`]: deploy, start, describe, trace.
+//! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues.
+//! - `testing`: [`testing::Emulator`], a moto server per test process.
+
+pub mod config;
+mod error;
+#[cfg(feature = "sqs")]
+mod queues;
+#[cfg(feature = "sfn")]
+mod state_machine;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::AwsError;
+#[cfg(feature = "sqs")]
+pub use queues::{ParticipantQueue, Queues};
+#[cfg(feature = "sfn")]
+pub use state_machine::{
+    Bindings, Change, Deployment, Execution, ExecutionState, Status, StepFunctions, execution_arn,
+    render, trace_from_history,
+};

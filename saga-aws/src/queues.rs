@@ -1,0 +1,103 @@
+//! Participant queues: one SQS queue per participant, each with a dead-letter queue that takes a
+//! message after `max_receive_count` receives, so a poison message never blocks the others.
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::error::AwsError;
+
+/// A participant's queue and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantQueue {
+    /// The queue's URL (what the state machine sends to).
+    pub url: String,
+    /// The queue's ARN.
+    pub arn: String,
+    /// The dead-letter queue's URL.
+    pub dlq_url: String,
+}
+
+/// Creates participant queues.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    client: Client,
+}
+
+impl Queues {
+    /// A client from an SDK configuration.
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            client: Client::new(config),
+        }
+    }
+
+    /// Creates (or finds) the queue `name` and its dead-letter queue `name-dlq`, with a redrive
+    /// policy after `max_receive_count` receives and the given visibility timeout. Creating
+    /// the same queues again returns the same URLs.
+    pub async fn create(
+        &self,
+        name: &str,
+        max_receive_count: u32,
+        visibility_timeout_seconds: u32,
+    ) -> Result<ParticipantQueue, AwsError> {
+        let dlq_url = self
+            .create_queue(&format!("{name}-dlq"), Vec::new())
+            .await?;
+        let dlq_arn = self.arn(&dlq_url).await?;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receive_count.to_string(),
+        });
+        let url = self
+            .create_queue(
+                name,
+                vec![
+                    (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+                    (
+                        QueueAttributeName::VisibilityTimeout,
+                        visibility_timeout_seconds.to_string(),
+                    ),
+                ],
+            )
+            .await?;
+        let arn = self.arn(&url).await?;
+        Ok(ParticipantQueue { url, arn, dlq_url })
+    }
+
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: Vec<(QueueAttributeName, String)>,
+    ) -> Result<String, AwsError> {
+        let mut request = self.client.create_queue().queue_name(name);
+        for (key, value) in attributes {
+            request = request.attributes(key, value);
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateQueue", e))?;
+        out.queue_url.ok_or(AwsError::Unexpected {
+            operation: "CreateQueue",
+            message: "no queue URL".into(),
+        })
+    }
+
+    async fn arn(&self, url: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+        out.attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .ok_or(AwsError::Unexpected {
+                operation: "GetQueueAttributes",
+                message: "no QueueArn".into(),
+            })
+    }
+}

@@ -1,0 +1,377 @@
+//! Deploying and running sagas on Step Functions: create or update the state machine generated
+//! from a `SagaDefinition`, start an execution named by the saga id (once), describe it, and
+//! read its history into the same [`Trace`] the in-memory executor returns.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_sfn::Client;
+use aws_sdk_sfn::types::{ExecutionStatus as SdkStatus, HistoryEvent, HistoryEventType};
+use saga_core::asl::substitutions;
+use saga_core::{
+    Action, FailureKind, Invocation, InvocationResult, SagaDefinition, StepFailure, Trace,
+};
+use serde_json::Value;
+
+use crate::error::AwsError;
+
+/// Values for a definition's `${...}` substitutions: queue URLs and function ARNs by key.
+pub type Bindings = BTreeMap<String, String>;
+
+/// What [`StepFunctions::deploy`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The state machine did not exist and was created.
+    Created,
+    /// It existed with another definition and was updated.
+    Updated,
+    /// It existed with this very definition.
+    Unchanged,
+}
+
+/// A deployed state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Its ARN.
+    pub arn: String,
+    /// What the deploy changed.
+    pub change: Change,
+}
+
+/// A started (or already running) execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// Its ARN.
+    pub arn: String,
+    /// `false` when an execution with this saga id already existed and nothing was started.
+    pub started: bool,
+}
+
+/// Where an execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Still running.
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// Ended in a `Fail` state (compensated, or stuck) or an unhandled error.
+    Failed,
+    /// Ran past the state machine's own timeout.
+    TimedOut,
+    /// Stopped by an operator.
+    Aborted,
+}
+
+/// An execution's status, output and error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionState {
+    /// Where it stands.
+    pub status: Status,
+    /// The final saga document, when it succeeded.
+    pub output: Option<Value>,
+    /// The `Fail` state's error (`Saga.Compensated`, `Saga.CompensationFailed`), when it failed.
+    pub error: Option<String>,
+    /// The `Fail` state's cause.
+    pub cause: Option<String>,
+}
+
+/// Step Functions, for sagas.
+#[derive(Debug, Clone)]
+pub struct StepFunctions {
+    client: Client,
+    role_arn: String,
+}
+
+impl StepFunctions {
+    /// A client from an SDK configuration (see [`crate::config::from_env`]) and the IAM role the
+    /// state machines run as.
+    pub fn new(config: &SdkConfig, role_arn: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            role_arn: role_arn.into(),
+        }
+    }
+
+    /// Creates the state machine for `definition`, named after the saga, or updates it if its
+    /// definition changed; deploying the same definition again changes nothing. Every `${...}`
+    /// of the definition must have a value in `bindings`.
+    pub async fn deploy(
+        &self,
+        definition: &SagaDefinition,
+        bindings: &Bindings,
+    ) -> Result<Deployment, AwsError> {
+        let json = render(definition, bindings)?;
+        match self.find(&definition.name).await? {
+            None => {
+                let created = self
+                    .client
+                    .create_state_machine()
+                    .name(&definition.name)
+                    .definition(&json)
+                    .role_arn(&self.role_arn)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("CreateStateMachine", e))?;
+                Ok(Deployment {
+                    arn: created.state_machine_arn,
+                    change: Change::Created,
+                })
+            }
+            Some(arn) => {
+                let current = self
+                    .client
+                    .describe_state_machine()
+                    .state_machine_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DescribeStateMachine", e))?;
+                let same = serde_json::from_str::<Value>(&current.definition).ok()
+                    == serde_json::from_str::<Value>(&json).ok();
+                if same {
+                    return Ok(Deployment {
+                        arn,
+                        change: Change::Unchanged,
+                    });
+                }
+                self.client
+                    .update_state_machine()
+                    .state_machine_arn(&arn)
+                    .definition(&json)
+                    .role_arn(&self.role_arn)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("UpdateStateMachine", e))?;
+                Ok(Deployment {
+                    arn,
+                    change: Change::Updated,
+                })
+            }
+        }
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<String>, AwsError> {
+        let mut pages = self.client.list_state_machines().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ListStateMachines", e))?;
+            if let Some(found) = page.state_machines.into_iter().find(|m| m.name == name) {
+                return Ok(Some(found.state_machine_arn));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts the saga `saga_id` with `input`; the execution is named by the saga id, so
+    /// starting the same saga twice starts it once (the second call reports `started: false`).
+    pub async fn start(
+        &self,
+        state_machine_arn: &str,
+        saga_id: &str,
+        input: &Value,
+    ) -> Result<Execution, AwsError> {
+        if !input.is_object() {
+            return Err(AwsError::InvalidInput(
+                "the saga input must be a JSON object".into(),
+            ));
+        }
+        saga_core::analysis::check_payload("the saga input", input)
+            .map_err(|e| AwsError::InvalidInput(e.to_string()))?;
+        // Step Functions answers a repeated StartExecution for a *running* execution with the
+        // same name and input with success, so look first to tell a new start from a repeat.
+        let arn = execution_arn(state_machine_arn, saga_id);
+        let existing = self
+            .client
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await;
+        match existing {
+            Ok(_) => {
+                return Ok(Execution {
+                    arn,
+                    started: false,
+                });
+            }
+            Err(e) => {
+                let error = AwsError::from_sdk("DescribeExecution", e);
+                if error.code() != Some("ExecutionDoesNotExist") {
+                    return Err(error);
+                }
+            }
+        }
+        let started = self
+            .client
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(saga_id)
+            .input(input.to_string())
+            .send()
+            .await;
+        match started {
+            Ok(out) => Ok(Execution {
+                arn: out.execution_arn,
+                started: true,
+            }),
+            Err(e) => {
+                let error = AwsError::from_sdk("StartExecution", e);
+                if error.code() == Some("ExecutionAlreadyExists") {
+                    return Ok(Execution {
+                        arn: execution_arn(state_machine_arn, saga_id),
+                        started: false,
+                    });
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The execution's status, output and error.
+    pub async fn describe(&self, execution_arn: &str) -> Result<ExecutionState, AwsError> {
+        let out = self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeExecution", e))?;
+        let status = match out.status {
+            SdkStatus::Running | SdkStatus::PendingRedrive => Status::Running,
+            SdkStatus::Succeeded => Status::Succeeded,
+            SdkStatus::TimedOut => Status::TimedOut,
+            SdkStatus::Aborted => Status::Aborted,
+            _ => Status::Failed,
+        };
+        let output = out
+            .output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok());
+        Ok(ExecutionState {
+            status,
+            output,
+            error: out.error,
+            cause: out.cause,
+        })
+    }
+
+    /// The invocations the execution made, read from its history.
+    pub async fn trace(&self, execution_arn: &str) -> Result<Trace, AwsError> {
+        let mut events = Vec::new();
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
+            events.extend(page.events);
+        }
+        Ok(trace_from_history(&events))
+    }
+}
+
+/// The ARN Step Functions gives the execution `name` of a state machine.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+/// The definition JSON with every `${key}` replaced by its binding.
+pub fn render(definition: &SagaDefinition, bindings: &Bindings) -> Result<String, AwsError> {
+    for (key, participant) in substitutions(definition) {
+        if !bindings.contains_key(&key) {
+            let what = match participant {
+                saga_core::Participant::Queue(q) => format!("the URL of queue `{q}`"),
+                saga_core::Participant::Lambda(f) => format!("the ARN of function `{f}`"),
+            };
+            return Err(AwsError::MissingBinding { name: key, what });
+        }
+    }
+    let mut value =
+        serde_json::to_value(definition.state_machine()).expect("state machines serialise");
+    substitute(&mut value, bindings);
+    Ok(value.to_string())
+}
+
+fn substitute(value: &mut Value, bindings: &Bindings) {
+    match value {
+        Value::String(s) => {
+            if let Some(key) = s.strip_prefix("${").and_then(|k| k.strip_suffix('}'))
+                && let Some(bound) = bindings.get(key)
+            {
+                *s = bound.clone();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, bindings)),
+        Value::Object(map) => map.values_mut().for_each(|v| substitute(v, bindings)),
+        _ => {}
+    }
+}
+
+/// Reads invocations off an execution history: each Task state entered is a step's action
+/// (`<step>`) or compensation (`<step>.compensate`); each attempt ends in TaskSucceeded,
+/// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut.
+pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
+    let mut invocations = Vec::new();
+    let mut current: Option<(String, Action)> = None;
+    let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
+    for event in events {
+        match event.r#type {
+            HistoryEventType::TaskStateEntered => {
+                let name = event
+                    .state_entered_event_details
+                    .as_ref()
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default();
+                current = Some(match name.strip_suffix(".compensate") {
+                    Some(step) => (step.to_owned(), Action::Compensate),
+                    None => (name, Action::Execute),
+                });
+            }
+            HistoryEventType::TaskSucceeded
+            | HistoryEventType::TaskFailed
+            | HistoryEventType::TaskTimedOut => {
+                let Some((step, action)) = current.clone() else {
+                    continue;
+                };
+                let attempt = attempts.entry((step.clone(), action)).or_insert(0);
+                *attempt += 1;
+                let result = match event.r#type {
+                    HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
+                    HistoryEventType::TaskTimedOut => {
+                        InvocationResult::Failed(StepFailure::timeout(0))
+                    }
+                    _ => {
+                        let details = event.task_failed_event_details.as_ref();
+                        let error = details.and_then(|d| d.error.clone()).unwrap_or_default();
+                        let cause = details.and_then(|d| d.cause.clone()).unwrap_or_default();
+                        InvocationResult::Failed(failure_from(&error, &cause))
+                    }
+                };
+                invocations.push(Invocation {
+                    step,
+                    action,
+                    attempt: *attempt,
+                    result,
+                });
+            }
+            _ => {}
+        }
+    }
+    Trace(invocations)
+}
+
+fn failure_from(error: &str, cause: &str) -> StepFailure {
+    let kind = match error {
+        "Saga.Terminal" => FailureKind::Terminal,
+        "States.Timeout" => FailureKind::Timeout,
+        _ => FailureKind::Retryable,
+    };
+    let (code, message) = cause.split_once(": ").unwrap_or((cause, ""));
+    StepFailure {
+        kind,
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}

@@ -1,0 +1,128 @@
+//! The local AWS emulator for tests (feature `testing`): one moto server per test process, on a
+//! free port, started by `saga-aws/emulator/moto-server` (which installs moto the first time).
+//!
+//! The server exits by itself when the test process ends, however it ends (a failed assertion,
+//! a panic, a kill): it watches the process that started it. If it cannot start, the test fails
+//! with the reason; it never skips.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sfn::config::Credentials;
+
+/// How long the first start may take (it installs moto into a venv).
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct Emulator {
+    endpoint: String,
+    child: Mutex<Child>,
+}
+
+impl Emulator {
+    /// The emulator of this test process, started on first use.
+    ///
+    /// # Panics
+    ///
+    /// If the emulator cannot be installed or started, with the reason.
+    pub fn shared() -> &'static Emulator {
+        static SHARED: OnceLock<Emulator> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            Emulator::start().unwrap_or_else(|e| panic!("the AWS emulator did not start: {e}"))
+        })
+    }
+
+    /// Starts a new emulator on a free port and waits until it answers.
+    pub fn start() -> Result<Emulator, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/moto-server");
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .arg(port.to_string())
+            .env("SAGA_EMULATOR_OWNER", std::process::id().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(endpoint) = line.strip_prefix("ready ") {
+                    let _ = tx.send(Ok(endpoint.to_owned()));
+                    return;
+                }
+            }
+            let _ = tx.send(Err(
+                "the emulator script ended before it was ready (see its messages above)".to_owned(),
+            ));
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(endpoint)) => Ok(Emulator {
+                endpoint,
+                child: Mutex::new(child),
+            }),
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = child.kill();
+                Err(format!(
+                    "the emulator was not ready within {START_TIMEOUT:?}"
+                ))
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// An SDK configuration for the emulator: its endpoint, dummy credentials, `us-east-1`, and
+    /// the timeouts of [`crate::config::timeouts`].
+    pub async fn config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "saga-emulator",
+            ))
+            .timeout_config(crate::config::timeouts())
+            .load()
+            .await
+    }
+
+    /// A name no other test in this run uses: `prefix-<pid>-<n>`.
+    pub fn unique(prefix: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{prefix}-{}-{n}", std::process::id())
+    }
+
+    /// The IAM role ARN the emulator accepts for state machines.
+    pub const ROLE_ARN: &'static str = "arn:aws:iam::123456789012:role/saga-test";
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Ok(child) = self.child.get_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Deploying and executing generated state machines on the local emulator (moto), with the test
+//! itself answering as the participant. The emulator starts with the tests; it is never skipped.
+
+use std::time::Duration;
+
+use aws_sdk_sfn::Client as Sfn;
+use aws_sdk_sqs::Client as Sqs;
+use saga_aws::testing::Emulator;
+use saga_aws::{AwsError, Bindings, Change, Queues, Status, StepFunctions};
+use saga_core::asl::substitution_key;
+use saga_core::{
+    Action, FailureKind, InvocationResult, Participant, RetryPolicy, SagaDefinition,
+    StepDefinition, StepKind,
+};
+use serde_json::{Value, json};
+
+/// A two-step saga (compensable, then pivot) on a queue of its own.
+fn definition(name: &str, queue: &str) -> SagaDefinition {
+    let step = |n: &str, kind| {
+        let mut s = StepDefinition::new(n, kind, Participant::queue(queue));
+        s.retry = RetryPolicy::none();
+        s.compensation_retry = RetryPolicy::none();
+        s.set_timing(Some(30), Some(10));
+        s
+    };
+    SagaDefinition {
+        name: name.into(),
+        version: 1,
+        steps: vec![
+            step("reserve", StepKind::Compensable),
+            step("charge", StepKind::Pivot),
+        ],
+    }
+}
+
+struct Setup {
+    sfn: StepFunctions,
+    sfn_client: Sfn,
+    sqs: Sqs,
+    queue_url: String,
+    definition: SagaDefinition,
+    bindings: Bindings,
+}
+
+async fn setup() -> Setup {
+    let emulator = Emulator::shared();
+    let config = emulator.config().await;
+    let queue = Emulator::unique("participant");
+    let created = Queues::new(&config)
+        .create(&queue, 3, 30)
+        .await
+        .expect("create queues");
+    let definition = definition(&Emulator::unique("saga"), &queue);
+    let mut bindings = Bindings::new();
+    bindings.insert(
+        substitution_key(&Participant::queue(&queue)),
+        created.url.clone(),
+    );
+    Setup {
+        sfn: StepFunctions::new(&config, Emulator::ROLE_ARN),
+        sfn_client: Sfn::new(&config),
+        sqs: Sqs::new(&config),
+        queue_url: created.url,
+        definition,
+        bindings,
+    }
+}
+
+#[tokio::test]
+async fn deploying_twice_changes_nothing_and_a_changed_saga_is_updated() {
+    let s = setup().await;
+    let first = s.sfn.deploy(&s.definition, &s.bindings).await.unwrap();
+    assert_eq!(first.change, Change::Created);
+    let again = s.sfn.deploy(&s.definition, &s.bindings).await.unwrap();
+    assert_eq!((again.change, &again.arn), (Change::Unchanged, &first.arn));
+    let mut changed = s.definition.clone();
+    changed.steps[1].retry = RetryPolicy::new(2);
+    let updated = s.sfn.deploy(&changed, &s.bindings).await.unwrap();
+    assert_eq!(
+        (updated.change, &updated.arn),
+        (Change::Updated, &first.arn)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_queue_binding_is_refused_before_deploying() {
+    let s = setup().await;
+    let err = s
+        .sfn
+        .deploy(&s.definition, &Bindings::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AwsError::MissingBinding { .. }), "{err}");
+    assert!(err.to_string().contains("QueueUrl"), "{err}");
+}
+
+/// Receives the next command from the participant queue (long poll), deletes it, returns it.
+async fn next_command(s: &Setup) -> Value {
+    for _ in 0..20 {
+        let out = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .wait_time_seconds(1)
+            .max_number_of_messages(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
+            s.sqs
+                .delete_message()
+                .queue_url(&s.queue_url)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+            return serde_json::from_str(&message.body.unwrap()).unwrap();
+        }
+    }
+    panic!("no command arrived on {}", s.queue_url);
+}
+
+async fn wait_for_end(s: &Setup, arn: &str) -> saga_aws::ExecutionState {
+    for _ in 0..100 {
+        let state = s.sfn.describe(arn).await.unwrap();
+        if state.status != Status::Running {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("execution {arn} did not end");
+}
+
+#[tokio::test]
+async fn an_execution_runs_the_steps_and_is_started_once() {
+    let s = setup().await;
+    let machine = s.sfn.deploy(&s.definition, &s.bindings).await.unwrap();
+    let input = json!({ "order_id": "o-1" });
+    let execution = s.sfn.start(&machine.arn, "order-1", &input).await.unwrap();
+    assert!(execution.started);
+    let again = s.sfn.start(&machine.arn, "order-1", &input).await.unwrap();
+    assert_eq!(
+        (again.started, &again.arn),
+        (false, &execution.arn),
+        "a saga id starts once"
+    );
+
+    // The test answers as the participant.
+    let command = next_command(&s).await;
+    assert_eq!(command["v"], 1);
+    assert_eq!(command["step"], "reserve");
+    assert_eq!(command["action"], "execute");
+    assert_eq!(command["saga_id"], "order-1");
+    assert_eq!(command["idempotency_key"], "order-1/reserve/execute");
+    assert_eq!(command["input"], input);
+    let token = command["task_token"].as_str().unwrap();
+    s.sfn_client
+        .send_task_success()
+        .task_token(token)
+        .output(r#"{"reservation":"r-1"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let command = next_command(&s).await;
+    assert_eq!(command["step"], "charge");
+    assert_eq!(
+        command["input"]["steps"]["reserve"],
+        json!({"reservation": "r-1"}),
+        "earlier outputs flow on"
+    );
+    let token = command["task_token"].as_str().unwrap();
+    s.sfn_client
+        .send_task_success()
+        .task_token(token)
+        .output(r#"{"charge":"c-1"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let end = wait_for_end(&s, &execution.arn).await;
+    assert_eq!(end.status, Status::Succeeded);
+    let output = end.output.unwrap();
+    assert_eq!(output["order_id"], "o-1", "the saga input stays intact");
+    assert_eq!(output["steps"]["charge"], json!({"charge": "c-1"}));
+    let trace = s.sfn.trace(&execution.arn).await.unwrap();
+    assert_eq!(
+        trace.applied(),
+        [("reserve", Action::Execute), ("charge", Action::Execute)]
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_failure_compensates_and_ends_as_compensated() {
+    let s = setup().await;
+    let machine = s.sfn.deploy(&s.definition, &s.bindings).await.unwrap();
+    let execution = s
+        .sfn
+        .start(&machine.arn, "order-2", &json!({ "order_id": "o-2" }))
+        .await
+        .unwrap();
+
+    let command = next_command(&s).await;
+    let token = command["task_token"].as_str().unwrap();
+    s.sfn_client
+        .send_task_success()
+        .task_token(token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap();
+
+    let command = next_command(&s).await;
+    assert_eq!(command["step"], "charge");
+    let token = command["task_token"].as_str().unwrap();
+    s.sfn_client
+        .send_task_failure()
+        .task_token(token)
+        .error("Saga.Terminal")
+        .cause("PaymentDeclined: no funds")
+        .send()
+        .await
+        .unwrap();
+
+    let command = next_command(&s).await;
+    assert_eq!(
+        (command["step"].as_str(), command["action"].as_str()),
+        (Some("reserve"), Some("compensate"))
+    );
+    assert_eq!(command["idempotency_key"], "order-2/reserve/compensate");
+    assert_eq!(
+        command["input"]["error"]["Error"], "Saga.Terminal",
+        "the compensation sees the error"
+    );
+    let token = command["task_token"].as_str().unwrap();
+    s.sfn_client
+        .send_task_success()
+        .task_token(token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap();
+
+    let end = wait_for_end(&s, &execution.arn).await;
+    assert_eq!(end.status, Status::Failed);
+    assert_eq!(end.error.as_deref(), Some("Saga.Compensated"));
+    let trace = s.sfn.trace(&execution.arn).await.unwrap();
+    let steps: Vec<(&str, Action, bool)> = trace
+        .0
+        .iter()
+        .map(|i| {
+            (
+                i.step.as_str(),
+                i.action,
+                i.result == InvocationResult::Succeeded,
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("reserve", Action::Execute, true),
+            ("charge", Action::Execute, false),
+            ("reserve", Action::Compensate, true)
+        ]
+    );
+    let InvocationResult::Failed(failure) = &trace.0[1].result else {
+        unreachable!()
+    };
+    assert_eq!(failure.kind, FailureKind::Terminal);
+}
+
+/// The emulator never outlives the process that started it: here the "test process" is a
+/// `sleep` that ends after a second, and the server must stop soon after.
+#[test]
+fn the_emulator_exits_when_its_owner_exits() {
+    use std::net::TcpStream;
+    use std::process::{Command, Stdio};
+
+    Emulator::shared(); // installs moto if needed, so the start below is quick
+    let mut owner = Command::new("sleep").arg("2").spawn().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/moto-server");
+    let mut server = Command::new("bash")
+        .arg(script)
+        .arg(port.to_string())
+        .env("SAGA_EMULATOR_OWNER", owner.id().to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let answers = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        answers()
+    });
+    assert!(up, "the emulator did not start on port {port}");
+    owner.wait().unwrap();
+    let down = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !answers()
+    });
+    let _ = server.kill();
+    assert!(down, "the emulator outlived its owner");
+    let status = server.wait().unwrap();
+    assert!(
+        status.success() || status.code().is_some(),
+        "the script ended: {status}"
+    );
+}
