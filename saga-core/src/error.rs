@@ -239,6 +239,35 @@ impl StepFailure {
     }
 }
 
+impl StepFailure {
+    /// Reads back what [`to_asl_error`](Self::to_asl_error) wrote (what a Catch put under
+    /// `$.error`); `None` if `value` is not such an object. A cause without `code: ` becomes
+    /// the message, with the error name as the code.
+    pub fn from_asl_error(value: &serde_json::Value) -> Option<Self> {
+        let error = value.get("Error")?.as_str()?;
+        let kind = match error {
+            "Saga.Terminal" => FailureKind::Terminal,
+            "States.Timeout" => FailureKind::Timeout,
+            "Saga.Retryable" => FailureKind::Retryable,
+            // Other States.* errors (DataLimitExceeded, Runtime, ...) are not retried.
+            _ => FailureKind::Terminal,
+        };
+        let cause = value
+            .get("Cause")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default();
+        let (code, message) = match cause.split_once(": ") {
+            Some((code, message)) if !code.contains(' ') => (code.to_owned(), message.to_owned()),
+            _ => (error.to_owned(), cause.to_owned()),
+        };
+        Some(Self {
+            kind,
+            code,
+            message,
+        })
+    }
+}
+
 impl From<StepError> for StepFailure {
     fn from(err: StepError) -> Self {
         let kind = match err.kind {
@@ -283,6 +312,19 @@ mod tests {
         assert!(json.is_terminal());
         let io: StepError = std::io::Error::other("reset").into();
         assert!(io.is_retryable());
+    }
+
+    #[test]
+    fn asl_errors_read_back() {
+        let f: StepFailure = StepError::terminal("PaymentDeclined", "no: really").into();
+        assert_eq!(StepFailure::from_asl_error(&f.to_asl_error()), Some(f));
+        let timeout = serde_json::json!({"Error": "States.Timeout", "Cause": "no answer"});
+        let read = StepFailure::from_asl_error(&timeout).unwrap();
+        assert_eq!(
+            (read.kind, read.code.as_str()),
+            (FailureKind::Timeout, "States.Timeout")
+        );
+        assert_eq!(StepFailure::from_asl_error(&serde_json::json!(1)), None);
     }
 
     #[test]

@@ -72,6 +72,14 @@ impl Saga {
         })
     }
 
+    /// The same saga under another name, e.g. `order-staging` beside `order`: the state
+    /// machine, the commands and the executor's registry use the new name.
+    pub fn renamed(mut self, name: impl Into<String>) -> Result<Self, DefinitionError> {
+        self.definition.name = name.into();
+        self.definition.validate()?;
+        Ok(self)
+    }
+
     /// The declaration.
     pub fn definition(&self) -> &SagaDefinition {
         &self.definition
