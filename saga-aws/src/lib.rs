@@ -4,16 +4,20 @@
 //! Every call runs with the timeouts of [`config::timeouts`] (the SDK has no read timeout of its
 //! own) and fails with an [`AwsError`]; the SDK's error types never appear in this API.
 //!
-//! Still to come (see the project's issues): the SQS participant worker, the DynamoDB
-//! idempotency store, EventBridge events and triggers, the Lambda adapter.
+//! Still to come (see the project's issues): EventBridge events and triggers, the Lambda
+//! adapter.
 //!
 //! # Feature flags
 //!
 //! - `sfn` (default): [`StepFunctions`]: deploy, start, describe, trace.
-//! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues.
+//! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues; [`Worker`]: the
+//!   participant worker.
+//! - `dynamodb`: [`dynamodb`], the DynamoDB `IdempotencyStore`.
 //! - `testing`: [`testing::Emulator`], a moto server per test process.
 
 pub mod config;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod error;
 #[cfg(feature = "sqs")]
 mod queues;
@@ -21,7 +25,10 @@ mod queues;
 mod state_machine;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "sqs")]
+mod worker;
 
+pub use aws_config::SdkConfig;
 pub use error::AwsError;
 #[cfg(feature = "sqs")]
 pub use queues::{ParticipantQueue, Queues};
@@ -30,3 +37,5 @@ pub use state_machine::{
     Bindings, Change, Deployment, Execution, ExecutionState, Status, StepFunctions, execution_arn,
     render, trace_from_history,
 };
+#[cfg(feature = "sqs")]
+pub use worker::{Command, Worker, WorkerBuilder, WorkerStats};

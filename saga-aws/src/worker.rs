@@ -1,0 +1,494 @@
+//! The participant worker over SQS: receives the commands Step Functions sends to a participant's
+//! queue, runs the step's action or compensation behind the idempotency store, and answers with
+//! the task token.
+//!
+//! For each message: decode and validate the command; claim its idempotency key (a duplicate
+//! gets the stored answer without running anything); run the handler, sending SendTaskHeartbeat
+//! and extending the message's visibility while it runs; answer SendTaskSuccess or
+//! SendTaskFailure (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`); delete the
+//! message (in batches). A malformed or unknown message is logged with its reason and left on the
+//! queue, whose redrive policy moves it to the dead-letter queue; nothing else in flight is
+//! affected. An expired or invalid token is final for its message: logged and deleted. If the
+//! answer cannot be sent for another reason, the message stays and is delivered again later;
+//! the idempotency store then replays the same answer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use saga_core::analysis::check_payload;
+use saga_core::participant::run_idempotent;
+use saga_core::{
+    Action, FailureKind, IdempotencyKey, IdempotencyStore, InMemoryIdempotencyStore, Saga,
+    StepContext, StepFailure,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::error::AwsError;
+
+/// The command a participant receives (`v` 1), as the generated state machine sends it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Command {
+    /// The format's version.
+    pub v: u32,
+    /// The saga's name.
+    pub saga: String,
+    /// The saga instance (the execution's name).
+    pub saga_id: String,
+    /// The step.
+    pub step: String,
+    /// Execute or compensate.
+    pub action: Action,
+    /// `{saga_id}/{step}/{action}`.
+    pub idempotency_key: String,
+    /// The saga document.
+    pub input: Value,
+    /// The token to answer with.
+    pub task_token: String,
+}
+
+/// What a worker did, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Messages received.
+    pub received: u64,
+    /// Commands answered with SendTaskSuccess.
+    pub succeeded: u64,
+    /// Commands answered with SendTaskFailure.
+    pub failed: u64,
+    /// Messages that were not valid commands (left for the dead-letter queue).
+    pub malformed: u64,
+    /// Commands whose token had expired or was invalid (deleted).
+    pub expired: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    malformed: AtomicU64,
+    expired: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sqs: aws_sdk_sqs::Client,
+    sfn: aws_sdk_sfn::Client,
+    queue_url: String,
+    sagas: HashMap<String, Arc<Saga>>,
+    store: Arc<dyn IdempotencyStore>,
+    concurrency: usize,
+    wait_time: Duration,
+    counters: Counters,
+}
+
+/// Runs the steps of one or more sagas for the commands on one queue.
+///
+/// ```no_run
+/// # async fn example(saga: saga_core::Saga) -> Result<(), saga_aws::AwsError> {
+/// let config = saga_aws::config::from_env().await;
+/// let worker = saga_aws::Worker::builder(&config, "https://sqs.eu-west-1.amazonaws.com/1/inventory")
+///     .saga(saga)
+///     .concurrency(32)
+///     .build();
+/// let stats = worker.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// println!("{stats:?}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+/// Configures a [`Worker`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct WorkerBuilder {
+    config: SdkConfig,
+    queue_url: String,
+    sagas: HashMap<String, Arc<Saga>>,
+    store: Option<Arc<dyn IdempotencyStore>>,
+    concurrency: usize,
+    wait_time: Duration,
+}
+
+impl WorkerBuilder {
+    /// Registers a saga whose steps this worker runs.
+    pub fn saga(mut self, saga: Saga) -> Self {
+        self.sagas.insert(saga.name().to_owned(), Arc::new(saga));
+        self
+    }
+
+    /// The idempotency store (default: in memory, which only dedups within this process; use
+    /// the DynamoDB store when several workers share a queue).
+    pub fn store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How many commands run at once (default 16).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// The long-poll wait of each receive (default 20 s, the SQS maximum).
+    pub fn wait_time(mut self, wait: Duration) -> Self {
+        self.wait_time = wait.min(Duration::from_secs(20));
+        self
+    }
+
+    /// The worker.
+    pub fn build(self) -> Worker {
+        Worker {
+            inner: Arc::new(Inner {
+                sqs: aws_sdk_sqs::Client::new(&self.config),
+                sfn: aws_sdk_sfn::Client::new(&self.config),
+                queue_url: self.queue_url,
+                sagas: self.sagas,
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new())),
+                concurrency: self.concurrency,
+                wait_time: self.wait_time,
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+/// Why a message is not a command this worker can run.
+fn decode(inner: &Inner, body: &str) -> Result<(Command, Arc<Saga>, usize), String> {
+    let command: Command =
+        serde_json::from_str(body).map_err(|e| format!("not a saga command: {e}"))?;
+    if command.v != saga_core::asl::COMMAND_VERSION {
+        return Err(format!("unsupported command version {}", command.v));
+    }
+    let saga = inner
+        .sagas
+        .get(&command.saga)
+        .ok_or_else(|| format!("unknown saga `{}`", command.saga))?;
+    let (index, _) = saga
+        .definition()
+        .step(&command.step)
+        .ok_or_else(|| format!("saga `{}` has no step `{}`", command.saga, command.step))?;
+    let expected = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
+    if command.idempotency_key != expected.as_str() {
+        return Err(format!(
+            "idempotency key `{}` does not match `{expected}`",
+            command.idempotency_key
+        ));
+    }
+    if !command.input.is_object() {
+        return Err("the command's input is not a JSON object".to_owned());
+    }
+    Ok((command, saga.clone(), index))
+}
+
+/// The first characters of a token: enough to correlate logs, never the whole secret.
+fn short(token: &str) -> &str {
+    &token[..token.len().min(12)]
+}
+
+impl Worker {
+    /// Configures a worker for the queue at `queue_url`.
+    pub fn builder(config: &SdkConfig, queue_url: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            config: config.clone(),
+            queue_url: queue_url.into(),
+            sagas: HashMap::new(),
+            store: None,
+            concurrency: 16,
+            wait_time: Duration::from_secs(20),
+        }
+    }
+
+    /// What the worker has done so far.
+    pub fn stats(&self) -> WorkerStats {
+        let c = &self.inner.counters;
+        WorkerStats {
+            received: c.received.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Polls and runs commands until `shutdown` completes; then stops polling, finishes and
+    /// answers what is in flight, deletes what was answered, and returns the counts.
+    pub async fn run_until(
+        &self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<WorkerStats, AwsError> {
+        let inner = &self.inner;
+        let permits = Arc::new(Semaphore::new(inner.concurrency));
+        let (deletes, receipts) = mpsc::unbounded_channel();
+        let deleter = tokio::spawn(delete_in_batches(
+            inner.sqs.clone(),
+            inner.queue_url.clone(),
+            receipts,
+        ));
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let first = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 10 {
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => batch.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let receive = inner
+                .sqs
+                .receive_message()
+                .queue_url(&inner.queue_url)
+                .max_number_of_messages(batch.len() as i32)
+                .wait_time_seconds(inner.wait_time.as_secs() as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send();
+            let received = tokio::select! {
+                received = receive => received,
+                () = &mut shutdown => break,
+            };
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(e) => {
+                    let error = AwsError::from_sdk("ReceiveMessage", e);
+                    tracing::warn!(%error, queue = %inner.queue_url, "receive failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for (message, permit) in messages.into_iter().zip(batch) {
+                inner.counters.received.fetch_add(1, Ordering::Relaxed);
+                let (inner, deletes) = (self.inner.clone(), deletes.clone());
+                tokio::spawn(async move {
+                    handle(&inner, message, &deletes).await;
+                    drop(permit);
+                });
+            }
+        }
+        // Graceful shutdown: everything in flight finishes and is answered.
+        let _all = permits
+            .acquire_many(inner.concurrency as u32)
+            .await
+            .expect("the semaphore is never closed");
+        drop(deletes);
+        let _ = deleter.await;
+        Ok(self.stats())
+    }
+}
+
+async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender<String>) {
+    let id = message.message_id.clone().unwrap_or_default();
+    let Some(receipt) = message.receipt_handle.clone() else {
+        return;
+    };
+    let (command, saga, index) = match decode(inner, message.body.as_deref().unwrap_or_default()) {
+        Ok(decoded) => decoded,
+        Err(reason) => {
+            inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message_id = %id, %reason, "malformed command left for the dead-letter queue");
+            return;
+        }
+    };
+    let step = &saga.definition().steps[index];
+    let handler = saga.handler_at(index);
+    let key = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
+    let error = command
+        .input
+        .get("error")
+        .and_then(StepFailure::from_asl_error);
+    let deliveries = message
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let cx = StepContext::new(
+        saga.name(),
+        &command.saga_id,
+        &command.step,
+        command.action,
+        deliveries,
+        &key,
+        error.as_ref(),
+        &command.input,
+    );
+    let lease = Duration::from_secs(step.timeout_seconds.into());
+    let run = run_idempotent(&*inner.store, &key, &command.input, lease, async {
+        match command.action {
+            Action::Execute => handler.execute(&cx).await,
+            Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
+        }
+    });
+    // While the handler runs, tell Step Functions it is alive and keep the message hidden.
+    let beat = Duration::from_secs(u64::from(step.heartbeat_seconds).div_ceil(2).max(1));
+    let mut run = pin!(run);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut run => break answer,
+            _ = ticker.tick() => heartbeat(inner, &command.task_token, &receipt, step.timeout_seconds).await,
+        }
+    };
+    let answer = answer.and_then(|output| match check_payload("the step's output", &output) {
+        Ok(()) => Ok(output),
+        Err(e) => Err(StepFailure {
+            kind: FailureKind::Terminal,
+            code: "DataLimitExceeded".into(),
+            message: e.to_string(),
+        }),
+    });
+    let sent = match &answer {
+        Ok(output) => inner
+            .sfn
+            .send_task_success()
+            .task_token(&command.task_token)
+            .output(output.to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("SendTaskSuccess", e)),
+        Err(failure) => inner
+            .sfn
+            .send_task_failure()
+            .task_token(&command.task_token)
+            .error(match failure.kind {
+                FailureKind::Terminal => saga_core::asl::ERROR_TERMINAL,
+                FailureKind::Retryable | FailureKind::Timeout => saga_core::asl::ERROR_RETRYABLE,
+            })
+            .cause(format!("{}: {}", failure.code, failure.message))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("SendTaskFailure", e)),
+    };
+    match sent {
+        Ok(()) => {
+            let counter = if answer.is_ok() {
+                &inner.counters.succeeded
+            } else {
+                &inner.counters.failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = deletes.send(receipt);
+        }
+        Err(error)
+            if matches!(
+                error.code(),
+                Some("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")
+            ) =>
+        {
+            inner.counters.expired.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message_id = %id, token = short(&command.task_token), %error, "the task token is no longer valid; dropping the command");
+            let _ = deletes.send(receipt);
+        }
+        Err(error) => {
+            tracing::warn!(message_id = %id, %error, "could not answer; the command will be delivered again");
+        }
+    }
+}
+
+async fn heartbeat(inner: &Inner, token: &str, receipt: &str, timeout_seconds: u32) {
+    if let Err(e) = inner
+        .sfn
+        .send_task_heartbeat()
+        .task_token(token)
+        .send()
+        .await
+    {
+        let error = AwsError::from_sdk("SendTaskHeartbeat", e);
+        tracing::debug!(token = short(token), %error, "heartbeat refused");
+    }
+    let visibility = i32::try_from(timeout_seconds)
+        .unwrap_or(i32::MAX)
+        .min(43_200);
+    if let Err(e) = inner
+        .sqs
+        .change_message_visibility()
+        .queue_url(&inner.queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(visibility)
+        .send()
+        .await
+    {
+        let error = AwsError::from_sdk("ChangeMessageVisibility", e);
+        tracing::debug!(%error, "could not extend the message's visibility");
+    }
+}
+
+/// Deletes answered messages ten at a time (or whatever arrived within 20 ms).
+async fn delete_in_batches(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    mut receipts: mpsc::UnboundedReceiver<String>,
+) {
+    let mut batch = Vec::with_capacity(10);
+    loop {
+        let next = if batch.is_empty() {
+            receipts.recv().await
+        } else {
+            match tokio::time::timeout(Duration::from_millis(20), receipts.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    flush(&sqs, &queue_url, &mut batch).await;
+                    continue;
+                }
+            }
+        };
+        match next {
+            Some(receipt) => {
+                batch.push(receipt);
+                if batch.len() == 10 {
+                    flush(&sqs, &queue_url, &mut batch).await;
+                }
+            }
+            None => {
+                flush(&sqs, &queue_url, &mut batch).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn flush(sqs: &aws_sdk_sqs::Client, queue_url: &str, batch: &mut Vec<String>) {
+    if batch.is_empty() {
+        return;
+    }
+    let entries = batch
+        .drain(..)
+        .enumerate()
+        .filter_map(|(i, receipt)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(receipt)
+                .build()
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    if let Err(e) = sqs
+        .delete_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        // Undeleted messages come back after their visibility timeout and are answered again
+        // from the idempotency store; nothing is lost.
+        let error = AwsError::from_sdk("DeleteMessageBatch", e);
+        tracing::warn!(%error, "could not delete answered messages");
+    }
+}

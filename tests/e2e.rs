@@ -1,0 +1,349 @@
+//! End to end on the local emulator: a `#[saga]` deployed as a Step Functions state machine,
+//! executed by moto, with the participant worker answering over SQS. The emulator starts with the
+//! tests (never skipped); every test has its own state machine and queues.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use saga::asl::substitution_key;
+use saga::{Action, Participant, StepContext, StepError, saga};
+use saga_aws::testing::Emulator;
+use saga_aws::{Bindings, ExecutionState, ParticipantQueue, Queues, Status, StepFunctions, Worker};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// How a step's action behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Behaviour {
+    Succeed,
+    /// A business rejection.
+    Terminal,
+    /// A transient fault on the first `n` attempts.
+    Retryable(u32),
+}
+
+/// The behaviour of each (step, action), and the ledger of applied effects.
+#[derive(Debug, Default)]
+struct Script {
+    behaviour: HashMap<(&'static str, Action), Behaviour>,
+    calls: Mutex<HashMap<(String, Action), u32>>,
+    ledger: Mutex<Vec<(String, Action)>>,
+}
+
+impl Script {
+    fn with(mut self, step: &'static str, action: Action, behaviour: Behaviour) -> Self {
+        self.behaviour.insert((step, action), behaviour);
+        self
+    }
+
+    fn act(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
+        let step: &str = cx.step();
+        let behaviour = self
+            .behaviour
+            .iter()
+            .find(|((s, a), _)| *s == step && *a == cx.action())
+            .map(|(_, b)| *b)
+            .unwrap_or(Behaviour::Succeed);
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry((step.to_owned(), cx.action())).or_insert(0);
+            *n += 1;
+            *n
+        };
+        match behaviour {
+            Behaviour::Terminal => {
+                return Err(StepError::terminal("Rejected", format!("{step} said no")));
+            }
+            Behaviour::Retryable(n) if call <= n => {
+                return Err(StepError::retryable(format!("{step} blipped")));
+            }
+            _ => {}
+        }
+        self.ledger
+            .lock()
+            .unwrap()
+            .push((format!("{}:{step}", cx.saga_id()), cx.action()));
+        Ok(())
+    }
+
+    fn ledger(&self, saga_id: &str) -> Vec<(String, Action)> {
+        let prefix = format!("{saga_id}:");
+        self.ledger
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(k, a)| k.strip_prefix(&prefix).map(|s| (s.to_owned(), *a)))
+            .collect()
+    }
+}
+
+struct Shop {
+    script: Arc<Script>,
+}
+
+#[saga(name = "shop")]
+impl Shop {
+    #[compensable(
+        compensate = release,
+        participant = "shop",
+        timeout = "20s",
+        heartbeat = "10s",
+        retry(max_attempts = 2, interval = "1s"),
+        compensation_retry(max_attempts = 2, interval = "1s")
+    )]
+    async fn reserve(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
+        self.script.act(cx)?;
+        Ok(json!({ "reservation": format!("r-{}", cx.saga_id()) }))
+    }
+
+    async fn release(
+        &self,
+        cx: &StepContext<'_>,
+        _input: Value,
+        _output: Option<Value>,
+    ) -> Result<(), StepError> {
+        self.script.act(cx)
+    }
+
+    #[pivot(
+        participant = "shop",
+        timeout = "20s",
+        heartbeat = "10s",
+        retry(max_attempts = 2, interval = "1s")
+    )]
+    async fn charge(&self, cx: &StepContext<'_>, input: Value) -> Result<Value, StepError> {
+        // Earlier outputs arrive in the saga document.
+        if input["steps"]["reserve"]["reservation"].as_str().is_none() {
+            return Err(StepError::terminal(
+                "DataFlow",
+                "no reservation in the input",
+            ));
+        }
+        self.script.act(cx)?;
+        Ok(json!({ "charge": "c-1" }))
+    }
+
+    #[retriable(
+        participant = "shop",
+        timeout = "20s",
+        heartbeat = "10s",
+        retry(max_attempts = 2, interval = "1s")
+    )]
+    async fn ship(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
+        self.script.act(cx)?;
+        Ok(json!({ "tracking": "t-1" }))
+    }
+}
+
+/// A deployed shop saga, its queue, and a worker running until the environment is dropped.
+struct Env {
+    sfn: StepFunctions,
+    machine: String,
+    queue: ParticipantQueue,
+    script: Arc<Script>,
+    worker: Worker,
+    stop: Option<oneshot::Sender<()>>,
+    config: saga_aws::SdkConfig,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn env(script: Script) -> Env {
+    let config = Emulator::shared().config().await;
+    let queue = Queues::new(&config)
+        .create(&Emulator::unique("shop"), 2, 5)
+        .await
+        .expect("queues");
+    let script = Arc::new(script);
+    let saga = Shop {
+        script: script.clone(),
+    }
+    .into_saga()
+    .renamed(Emulator::unique("shop"))
+    .unwrap();
+    let mut bindings = Bindings::new();
+    bindings.insert(
+        substitution_key(&Participant::queue("shop")),
+        queue.url.clone(),
+    );
+    let sfn = StepFunctions::new(&config, Emulator::ROLE_ARN);
+    let machine = sfn
+        .deploy(saga.definition(), &bindings)
+        .await
+        .expect("deploy")
+        .arn;
+    let worker = Worker::builder(&config, &queue.url)
+        .saga(saga)
+        .wait_time(Duration::from_secs(1))
+        .build();
+    let (stop, stopped) = oneshot::channel();
+    let running = worker.clone();
+    tokio::spawn(async move {
+        running
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the worker runs");
+    });
+    Env {
+        sfn,
+        machine,
+        queue,
+        script,
+        worker,
+        stop: Some(stop),
+        config,
+    }
+}
+
+impl Env {
+    async fn run(&self, saga_id: &str) -> ExecutionState {
+        let execution = self
+            .sfn
+            .start(&self.machine, saga_id, &json!({ "order_id": saga_id }))
+            .await
+            .unwrap();
+        for _ in 0..600 {
+            let state = self.sfn.describe(&execution.arn).await.unwrap();
+            if state.status != Status::Running {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("saga {saga_id} did not end within 60 s");
+    }
+}
+
+fn effects(list: &[(&str, Action)]) -> Vec<(String, Action)> {
+    list.iter().map(|(s, a)| (s.to_string(), *a)).collect()
+}
+
+use Action::{Compensate, Execute};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_completes() {
+    let env = env(Script::default()).await;
+    let end = env.run("ok-1").await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    let output = end.output.unwrap();
+    assert_eq!(output["order_id"], "ok-1");
+    assert_eq!(output["steps"]["ship"], json!({ "tracking": "t-1" }));
+    assert_eq!(
+        env.script.ledger("ok-1"),
+        effects(&[("reserve", Execute), ("charge", Execute), ("ship", Execute)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_failure_at_each_step_compensates_in_reverse_order() {
+    let cases = [
+        ("reserve", "Saga.Compensated", vec![("reserve", Compensate)]),
+        (
+            "charge",
+            "Saga.Compensated",
+            vec![("reserve", Execute), ("reserve", Compensate)],
+        ),
+        (
+            "ship",
+            "Saga.CompensationFailed",
+            vec![("reserve", Execute), ("charge", Execute)],
+        ),
+    ];
+    for (step, error, expected) in cases {
+        let env = env(Script::default().with(step, Execute, Behaviour::Terminal)).await;
+        let saga_id = format!("fail-{step}");
+        let end = env.run(&saga_id).await;
+        assert_eq!(
+            (end.status, end.error.as_deref()),
+            (Status::Failed, Some(error)),
+            "{step} fails"
+        );
+        assert_eq!(
+            env.script.ledger(&saga_id),
+            effects(&expected),
+            "{step} fails"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_failure_recovers_within_its_policy() {
+    let env = env(Script::default().with("charge", Execute, Behaviour::Retryable(1))).await;
+    let end = env.run("flaky-1").await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        env.script.ledger("flaky-1"),
+        effects(&[("reserve", Execute), ("charge", Execute), ("ship", Execute)])
+    );
+    let trace = env
+        .sfn
+        .trace(&saga_aws::execution_arn(&env.machine, "flaky-1"))
+        .await
+        .unwrap();
+    let charges = trace.0.iter().filter(|i| i.step == "charge").count();
+    assert_eq!(charges, 2, "one failed attempt, one retry: {trace:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensation_that_keeps_failing_ends_as_compensation_failed() {
+    let script = Script::default()
+        .with("charge", Execute, Behaviour::Terminal)
+        .with("reserve", Compensate, Behaviour::Retryable(100));
+    let env = env(script).await;
+    let end = env.run("stuck-1").await;
+    assert_eq!(
+        (end.status, end.error.as_deref()),
+        (Status::Failed, Some("Saga.CompensationFailed"))
+    );
+    assert_eq!(
+        env.script.ledger("stuck-1"),
+        effects(&[("reserve", Execute)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_lands_in_the_dlq_while_other_sagas_complete() {
+    let env = env(Script::default()).await;
+    let sqs = aws_sdk_sqs::Client::new(&env.config);
+    sqs.send_message()
+        .queue_url(&env.queue.url)
+        .message_body("{not a command")
+        .send()
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(env.run("busy-1"), env.run("busy-2"));
+    assert_eq!((a.status, b.status), (Status::Succeeded, Status::Succeeded));
+    // Received twice (maxReceiveCount 2) with a 5 s visibility timeout, then redriven.
+    let mut in_dlq = None;
+    for _ in 0..30 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&env.queue.dlq_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
+            in_dlq = message.body;
+            break;
+        }
+    }
+    assert_eq!(
+        in_dlq.as_deref(),
+        Some("{not a command"),
+        "the poison message reached the DLQ"
+    );
+    assert!(
+        env.worker.stats().malformed >= 1,
+        "{:?}",
+        env.worker.stats()
+    );
+}
