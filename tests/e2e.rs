@@ -21,6 +21,10 @@ enum Behaviour {
     Terminal,
     /// A transient fault on the first `n` attempts.
     Retryable(u32),
+    /// The first call never answers (it sleeps for an hour); later calls succeed.
+    HangFirst,
+    /// Every call never answers.
+    Hang,
 }
 
 /// The behaviour of each (step, action), and the ledger of applied effects.
@@ -37,7 +41,7 @@ impl Script {
         self
     }
 
-    fn act(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
+    async fn act(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
         let step: &str = cx.step();
         let behaviour = self
             .behaviour
@@ -57,6 +61,10 @@ impl Script {
             }
             Behaviour::Retryable(n) if call <= n => {
                 return Err(StepError::retryable(format!("{step} blipped")));
+            }
+            Behaviour::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+            Behaviour::HangFirst if call == 1 => {
+                tokio::time::sleep(Duration::from_secs(3600)).await
             }
             _ => {}
         }
@@ -93,7 +101,7 @@ impl Shop {
         compensation_retry(max_attempts = 2, interval = "1s")
     )]
     async fn reserve(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
-        self.script.act(cx)?;
+        self.script.act(cx).await?;
         Ok(json!({ "reservation": format!("r-{}", cx.saga_id()) }))
     }
 
@@ -103,7 +111,7 @@ impl Shop {
         _input: Value,
         _output: Option<Value>,
     ) -> Result<(), StepError> {
-        self.script.act(cx)
+        self.script.act(cx).await
     }
 
     #[pivot(
@@ -120,7 +128,7 @@ impl Shop {
                 "no reservation in the input",
             ));
         }
-        self.script.act(cx)?;
+        self.script.act(cx).await?;
         Ok(json!({ "charge": "c-1" }))
     }
 
@@ -131,7 +139,7 @@ impl Shop {
         retry(max_attempts = 2, interval = "1s")
     )]
     async fn ship(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
-        self.script.act(cx)?;
+        self.script.act(cx).await?;
         Ok(json!({ "tracking": "t-1" }))
     }
 }
@@ -143,6 +151,7 @@ struct Env {
     queue: ParticipantQueue,
     script: Arc<Script>,
     worker: Worker,
+    saga_name: String,
     stop: Option<oneshot::Sender<()>>,
     config: saga_aws::SdkConfig,
 }
@@ -156,23 +165,31 @@ impl Drop for Env {
 }
 
 async fn env(script: Script) -> Env {
+    let script = Arc::new(script);
+    env_for(
+        Shop {
+            script: script.clone(),
+        }
+        .into_saga(),
+        script,
+        true,
+    )
+    .await
+}
+
+/// Deploys `saga` (whose steps all run on the participant queue named after the saga) under a
+/// unique name, with a worker if `with_worker`.
+async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> Env {
     let config = Emulator::shared().config().await;
     let queue = Queues::new(&config)
-        .create(&Emulator::unique("shop"), 2, 5)
+        .create(&Emulator::unique("queue"), 2, 5)
         .await
         .expect("queues");
-    let script = Arc::new(script);
-    let saga = Shop {
-        script: script.clone(),
-    }
-    .into_saga()
-    .renamed(Emulator::unique("shop"))
-    .unwrap();
+    let participant = Participant::queue(saga.name());
+    let saga = saga.renamed(Emulator::unique("saga")).unwrap();
+    let saga_name = saga.name().to_owned();
     let mut bindings = Bindings::new();
-    bindings.insert(
-        substitution_key(&Participant::queue("shop")),
-        queue.url.clone(),
-    );
+    bindings.insert(substitution_key(&participant), queue.url.clone());
     let sfn = StepFunctions::new(&config, Emulator::ROLE_ARN);
     let machine = sfn
         .deploy(saga.definition(), &bindings)
@@ -184,21 +201,24 @@ async fn env(script: Script) -> Env {
         .wait_time(Duration::from_secs(1))
         .build();
     let (stop, stopped) = oneshot::channel();
-    let running = worker.clone();
-    tokio::spawn(async move {
-        running
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the worker runs");
-    });
+    if with_worker {
+        let running = worker.clone();
+        tokio::spawn(async move {
+            running
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the worker runs");
+        });
+    }
     Env {
         sfn,
         machine,
         queue,
         script,
         worker,
+        saga_name,
         stop: Some(stop),
         config,
     }
@@ -206,13 +226,21 @@ async fn env(script: Script) -> Env {
 
 impl Env {
     async fn run(&self, saga_id: &str) -> ExecutionState {
-        let execution = self
-            .sfn
+        self.start(saga_id).await;
+        self.wait(saga_id).await
+    }
+
+    async fn start(&self, saga_id: &str) {
+        self.sfn
             .start(&self.machine, saga_id, &json!({ "order_id": saga_id }))
             .await
             .unwrap();
+    }
+
+    async fn wait(&self, saga_id: &str) -> ExecutionState {
+        let arn = saga_aws::execution_arn(&self.machine, saga_id);
         for _ in 0..600 {
-            let state = self.sfn.describe(&execution.arn).await.unwrap();
+            let state = self.sfn.describe(&arn).await.unwrap();
             if state.status != Status::Running {
                 return state;
             }
@@ -345,5 +373,144 @@ async fn a_poison_message_lands_in_the_dlq_while_other_sagas_complete() {
         env.worker.stats().malformed >= 1,
         "{:?}",
         env.worker.stats()
+    );
+}
+
+/// A saga with short timeouts, for what happens when a participant does not answer.
+struct Slow {
+    script: Arc<Script>,
+}
+
+#[saga(name = "slow")]
+impl Slow {
+    #[compensable(
+        compensate = unhold,
+        participant = "slow",
+        timeout = "4s",
+        heartbeat = "2s",
+        retry(max_attempts = 1, interval = "1s"),
+        compensation_retry(max_attempts = 2, interval = "1s")
+    )]
+    async fn hold(&self, cx: &StepContext<'_>, _input: Value) -> Result<(), StepError> {
+        self.script.act(cx).await
+    }
+
+    async fn unhold(
+        &self,
+        cx: &StepContext<'_>,
+        _input: Value,
+        _output: Option<()>,
+    ) -> Result<(), StepError> {
+        self.script.act(cx).await
+    }
+
+    #[pivot(
+        participant = "slow",
+        timeout = "4s",
+        heartbeat = "2s",
+        retry(max_attempts = 1, interval = "1s")
+    )]
+    async fn pay(&self, cx: &StepContext<'_>, _input: Value) -> Result<(), StepError> {
+        self.script.act(cx).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_never_answers_times_out_and_is_compensated() {
+    let script = Arc::new(Script::default().with("pay", Execute, Behaviour::Hang));
+    let env = env_for(
+        Slow {
+            script: script.clone(),
+        }
+        .into_saga(),
+        script,
+        true,
+    )
+    .await;
+    let end = env.run("silent-1").await;
+    assert_eq!(
+        (end.status, end.error.as_deref()),
+        (Status::Failed, Some("Saga.Compensated")),
+        "{end:?}"
+    );
+    assert_eq!(
+        env.script.ledger("silent-1"),
+        effects(&[("hold", Execute), ("hold", Compensate)])
+    );
+    let trace = env
+        .sfn
+        .trace(&saga_aws::execution_arn(&env.machine, "silent-1"))
+        .await
+        .unwrap();
+    let timeouts = trace
+        .0
+        .iter()
+        .filter(|i| matches!(&i.result, saga::InvocationResult::Failed(f) if f.kind == saga::FailureKind::Timeout))
+        .count();
+    assert_eq!(
+        timeouts, 2,
+        "the first attempt and its retry time out: {trace:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_step_leads_to_redelivery_and_one_effect() {
+    let script = Arc::new(Script::default().with("charge", Execute, Behaviour::HangFirst));
+    let env = env_for(
+        Shop {
+            script: script.clone(),
+        }
+        .into_saga(),
+        script.clone(),
+        false,
+    )
+    .await;
+    // Worker A takes `reserve`, then hangs in `charge`, and dies without answering.
+    let doomed = tokio::spawn({
+        let worker = env.worker.clone();
+        async move { worker.run_until(std::future::pending()).await }
+    });
+    env.start("crash-1").await;
+    for _ in 0..100 {
+        if script
+            .calls
+            .lock()
+            .unwrap()
+            .contains_key(&("charge".to_owned(), Execute))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    doomed.abort();
+    // Worker B (a new process: its own idempotency store) gets the command again once the
+    // message's visibility timeout (5 s) runs out, and answers it.
+    let successor = Worker::builder(&env.config, &env.queue.url)
+        .saga(
+            Shop {
+                script: script.clone(),
+            }
+            .into_saga()
+            .renamed(env.saga_name.clone())
+            .unwrap(),
+        )
+        .wait_time(Duration::from_secs(1))
+        .build();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        successor
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let end = env.wait("crash-1").await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        env.script.ledger("crash-1"),
+        effects(&[("reserve", Execute), ("charge", Execute), ("ship", Execute)]),
+        "every effect once"
     );
 }
