@@ -514,3 +514,72 @@ async fn a_worker_that_dies_mid_step_leads_to_redelivery_and_one_effect() {
         "every effect once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_command_applies_its_effect_once() {
+    let script = Arc::new(Script::default());
+    let env = env_for(
+        Shop {
+            script: script.clone(),
+        }
+        .into_saga(),
+        script.clone(),
+        false,
+    )
+    .await;
+    let sqs = aws_sdk_sqs::Client::new(&env.config);
+    env.start("dup-1").await;
+    // Take the first command off the queue and put it back twice: a duplicate delivery.
+    let mut body = None;
+    for _ in 0..20 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&env.queue.url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
+            sqs.delete_message()
+                .queue_url(&env.queue.url)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+            body = message.body;
+            break;
+        }
+    }
+    let body = body.expect("the first command arrived");
+    let command: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(command["step"], "reserve", "{body}");
+    for _ in 0..2 {
+        sqs.send_message()
+            .queue_url(&env.queue.url)
+            .message_body(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = env.worker.clone();
+    let running = tokio::spawn(async move {
+        worker
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let end = env.wait("dup-1").await;
+    let _ = stop.send(());
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        script.ledger("dup-1"),
+        effects(&[("reserve", Execute), ("charge", Execute), ("ship", Execute)]),
+        "the duplicate applied nothing"
+    );
+    // Both copies were answered (the second from the idempotency store) or found their token
+    // already used; neither ran the step twice.
+    assert_eq!(stats.received, 4, "{stats:?}");
+}

@@ -6,7 +6,9 @@
 //! gets the stored answer without running anything); run the handler, sending SendTaskHeartbeat
 //! and extending the message's visibility while it runs; answer SendTaskSuccess or
 //! SendTaskFailure (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`); delete the
-//! message (in batches). A malformed or unknown message is logged with its reason and left on the
+//! message (in batches). A second delivery of a command that is still running elsewhere is not
+//! answered: it is hidden until the first one's lease ends, then finds the stored answer. A
+//! malformed or unknown message is logged with its reason and left on the
 //! queue, whose redrive policy moves it to the dead-letter queue; nothing else in flight is
 //! affected. An expired or invalid token is final for its message: logged and deleted. If the
 //! answer cannot be sent for another reason, the message stays and is delivered again later;
@@ -352,6 +354,29 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
             message: e.to_string(),
         }),
     });
+    if let Err(failure) = &answer
+        && failure.code == "InProgress"
+    {
+        // Another delivery of this very command is running it now: that one answers. Hide this
+        // copy until the other's lease ends; it then finds the stored answer (and a used token).
+        let visibility = i32::try_from(step.timeout_seconds)
+            .unwrap_or(i32::MAX)
+            .min(43_200);
+        let hidden = inner
+            .sqs
+            .change_message_visibility()
+            .queue_url(&inner.queue_url)
+            .receipt_handle(&receipt)
+            .visibility_timeout(visibility)
+            .send()
+            .await;
+        if let Err(e) = hidden {
+            let error = AwsError::from_sdk("ChangeMessageVisibility", e);
+            tracing::debug!(message_id = %id, %error, "could not hide a duplicate delivery");
+        }
+        tracing::info!(message_id = %id, key = %key, "duplicate delivery while the command runs elsewhere; answering later");
+        return;
+    }
     let sent = match &answer {
         Ok(output) => inner
             .sfn
