@@ -252,26 +252,157 @@ pub async fn run(misbehaving: &[(String, Misbehaviour)]) -> Result<Outcome, saga
             }
         })
         .build();
-    let order = Order {
-        order_id: "order-1001".into(),
-        sku: "sku-42".into(),
-        quantity: 2,
-        amount_cents: 4_990,
-        address: "1 Rue de la Paix, Paris".into(),
-    };
+    let order = order();
     let report = executor.run("order", &order.order_id, &order).await?;
     println!("outcome: {}", report.outcome);
     Ok(report.outcome)
 }
 
+/// The order every run places.
+pub fn order() -> Order {
+    Order {
+        order_id: "order-1001".into(),
+        sku: "sku-42".into(),
+        quantity: 2,
+        amount_cents: 4_990,
+        address: "1 Rue de la Paix, Paris".into(),
+    }
+}
+
+/// Runs one order on Step Functions at the endpoint of `config` (`AWS_ENDPOINT_URL`: the local
+/// emulator, or a real account): creates the participant queues `<name>-inventory`,
+/// `<name>-payments` and `<name>-shipping` (with dead-letter queues), deploys the state machine
+/// `<name>`, runs a worker per queue in this process, starts the saga and waits for its end.
+pub async fn run_on_aws(
+    config: &saga_aws::SdkConfig,
+    misbehaving: &[(String, Misbehaviour)],
+    name: &str,
+) -> Result<Outcome, saga_aws::AwsError> {
+    use saga_aws::{Bindings, Queues, Status, StepFunctions, Worker};
+
+    let saga = || order_saga(misbehaving).renamed(name).expect("a valid name");
+    let queues = Queues::new(config);
+    let mut bindings = Bindings::new();
+    let mut urls = Vec::new();
+    for participant in ["inventory", "payments", "shipping"] {
+        let queue = queues
+            .create(&format!("{name}-{participant}"), 5, 60)
+            .await?;
+        let key = saga::asl::substitution_key(&saga::Participant::queue(participant));
+        bindings.insert(key, queue.url.clone());
+        urls.push(queue.url);
+    }
+    let role = std::env::var("SAGA_ROLE_ARN")
+        .unwrap_or_else(|_| "arn:aws:iam::123456789012:role/saga-order".to_owned());
+    let sfn = StepFunctions::new(config, role);
+    let deployed = sfn.deploy(saga().definition(), &bindings).await?;
+    println!("state machine {} ({:?})", deployed.arn, deployed.change);
+
+    // Each service would run its own worker; here one process runs all three.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers: Vec<_> = urls
+        .iter()
+        .map(|url| {
+            let worker = Worker::builder(config, url)
+                .saga(saga())
+                .wait_time(std::time::Duration::from_secs(1))
+                .build();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                worker
+                    .run_until(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        })
+        .collect();
+
+    let order = order();
+    let saga_id = format!(
+        "{}-{}",
+        order.order_id,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let input = serde_json::to_value(&order).expect("orders serialise");
+    let execution = sfn.start(&deployed.arn, &saga_id, &input).await?;
+    println!("saga {saga_id} started");
+    let state = loop {
+        let state = sfn.describe(&execution.arn).await?;
+        if state.status != Status::Running {
+            break state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let trace = sfn.trace(&execution.arn).await?;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    for invocation in &trace.0 {
+        let what = match invocation.action {
+            saga::Action::Execute => invocation.step.clone(),
+            saga::Action::Compensate => format!("compensation of {}", invocation.step),
+        };
+        match &invocation.result {
+            saga::InvocationResult::Succeeded => {
+                println!("ok {what} (attempt {})", invocation.attempt)
+            }
+            saga::InvocationResult::Failed(error) => {
+                println!("!! {what} failed (attempt {}): {error}", invocation.attempt)
+            }
+        }
+    }
+    let last_failure = |action: saga::Action| {
+        trace
+            .0
+            .iter()
+            .rev()
+            .find(|i| i.action == action && i.result != saga::InvocationResult::Succeeded)
+            .map(|i| {
+                let saga::InvocationResult::Failed(error) = &i.result else {
+                    unreachable!()
+                };
+                (i.step.clone(), error.clone())
+            })
+    };
+    let outcome = match (state.status, state.error.as_deref()) {
+        (Status::Succeeded, _) => Outcome::Completed,
+        (_, Some(saga::asl::ERROR_COMPENSATED)) => {
+            let (failed_step, error) = last_failure(saga::Action::Execute).expect("a step failed");
+            Outcome::Compensated { failed_step, error }
+        }
+        _ => {
+            let (action, (step, error)) = last_failure(saga::Action::Compensate)
+                .map(|f| (saga::Action::Compensate, f))
+                .or_else(|| last_failure(saga::Action::Execute).map(|f| (saga::Action::Execute, f)))
+                .expect("something failed");
+            Outcome::CompensationFailed {
+                step,
+                action,
+                error,
+            }
+        }
+    };
+    println!("outcome: {outcome}");
+    Ok(outcome)
+}
+
 const USAGE: &str = "\
 usage: cargo run --example order [-- OPTIONS]
 
-Runs one order (reserve_stock -> charge_payment -> ship_order) on the in-memory executor.
+Runs one order (reserve_stock -> charge_payment -> ship_order) on the in-memory executor, or with
+--aws on Step Functions.
 
 options:
   --fail STEP    make STEP fail with a terminal error, to see the compensation run
   --flaky STEP   make STEP fail twice with a retryable error, to see the retries
+  --aws          run on Step Functions and SQS at AWS_ENDPOINT_URL (the local emulator, started
+                 with `saga-aws/emulator/moto-server 4566`, or a real account; the state
+                 machine's role is $SAGA_ROLE_ARN)
   --asl          print the saga's Step Functions state machine (Amazon States Language)
   --mermaid      print the state machine as a Mermaid flowchart
   --dot          print the state machine as a Graphviz DOT graph
@@ -292,11 +423,16 @@ pub fn describe_saga(option: &str) -> Option<String> {
     })
 }
 
-fn parse(args: &[String]) -> Result<Vec<(String, Misbehaviour)>, String> {
+fn parse(args: &[String]) -> Result<(Vec<(String, Misbehaviour)>, bool), String> {
     let mut misbehaving = Vec::new();
+    let mut aws = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let misbehaviour = match arg.as_str() {
+            "--aws" => {
+                aws = true;
+                continue;
+            }
             "--fail" => Misbehaviour::Fail,
             "--flaky" => Misbehaviour::Flaky,
             other => return Err(format!("unknown option `{other}`")),
@@ -312,7 +448,7 @@ fn parse(args: &[String]) -> Result<Vec<(String, Misbehaviour)>, String> {
         }
         misbehaving.push((step.clone(), misbehaviour));
     }
-    Ok(misbehaving)
+    Ok((misbehaving, aws))
 }
 
 #[allow(dead_code)] // the example's tests include this file and call `run` directly
@@ -330,14 +466,22 @@ async fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "{text}");
         return ExitCode::SUCCESS;
     }
-    let misbehaving = match parse(&args) {
-        Ok(m) => m,
+    let (misbehaving, aws) = match parse(&args) {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("error: {message}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    match run(&misbehaving).await {
+    let outcome = if aws {
+        let config = saga_aws::config::from_env().await;
+        run_on_aws(&config, &misbehaving, "order")
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        run(&misbehaving).await.map_err(|e| e.to_string())
+    };
+    match outcome {
         Ok(Outcome::CompensationFailed { .. }) => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {

@@ -63,3 +63,24 @@ fn every_event_of_a_run_is_described() {
         "-> ship_order (attempt 2)"
     );
 }
+
+/// The same example on Step Functions: the local emulator, a worker per participant queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_saga_runs_on_step_functions() {
+    let config = saga_aws::testing::Emulator::shared().config().await;
+    let name = saga_aws::testing::Emulator::unique("order");
+    let outcome = order::run_on_aws(&config, &[], &name).await.unwrap();
+    assert_eq!(outcome, Outcome::Completed);
+
+    let name = saga_aws::testing::Emulator::unique("order");
+    let outcome = order::run_on_aws(&config, &misbehaving("charge_payment", Fail), &name)
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, error } = outcome else {
+        panic!("expected a compensation, got {outcome:?}");
+    };
+    assert_eq!(
+        (failed_step.as_str(), error.kind),
+        ("charge_payment", FailureKind::Terminal)
+    );
+}
