@@ -368,6 +368,15 @@ fn failure_from(error: &str, cause: &str) -> StepFailure {
         "States.Timeout" => FailureKind::Timeout,
         _ => FailureKind::Retryable,
     };
+    if cause.is_empty() {
+        // The worker always sends `code: message`; an empty cause comes from elsewhere (the
+        // local emulator drops the cause of SendTaskFailure).
+        return StepFailure {
+            kind,
+            code: error.to_owned(),
+            message: "no cause given".to_owned(),
+        };
+    }
     let (code, message) = cause.split_once(": ").unwrap_or((cause, ""));
     StepFailure {
         kind,
