@@ -101,7 +101,10 @@ struct Inner {
 ///     .saga(saga)
 ///     .concurrency(32)
 ///     .build();
-/// let stats = worker.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// // ... call `stop.send(())` to shut down gracefully (e.g. on SIGTERM) ...
+/// # drop(stop);
+/// let stats = worker.run_until(async { let _ = stopped.await; }).await?;
 /// println!("{stats:?}");
 /// # Ok(()) }
 /// ```
