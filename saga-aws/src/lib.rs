@@ -19,6 +19,8 @@ pub mod config;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 mod error;
+#[cfg(feature = "sfn")]
+mod participant;
 #[cfg(feature = "sqs")]
 mod queues;
 #[cfg(feature = "sfn")]
@@ -30,6 +32,8 @@ mod worker;
 
 pub use aws_config::SdkConfig;
 pub use error::AwsError;
+#[cfg(feature = "sfn")]
+pub use participant::Command;
 #[cfg(feature = "sqs")]
 pub use queues::{ParticipantQueue, Queues};
 #[cfg(feature = "sfn")]
@@ -38,4 +42,4 @@ pub use state_machine::{
     render, trace_from_history,
 };
 #[cfg(feature = "sqs")]
-pub use worker::{Command, Worker, WorkerBuilder, WorkerStats};
+pub use worker::{Worker, WorkerBuilder, WorkerStats};

@@ -23,38 +23,11 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use saga_core::analysis::check_payload;
-use saga_core::participant::run_idempotent;
-use saga_core::{
-    Action, FailureKind, IdempotencyKey, IdempotencyStore, InMemoryIdempotencyStore, Saga,
-    StepContext, StepFailure,
-};
-use serde::Deserialize;
-use serde_json::Value;
+use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::AwsError;
-
-/// The command a participant receives (`v` 1), as the generated state machine sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Command {
-    /// The format's version.
-    pub v: u32,
-    /// The saga's name.
-    pub saga: String,
-    /// The saga instance (the execution's name).
-    pub saga_id: String,
-    /// The step.
-    pub step: String,
-    /// Execute or compensate.
-    pub action: Action,
-    /// `{saga_id}/{step}/{action}`.
-    pub idempotency_key: String,
-    /// The saga document.
-    pub input: Value,
-    /// The token to answer with.
-    pub task_token: String,
-}
+use crate::participant::{Disposition, Participant};
 
 /// What a worker did, counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,10 +56,8 @@ struct Counters {
 #[derive(Debug)]
 struct Inner {
     sqs: aws_sdk_sqs::Client,
-    sfn: aws_sdk_sfn::Client,
     queue_url: String,
-    sagas: HashMap<String, Arc<Saga>>,
-    store: Arc<dyn IdempotencyStore>,
+    participant: Participant,
     concurrency: usize,
     wait_time: Duration,
     counters: Counters,
@@ -156,51 +127,19 @@ impl WorkerBuilder {
         Worker {
             inner: Arc::new(Inner {
                 sqs: aws_sdk_sqs::Client::new(&self.config),
-                sfn: aws_sdk_sfn::Client::new(&self.config),
                 queue_url: self.queue_url,
-                sagas: self.sagas,
-                store: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new())),
+                participant: Participant::new(
+                    &self.config,
+                    self.sagas,
+                    self.store
+                        .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new())),
+                ),
                 concurrency: self.concurrency,
                 wait_time: self.wait_time,
                 counters: Counters::default(),
             }),
         }
     }
-}
-
-/// Why a message is not a command this worker can run.
-fn decode(inner: &Inner, body: &str) -> Result<(Command, Arc<Saga>, usize), String> {
-    let command: Command =
-        serde_json::from_str(body).map_err(|e| format!("not a saga command: {e}"))?;
-    if command.v != saga_core::asl::COMMAND_VERSION {
-        return Err(format!("unsupported command version {}", command.v));
-    }
-    let saga = inner
-        .sagas
-        .get(&command.saga)
-        .ok_or_else(|| format!("unknown saga `{}`", command.saga))?;
-    let (index, _) = saga
-        .definition()
-        .step(&command.step)
-        .ok_or_else(|| format!("saga `{}` has no step `{}`", command.saga, command.step))?;
-    let expected = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
-    if command.idempotency_key != expected.as_str() {
-        return Err(format!(
-            "idempotency key `{}` does not match `{expected}`",
-            command.idempotency_key
-        ));
-    }
-    if !command.input.is_object() {
-        return Err("the command's input is not a JSON object".to_owned());
-    }
-    Ok((command, saga.clone(), index))
-}
-
-/// The first characters of a token: enough to correlate logs, never the whole secret.
-fn short(token: &str) -> &str {
-    &token[..token.len().min(12)]
 }
 
 impl Worker {
@@ -301,112 +240,25 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
     let Some(receipt) = message.receipt_handle.clone() else {
         return;
     };
-    let (command, saga, index) = match decode(inner, message.body.as_deref().unwrap_or_default()) {
-        Ok(decoded) => decoded,
-        Err(reason) => {
-            inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(message_id = %id, %reason, "malformed command left for the dead-letter queue");
-            return;
-        }
-    };
-    let step = &saga.definition().steps[index];
-    let handler = saga.handler_at(index);
-    let key = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
-    let error = command
-        .input
-        .get("error")
-        .and_then(StepFailure::from_asl_error);
     let deliveries = message
         .attributes
         .as_ref()
         .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    let cx = StepContext::new(
-        saga.name(),
-        &command.saga_id,
-        &command.step,
-        command.action,
-        deliveries,
-        &key,
-        error.as_ref(),
-        &command.input,
-    );
-    let lease = Duration::from_secs(step.timeout_seconds.into());
-    let run = run_idempotent(&*inner.store, &key, &command.input, lease, async {
-        match command.action {
-            Action::Execute => handler.execute(&cx).await,
-            Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
-        }
-    });
-    // While the handler runs, tell Step Functions it is alive and keep the message hidden.
-    let beat = Duration::from_secs(u64::from(step.heartbeat_seconds).div_ceil(2).max(1));
-    let mut run = pin!(run);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-    let answer = loop {
-        tokio::select! {
-            answer = &mut run => break answer,
-            _ = ticker.tick() => heartbeat(inner, &command.task_token, &receipt, step.timeout_seconds).await,
-        }
+    let body = message.body.as_deref().unwrap_or_default();
+    // While the handler runs, keep the message hidden from other workers.
+    let keep_hidden = |timeout_seconds: u32| {
+        let receipt = receipt.clone();
+        async move { hide(inner, &receipt, timeout_seconds).await }
     };
-    let answer = answer.and_then(|output| match check_payload("the step's output", &output) {
-        Ok(()) => Ok(output),
-        Err(e) => Err(StepFailure {
-            kind: FailureKind::Terminal,
-            code: "DataLimitExceeded".into(),
-            message: e.to_string(),
-        }),
-    });
-    if let Err(failure) = &answer
-        && failure.code == "InProgress"
+    match inner
+        .participant
+        .answer(body, deliveries, keep_hidden)
+        .await
     {
-        // Another delivery of this very command is running it now: that one answers. Hide this
-        // copy until the other's lease ends; it then finds the stored answer (and a used token).
-        let visibility = i32::try_from(step.timeout_seconds)
-            .unwrap_or(i32::MAX)
-            .min(43_200);
-        let hidden = inner
-            .sqs
-            .change_message_visibility()
-            .queue_url(&inner.queue_url)
-            .receipt_handle(&receipt)
-            .visibility_timeout(visibility)
-            .send()
-            .await;
-        if let Err(e) = hidden {
-            let error = AwsError::from_sdk("ChangeMessageVisibility", e);
-            tracing::debug!(message_id = %id, %error, "could not hide a duplicate delivery");
-        }
-        tracing::info!(message_id = %id, key = %key, "duplicate delivery while the command runs elsewhere; answering later");
-        return;
-    }
-    let sent = match &answer {
-        Ok(output) => inner
-            .sfn
-            .send_task_success()
-            .task_token(&command.task_token)
-            .output(output.to_string())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("SendTaskSuccess", e)),
-        Err(failure) => inner
-            .sfn
-            .send_task_failure()
-            .task_token(&command.task_token)
-            .error(match failure.kind {
-                FailureKind::Terminal => saga_core::asl::ERROR_TERMINAL,
-                FailureKind::Retryable | FailureKind::Timeout => saga_core::asl::ERROR_RETRYABLE,
-            })
-            .cause(format!("{}: {}", failure.code, failure.message))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| AwsError::from_sdk("SendTaskFailure", e)),
-    };
-    match sent {
-        Ok(()) => {
-            let counter = if answer.is_ok() {
+        Disposition::Answered { succeeded } => {
+            let counter = if succeeded {
                 &inner.counters.succeeded
             } else {
                 &inner.counters.failed
@@ -414,47 +266,42 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
             counter.fetch_add(1, Ordering::Relaxed);
             let _ = deletes.send(receipt);
         }
-        Err(error)
-            if matches!(
-                error.code(),
-                Some("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")
-            ) =>
-        {
+        Disposition::Expired(error) => {
             inner.counters.expired.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(message_id = %id, token = short(&command.task_token), %error, "the task token is no longer valid; dropping the command");
+            tracing::warn!(message_id = %id, %error, "the task token is no longer valid; dropping the command");
             let _ = deletes.send(receipt);
         }
-        Err(error) => {
+        Disposition::Malformed(reason) => {
+            inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message_id = %id, %reason, "malformed command left for the dead-letter queue");
+        }
+        Disposition::Duplicate { timeout_seconds } => {
+            // Another delivery of this very command is running it now: that one answers. Hide
+            // this copy until the other's lease ends; it then finds the stored answer.
+            hide(inner, &receipt, timeout_seconds).await;
+            tracing::info!(message_id = %id, "duplicate delivery while the command runs elsewhere; answering later");
+        }
+        Disposition::Unanswered(error) => {
             tracing::warn!(message_id = %id, %error, "could not answer; the command will be delivered again");
         }
     }
 }
 
-async fn heartbeat(inner: &Inner, token: &str, receipt: &str, timeout_seconds: u32) {
-    if let Err(e) = inner
-        .sfn
-        .send_task_heartbeat()
-        .task_token(token)
-        .send()
-        .await
-    {
-        let error = AwsError::from_sdk("SendTaskHeartbeat", e);
-        tracing::debug!(token = short(token), %error, "heartbeat refused");
-    }
+async fn hide(inner: &Inner, receipt: &str, timeout_seconds: u32) {
     let visibility = i32::try_from(timeout_seconds)
         .unwrap_or(i32::MAX)
         .min(43_200);
-    if let Err(e) = inner
+    let hidden = inner
         .sqs
         .change_message_visibility()
         .queue_url(&inner.queue_url)
         .receipt_handle(receipt)
         .visibility_timeout(visibility)
         .send()
-        .await
-    {
+        .await;
+    if let Err(e) = hidden {
         let error = AwsError::from_sdk("ChangeMessageVisibility", e);
-        tracing::debug!(%error, "could not extend the message's visibility");
+        tracing::debug!(%error, "could not change the message's visibility");
     }
 }
 

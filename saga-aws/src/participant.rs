@@ -1,0 +1,243 @@
+//! The participant's answer to one command, shared by the SQS [`Worker`](crate::Worker) and the
+//! Lambda adapter: decode and validate the command, run the step behind the idempotency store
+//! (heartbeating while it runs), answer Step Functions with the task token.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use saga_core::analysis::check_payload;
+use saga_core::participant::run_idempotent;
+use saga_core::{
+    Action, FailureKind, IdempotencyKey, IdempotencyStore, Saga, StepContext, StepFailure,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::AwsError;
+
+/// The command a participant receives (`v` 1), as the generated state machine sends it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Command {
+    /// The format's version.
+    pub v: u32,
+    /// The saga's name.
+    pub saga: String,
+    /// The saga instance (the execution's name).
+    pub saga_id: String,
+    /// The step.
+    pub step: String,
+    /// Execute or compensate.
+    pub action: Action,
+    /// `{saga_id}/{step}/{action}`.
+    pub idempotency_key: String,
+    /// The saga document.
+    pub input: Value,
+    /// The token to answer with.
+    pub task_token: String,
+}
+
+/// What became of a message.
+#[derive(Debug)]
+pub(crate) enum Disposition {
+    /// Step Functions has the answer: delete the message.
+    Answered {
+        /// SendTaskSuccess (or SendTaskFailure).
+        succeeded: bool,
+    },
+    /// The token expired or is invalid: the answer is moot; delete the message.
+    Expired(AwsError),
+    /// Not a command this participant runs: leave it for the dead-letter queue.
+    Malformed(String),
+    /// Another delivery of the same command is running: answer later.
+    Duplicate {
+        /// The step's timeout, the other delivery's lease.
+        timeout_seconds: u32,
+    },
+    /// The answer could not be sent: deliver the message again.
+    Unanswered(AwsError),
+}
+
+/// Runs commands for the sagas it knows.
+#[derive(Debug)]
+pub(crate) struct Participant {
+    sfn: aws_sdk_sfn::Client,
+    sagas: HashMap<String, Arc<Saga>>,
+    store: Arc<dyn IdempotencyStore>,
+}
+
+/// The first characters of a token: enough to correlate logs, never the whole secret.
+pub(crate) fn short(token: &str) -> &str {
+    &token[..token.len().min(12)]
+}
+
+impl Participant {
+    pub(crate) fn new(
+        config: &SdkConfig,
+        sagas: HashMap<String, Arc<Saga>>,
+        store: Arc<dyn IdempotencyStore>,
+    ) -> Self {
+        Self {
+            sfn: aws_sdk_sfn::Client::new(config),
+            sagas,
+            store,
+        }
+    }
+
+    /// Why a message is not a command this participant can run.
+    fn decode(&self, body: &str) -> Result<(Command, Arc<Saga>, usize), String> {
+        let command: Command =
+            serde_json::from_str(body).map_err(|e| format!("not a saga command: {e}"))?;
+        if command.v != saga_core::asl::COMMAND_VERSION {
+            return Err(format!("unsupported command version {}", command.v));
+        }
+        let saga = self
+            .sagas
+            .get(&command.saga)
+            .ok_or_else(|| format!("unknown saga `{}`", command.saga))?;
+        let (index, _) = saga
+            .definition()
+            .step(&command.step)
+            .ok_or_else(|| format!("saga `{}` has no step `{}`", command.saga, command.step))?;
+        let expected = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
+        if command.idempotency_key != expected.as_str() {
+            return Err(format!(
+                "idempotency key `{}` does not match `{expected}`",
+                command.idempotency_key
+            ));
+        }
+        if !command.input.is_object() {
+            return Err("the command's input is not a JSON object".to_owned());
+        }
+        Ok((command, saga.clone(), index))
+    }
+
+    /// Answers the command in `body`. `deliveries` is how often it was delivered (the step
+    /// context's attempt); `keep_alive(timeout_seconds)` runs at every heartbeat besides
+    /// SendTaskHeartbeat (an SQS worker extends the message's visibility there).
+    pub(crate) async fn answer<K, F>(
+        &self,
+        body: &str,
+        deliveries: u32,
+        keep_alive: K,
+    ) -> Disposition
+    where
+        K: Fn(u32) -> F,
+        F: Future<Output = ()>,
+    {
+        let (command, saga, index) = match self.decode(body) {
+            Ok(decoded) => decoded,
+            Err(reason) => return Disposition::Malformed(reason),
+        };
+        let step = &saga.definition().steps[index];
+        let handler = saga.handler_at(index);
+        let key = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
+        let error = command
+            .input
+            .get("error")
+            .and_then(StepFailure::from_asl_error);
+        let cx = StepContext::new(
+            saga.name(),
+            &command.saga_id,
+            &command.step,
+            command.action,
+            deliveries,
+            &key,
+            error.as_ref(),
+            &command.input,
+        );
+        let lease = Duration::from_secs(step.timeout_seconds.into());
+        let run = run_idempotent(&*self.store, &key, &command.input, lease, async {
+            match command.action {
+                Action::Execute => handler.execute(&cx).await,
+                Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
+            }
+        });
+        // While the handler runs, tell Step Functions it is alive.
+        let beat = Duration::from_secs(u64::from(step.heartbeat_seconds).div_ceil(2).max(1));
+        let mut run = pin!(run);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut run => break answer,
+                _ = ticker.tick() => {
+                    self.heartbeat(&command.task_token).await;
+                    keep_alive(step.timeout_seconds).await;
+                }
+            }
+        };
+        // Refused before it is sent: Step Functions carries at most 256 KiB.
+        let answer = answer.and_then(|output| match check_payload("the step's output", &output) {
+            Ok(()) => Ok(output),
+            Err(e) => Err(StepFailure {
+                kind: FailureKind::Terminal,
+                code: "DataLimitExceeded".into(),
+                message: e.to_string(),
+            }),
+        });
+        if let Err(failure) = &answer
+            && failure.code == "InProgress"
+        {
+            return Disposition::Duplicate {
+                timeout_seconds: step.timeout_seconds,
+            };
+        }
+        let sent = match &answer {
+            Ok(output) => self
+                .sfn
+                .send_task_success()
+                .task_token(&command.task_token)
+                .output(output.to_string())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("SendTaskSuccess", e)),
+            Err(failure) => self
+                .sfn
+                .send_task_failure()
+                .task_token(&command.task_token)
+                .error(match failure.kind {
+                    FailureKind::Terminal => saga_core::asl::ERROR_TERMINAL,
+                    FailureKind::Retryable | FailureKind::Timeout => {
+                        saga_core::asl::ERROR_RETRYABLE
+                    }
+                })
+                .cause(format!("{}: {}", failure.code, failure.message))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::from_sdk("SendTaskFailure", e)),
+        };
+        match sent {
+            Ok(()) => Disposition::Answered {
+                succeeded: answer.is_ok(),
+            },
+            Err(error)
+                if matches!(
+                    error.code(),
+                    Some("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")
+                ) =>
+            {
+                tracing::debug!(token = short(&command.task_token), "expired token");
+                Disposition::Expired(error)
+            }
+            Err(error) => Disposition::Unanswered(error),
+        }
+    }
+
+    async fn heartbeat(&self, token: &str) {
+        if let Err(e) = self
+            .sfn
+            .send_task_heartbeat()
+            .task_token(token)
+            .send()
+            .await
+        {
+            let error = AwsError::from_sdk("SendTaskHeartbeat", e);
+            tracing::debug!(token = short(token), %error, "heartbeat refused");
+        }
+    }
+}
