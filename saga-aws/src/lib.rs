@@ -13,12 +13,15 @@
 //! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues; [`Worker`]: the
 //!   participant worker.
 //! - `dynamodb`: [`dynamodb`], the DynamoDB `IdempotencyStore`.
+//! - `lambda`: [`lambda`], participants as an SQS-triggered Lambda function.
 //! - `testing`: [`testing::Emulator`], a moto server per test process.
 
 pub mod config;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 #[cfg(feature = "sfn")]
 mod participant;
 #[cfg(feature = "sqs")]

@@ -1,0 +1,1 @@
+//! Participants as an SQS-triggered Lambda function (being written).
