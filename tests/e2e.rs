@@ -9,7 +9,10 @@ use std::time::Duration;
 use saga::asl::substitution_key;
 use saga::{Action, Participant, StepContext, StepError, saga};
 use saga_aws::testing::Emulator;
-use saga_aws::{Bindings, ExecutionState, ParticipantQueue, Queues, Status, StepFunctions, Worker};
+use saga_aws::{
+    Bindings, EventBus, EventPublisher, ExecutionState, ParticipantQueue, Queues, SagaNotification,
+    Status, StepFunctions, Worker,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -152,6 +155,7 @@ struct Env {
     script: Arc<Script>,
     worker: Worker,
     saga_name: String,
+    events: ParticipantQueue,
     stop: Option<oneshot::Sender<()>>,
     config: saga_aws::SdkConfig,
 }
@@ -190,6 +194,17 @@ async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> En
     let saga_name = saga.name().to_owned();
     let mut bindings = Bindings::new();
     bindings.insert(substitution_key(&participant), queue.url.clone());
+    // Saga events go to a bus of the test's own, routed to a queue the test reads.
+    let bus = EventBus::new(&config, Emulator::unique("bus"));
+    bus.create().await.expect("event bus");
+    let events = Queues::new(&config)
+        .create(&Emulator::unique("events"), 5, 30)
+        .await
+        .expect("events queue");
+    bus.route_to_queue(&Emulator::unique("rule"), &[], &events.arn)
+        .await
+        .expect("rule");
+    bindings.insert(saga::asl::EVENT_BUS_KEY.to_owned(), bus.name().to_owned());
     let sfn = StepFunctions::new(&config, Emulator::ROLE_ARN);
     let machine = sfn
         .deploy(saga.definition(), &bindings)
@@ -198,6 +213,7 @@ async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> En
         .arn;
     let worker = Worker::builder(&config, &queue.url)
         .saga(saga)
+        .events(EventPublisher::new(&config, bus.name()))
         .wait_time(Duration::from_secs(1))
         .build();
     let (stop, stopped) = oneshot::channel();
@@ -219,6 +235,7 @@ async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> En
         script,
         worker,
         saga_name,
+        events,
         stop: Some(stop),
         config,
     }
@@ -235,6 +252,42 @@ impl Env {
             .start(&self.machine, saga_id, &json!({ "order_id": saga_id }))
             .await
             .unwrap();
+    }
+
+    /// The saga events of `saga_id` that reached the events queue within `seconds` (stops early
+    /// once `until` arrived).
+    async fn notifications(
+        &self,
+        saga_id: &str,
+        until: &str,
+        seconds: u32,
+    ) -> Vec<SagaNotification> {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let mut seen = Vec::new();
+        for _ in 0..seconds {
+            let out = sqs
+                .receive_message()
+                .queue_url(&self.events.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            for message in out.messages.unwrap_or_default() {
+                let event: Value =
+                    serde_json::from_str(message.body.as_deref().unwrap_or("{}")).unwrap();
+                let Some(notice) = saga_aws::notification_from_detail(&event["detail"]) else {
+                    continue;
+                };
+                if serde_json::to_value(&notice).unwrap()["saga_id"] == saga_id {
+                    seen.push(notice);
+                }
+            }
+            if seen.iter().any(|n| n.detail_type() == until) {
+                break;
+            }
+        }
+        seen
     }
 
     async fn wait(&self, saga_id: &str) -> ExecutionState {
@@ -264,6 +317,14 @@ async fn the_saga_completes() {
     let output = end.output.unwrap();
     assert_eq!(output["order_id"], "ok-1");
     assert_eq!(output["steps"]["ship"], json!({ "tracking": "t-1" }));
+    let notices = env.notifications("ok-1", "SagaCompleted", 20).await;
+    let types: Vec<&str> = notices.iter().map(|n| n.detail_type()).collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "StepSucceeded").count(),
+        3,
+        "{types:?}"
+    );
+    assert!(types.contains(&"SagaCompleted"), "{types:?}");
     assert_eq!(
         env.script.ledger("ok-1"),
         effects(&[("reserve", Execute), ("charge", Execute), ("ship", Execute)])
@@ -334,6 +395,21 @@ async fn a_compensation_that_keeps_failing_ends_as_compensation_failed() {
     assert_eq!(
         env.script.ledger("stuck-1"),
         effects(&[("reserve", Execute)])
+    );
+    // Reported loudly: the state machine itself put the event on the bus.
+    let notices = env
+        .notifications("stuck-1", "SagaCompensationFailed", 20)
+        .await;
+    let stuck = notices
+        .iter()
+        .find(|n| n.detail_type() == "SagaCompensationFailed");
+    assert!(
+        matches!(stuck, Some(SagaNotification::SagaCompensationFailed { step, .. }) if step == "reserve"),
+        "{notices:?}"
+    );
+    assert!(
+        notices.iter().any(|n| n.detail_type() == "StepFailed"),
+        "{notices:?}"
     );
 }
 

@@ -148,10 +148,10 @@ fn assert_minimal(definition: &SagaDefinition) {
             .expect("a path per failing step");
         let k = index as u64 + 1;
         if step.kind == StepKind::Retriable {
-            // After the pivot: forward to the step, then the operator's end.
+            // After the pivot: forward to the step, the report of the stuck saga, the end.
             assert_eq!(
                 path.transitions,
-                k + 1,
+                k + 2,
                 "{}: stuck at {}",
                 definition.name,
                 step.name

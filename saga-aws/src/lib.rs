@@ -13,6 +13,7 @@
 //! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues; [`Worker`]: the
 //!   participant worker.
 //! - `dynamodb`: [`dynamodb`], the DynamoDB `IdempotencyStore`.
+//! - `eventbridge`: [`EventPublisher`], saga events on EventBridge.
 //! - `lambda`: [`lambda`], participants as an SQS-triggered Lambda function.
 //! - `testing`: [`testing::Emulator`], a moto server per test process.
 
@@ -20,6 +21,8 @@ pub mod config;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 mod error;
+#[cfg(feature = "eventbridge")]
+mod events;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 #[cfg(feature = "sfn")]
@@ -35,6 +38,10 @@ mod worker;
 
 pub use aws_config::SdkConfig;
 pub use error::AwsError;
+#[cfg(feature = "eventbridge")]
+pub use events::{
+    EventBus, EventPublisher, MAX_ENTRY_BYTES, SOURCE, SagaNotification, notification_from_detail,
+};
 #[cfg(feature = "sfn")]
 pub use participant::Command;
 #[cfg(feature = "sqs")]

@@ -67,6 +67,8 @@ pub(crate) struct Participant {
     sfn: aws_sdk_sfn::Client,
     sagas: HashMap<String, Arc<Saga>>,
     store: Arc<dyn IdempotencyStore>,
+    #[cfg(feature = "eventbridge")]
+    events: Option<crate::events::EventPublisher>,
 }
 
 /// The first characters of a token: enough to correlate logs, never the whole secret.
@@ -84,6 +86,77 @@ impl Participant {
             sfn: aws_sdk_sfn::Client::new(config),
             sagas,
             store,
+            #[cfg(feature = "eventbridge")]
+            events: None,
+        }
+    }
+
+    /// Publishes step events (and the end of sagas) on `events` after each answer.
+    #[cfg(feature = "eventbridge")]
+    pub(crate) fn with_events(mut self, events: crate::events::EventPublisher) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// What happened, for EventBridge: the step's event, and the saga's end when this answer
+    /// was the last of its path (the last step, or the last compensation of the chain).
+    #[cfg(feature = "eventbridge")]
+    async fn notify(
+        &self,
+        saga: &Saga,
+        index: usize,
+        command: &Command,
+        answer: &Result<Value, StepFailure>,
+    ) {
+        use crate::events::SagaNotification as N;
+        let Some(events) = &self.events else { return };
+        let (name, id, step) = (
+            saga.name().to_owned(),
+            command.saga_id.clone(),
+            command.step.clone(),
+        );
+        let steps = &saga.definition().steps;
+        let mut notices = Vec::new();
+        match (command.action, answer) {
+            (Action::Execute, Ok(_)) => {
+                notices.push(N::StepSucceeded {
+                    saga: name.clone(),
+                    saga_id: id.clone(),
+                    step,
+                });
+                if index + 1 == steps.len() {
+                    notices.push(N::SagaCompleted {
+                        saga: name,
+                        saga_id: id,
+                    });
+                }
+            }
+            (Action::Compensate, Ok(_)) => {
+                notices.push(N::StepCompensated {
+                    saga: name.clone(),
+                    saga_id: id.clone(),
+                    step,
+                });
+                // The chain of compensations ends with the first compensable step.
+                if steps.iter().position(|s| s.is_compensable()) == Some(index) {
+                    notices.push(N::SagaCompensated {
+                        saga: name,
+                        saga_id: id,
+                    });
+                }
+            }
+            (action, Err(error)) => {
+                notices.push(N::StepFailed {
+                    saga: name,
+                    saga_id: id,
+                    step,
+                    action,
+                    error: error.clone(),
+                });
+            }
+        }
+        if let Err(error) = events.publish(&notices).await {
+            tracing::warn!(%error, saga_id = %command.saga_id, "could not publish saga events");
         }
     }
 
@@ -212,9 +285,13 @@ impl Participant {
                 .map_err(|e| AwsError::from_sdk("SendTaskFailure", e)),
         };
         match sent {
-            Ok(()) => Disposition::Answered {
-                succeeded: answer.is_ok(),
-            },
+            Ok(()) => {
+                #[cfg(feature = "eventbridge")]
+                self.notify(&saga, index, &command, &answer).await;
+                Disposition::Answered {
+                    succeeded: answer.is_ok(),
+                }
+            }
             Err(error)
                 if matches!(
                     error.code(),

@@ -290,7 +290,12 @@ pub fn render(definition: &SagaDefinition, bindings: &Bindings) -> Result<String
     }
     let mut value =
         serde_json::to_value(definition.state_machine()).expect("state machines serialise");
-    substitute(&mut value, bindings);
+    // Stuck sagas are reported on the account's default bus unless told otherwise.
+    let mut bindings = bindings.clone();
+    bindings
+        .entry(saga_core::asl::EVENT_BUS_KEY.to_owned())
+        .or_insert_with(|| "default".to_owned());
+    substitute(&mut value, &bindings);
     Ok(value.to_string())
 }
 

@@ -94,6 +94,8 @@ pub struct WorkerBuilder {
     store: Option<Arc<dyn IdempotencyStore>>,
     concurrency: usize,
     wait_time: Duration,
+    #[cfg(feature = "eventbridge")]
+    events: Option<crate::events::EventPublisher>,
 }
 
 impl WorkerBuilder {
@@ -107,6 +109,13 @@ impl WorkerBuilder {
     /// the DynamoDB store when several workers share a queue).
     pub fn store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Publishes saga events on EventBridge as commands are answered.
+    #[cfg(feature = "eventbridge")]
+    pub fn events(mut self, publisher: crate::events::EventPublisher) -> Self {
+        self.events = Some(publisher);
         self
     }
 
@@ -124,16 +133,20 @@ impl WorkerBuilder {
 
     /// The worker.
     pub fn build(self) -> Worker {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new()));
+        let participant = Participant::new(&self.config, self.sagas, store);
+        #[cfg(feature = "eventbridge")]
+        let participant = match self.events {
+            Some(events) => participant.with_events(events),
+            None => participant,
+        };
         Worker {
             inner: Arc::new(Inner {
                 sqs: aws_sdk_sqs::Client::new(&self.config),
                 queue_url: self.queue_url,
-                participant: Participant::new(
-                    &self.config,
-                    self.sagas,
-                    self.store
-                        .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new())),
-                ),
+                participant,
                 concurrency: self.concurrency,
                 wait_time: self.wait_time,
                 counters: Counters::default(),
@@ -152,6 +165,8 @@ impl Worker {
             store: None,
             concurrency: 16,
             wait_time: Duration::from_secs(20),
+            #[cfg(feature = "eventbridge")]
+            events: None,
         }
     }
 

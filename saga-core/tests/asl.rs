@@ -71,6 +71,19 @@ fn every_task_is_a_bounded_callback_with_retry_and_catch() {
     let machine = definition.state_machine();
     for (name, state) in &machine.states.0 {
         let State::Task(task) = state else { continue };
+        if task.resource == asl::EVENTS_PUT {
+            // The report of a stuck saga: EventBridge, not a participant.
+            assert!(name.ends_with(".report"), "{name}");
+            assert_eq!(
+                task.parameters["Entries"][0]["DetailType"],
+                "SagaCompensationFailed"
+            );
+            assert_eq!(
+                task.parameters["Entries"][0]["EventBusName"],
+                "${EventBusName}"
+            );
+            continue;
+        }
         assert!(task.resource.ends_with(".waitForTaskToken"), "{name}");
         assert!(
             task.heartbeat_seconds.unwrap() < task.timeout_seconds,
@@ -138,8 +151,13 @@ fn worst_case_counts_every_retry() {
     definition.steps[0].compensation_retry = RetryPolicy::new(7);
     let cost = Cost::of(&definition.state_machine());
     assert_eq!(cost.success().transitions_with_retries, 3 + 6);
-    // s0 ok (3), s1 fails after retries (6), s0.compensate fails after retries (8), Fail (1).
-    assert_eq!(cost.worst_case().transitions_with_retries, 3 + 6 + 8 + 1);
+    // s0 ok (3), s1 fails after retries (6), s0.compensate fails after retries (8), the
+    // report of the stuck saga with its retries (4), Fail (1).
+    assert_eq!(
+        cost.worst_case().transitions_with_retries,
+        3 + 6 + 8 + 4 + 1
+    );
+    assert_eq!(cost.worst_case().transitions, 5);
     assert_eq!(cost.worst_case().end, PathEnd::CompensationFailed);
     let table = cost.to_string();
     assert!(

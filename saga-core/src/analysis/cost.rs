@@ -133,6 +133,10 @@ fn walk(
                 Transition::End { .. } => paths.push(path(trail, PathEnd::Completed)),
             }
             trail.pop();
+            // Reporting a stuck saga always ends in its Fail state: no path of its own.
+            if task.resource == crate::asl::EVENTS_PUT {
+                return;
+            }
             // Fails after its retries: follow the catcher.
             trail.push(Visit {
                 state: name.to_owned(),

@@ -30,6 +30,13 @@ pub const ERROR_TIMEOUT: &str = "States.Timeout";
 pub const ERROR_COMPENSATED: &str = "Saga.Compensated";
 /// The error of an execution that is stuck and needs an operator.
 pub const ERROR_COMPENSATION_FAILED: &str = "Saga.CompensationFailed";
+/// The EventBridge integration that reports a stuck saga before its `Fail` state.
+pub const EVENTS_PUT: &str = "arn:aws:states:::events:putEvents";
+/// The deploy-time substitution for the event bus stuck sagas are reported on.
+pub const EVENT_BUS_KEY: &str = "EventBusName";
+/// The `detail-type` of the event a stuck saga's state machine publishes.
+pub const COMPENSATION_FAILED_EVENT: &str = "SagaCompensationFailed";
+
 /// The `Fail` state every clean rollback ends in.
 pub const COMPENSATED_STATE: &str = "Saga.compensated";
 
@@ -41,6 +48,12 @@ pub fn compensate_state(step: &str) -> String {
 /// The `Fail` state entered when `step`'s compensation gives up.
 pub fn compensation_failed_state(step: &str) -> String {
     format!("{step}.compensation_failed")
+}
+
+/// The Task that publishes `SagaCompensationFailed` on EventBridge before the saga ends stuck
+/// at `step` (its compensation, or, after the pivot, its action, gave up).
+pub fn report_state(step: &str) -> String {
+    format!("{step}.report")
 }
 
 /// The `Fail` state entered when a retriable step (after the pivot) gives up.
@@ -191,6 +204,46 @@ fn task(
     }))
 }
 
+/// The Task publishing `SagaCompensationFailed` (with the saga id, the step and the error) on
+/// the bus bound to `${EventBusName}`, then continuing to `end`.
+fn report(saga: &str, step: &str, end: String) -> State {
+    let parameters = serde_json::json!({
+        "Entries": [{
+            "Source": "saga",
+            "DetailType": COMPENSATION_FAILED_EVENT,
+            "EventBusName": format!("${{{EVENT_BUS_KEY}}}"),
+            "Detail": {
+                "type": COMPENSATION_FAILED_EVENT,
+                "saga": saga,
+                "saga_id.$": "$$.Execution.Name",
+                "step": step,
+                "error.$": "$.error",
+            },
+        }],
+    });
+    State::Task(Box::new(TaskState {
+        resource: EVENTS_PUT.to_owned(),
+        parameters,
+        timeout_seconds: 60,
+        heartbeat_seconds: None,
+        result_path: ResultPath::Discard,
+        retry: vec![Retrier {
+            error_equals: vec!["States.ALL".to_owned()],
+            interval_seconds: 1,
+            max_attempts: 3,
+            backoff_rate: 2.0,
+            max_delay_seconds: None,
+            jitter_strategy: None,
+        }],
+        catch: vec![Catcher {
+            error_equals: vec!["States.ALL".to_owned()],
+            result_path: "$.report_error".to_owned(),
+            next: end.clone(),
+        }],
+        transition: Transition::next(end),
+    }))
+}
+
 /// Where the compensation of a failure at step `index` starts: the first compensation in
 /// [`SagaDefinition::compensation_order`], or the clean end if there is none.
 fn compensation_entry(definition: &SagaDefinition, index: usize) -> String {
@@ -227,7 +280,7 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             None => Transition::end(),
         };
         let catch = match step.kind {
-            StepKind::Retriable => stuck_state(&step.name),
+            StepKind::Retriable => report_state(&step.name),
             StepKind::Compensable | StepKind::Pivot => compensation_entry(definition, index),
         };
         let result_path = ResultPath::Path(format!("$.steps.{}", step.name));
@@ -244,7 +297,7 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             Some(previous) => compensate_state(&compensable[previous].name),
             None => COMPENSATED_STATE.to_owned(),
         };
-        let catch = compensation_failed_state(&step.name);
+        let catch = report_state(&step.name);
         let state = task(
             saga,
             step,
@@ -269,6 +322,16 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             format!("saga `{saga}` failed and was compensated"),
         ),
     ));
+    // A stuck saga is reported loudly: an event on the bus, then the Fail state (which it
+    // reaches even if publishing fails). Only stuck paths pay for it; success and clean
+    // compensation keep their minimal transitions.
+    for step in steps.iter().filter(|s| s.kind != StepKind::Pivot) {
+        let end = match step.kind {
+            StepKind::Retriable => stuck_state(&step.name),
+            _ => compensation_failed_state(&step.name),
+        };
+        states.push((report_state(&step.name), report(saga, &step.name, end)));
+    }
     for step in &compensable {
         states.push((
             compensation_failed_state(&step.name),

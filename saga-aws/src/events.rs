@@ -1,0 +1,314 @@
+//! Saga events on EventBridge: [`SagaNotification`]s published in `PutEvents` batches of at most
+//! ten entries (and 256 KiB), resending only the entries that failed, with backoff.
+//!
+//! The participant worker publishes step events and the end of a saga as it answers:
+//! `StepSucceeded`, `StepFailed`, `StepCompensated`, `SagaCompleted` (after the last step) and
+//! `SagaCompensated` (after the last compensation of the chain). `SagaCompensationFailed` comes
+//! from the state machine itself, so a stuck saga is reported even when no worker is alive.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use saga_core::StepFailure;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::AwsError;
+
+/// The `source` of every saga event.
+pub const SOURCE: &str = "saga";
+/// The most a `PutEvents` entry (and request) may carry, in bytes.
+pub const MAX_ENTRY_BYTES: usize = 262_144;
+/// How often failed entries are sent again before giving up.
+const ATTEMPTS: u32 = 4;
+
+/// One saga event; its variant's name is the EventBridge `detail-type`, the fields the detail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum SagaNotification {
+    /// A saga started.
+    SagaStarted {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+    },
+    /// A step's action succeeded.
+    StepSucceeded {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+        /// The step.
+        step: String,
+    },
+    /// A step's action or compensation failed (it may be retried).
+    StepFailed {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+        /// The step.
+        step: String,
+        /// `execute` or `compensate`.
+        action: saga_core::Action,
+        /// What went wrong.
+        error: StepFailure,
+    },
+    /// A step was compensated.
+    StepCompensated {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+        /// The step.
+        step: String,
+    },
+    /// Every step succeeded.
+    SagaCompleted {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+    },
+    /// The saga was rolled back cleanly.
+    SagaCompensated {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+    },
+    /// The saga is stuck and needs an operator.
+    SagaCompensationFailed {
+        /// The saga.
+        saga: String,
+        /// The instance.
+        saga_id: String,
+        /// The step at fault.
+        step: String,
+    },
+}
+
+impl SagaNotification {
+    /// The EventBridge `detail-type`: the variant's name.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            SagaNotification::SagaStarted { .. } => "SagaStarted",
+            SagaNotification::StepSucceeded { .. } => "StepSucceeded",
+            SagaNotification::StepFailed { .. } => "StepFailed",
+            SagaNotification::StepCompensated { .. } => "StepCompensated",
+            SagaNotification::SagaCompleted { .. } => "SagaCompleted",
+            SagaNotification::SagaCompensated { .. } => "SagaCompensated",
+            SagaNotification::SagaCompensationFailed { .. } => "SagaCompensationFailed",
+        }
+    }
+}
+
+/// Publishes saga events on one bus.
+#[derive(Debug, Clone)]
+pub struct EventPublisher {
+    client: Client,
+    bus: String,
+}
+
+/// The size EventBridge counts for an entry: source, detail-type, detail and bus name.
+fn entry_bytes(entry: &PutEventsRequestEntry) -> usize {
+    [
+        entry.source(),
+        entry.detail_type(),
+        entry.detail(),
+        entry.event_bus_name(),
+    ]
+    .iter()
+    .map(|f| f.map_or(0, str::len))
+    .sum()
+}
+
+impl EventPublisher {
+    /// A publisher on the bus `bus` (`default` for the account's default bus).
+    pub fn new(config: &SdkConfig, bus: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            bus: bus.into(),
+        }
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+
+    /// Publishes `events` in batches of at most ten entries and 256 KiB, sending failed entries
+    /// again (only those) with backoff. An entry over 256 KiB is refused before anything is
+    /// sent.
+    pub async fn publish(&self, events: &[SagaNotification]) -> Result<(), AwsError> {
+        let entries = events
+            .iter()
+            .map(|event| {
+                let detail = serde_json::to_string(event).expect("notifications serialise");
+                PutEventsRequestEntry::builder()
+                    .source(SOURCE)
+                    .detail_type(event.detail_type())
+                    .detail(detail)
+                    .event_bus_name(&self.bus)
+                    .build()
+            })
+            .collect::<Vec<_>>();
+        if let Some(big) = entries.iter().find(|e| entry_bytes(e) > MAX_ENTRY_BYTES) {
+            return Err(AwsError::InvalidInput(format!(
+                "a {} event is {} bytes; EventBridge takes at most {MAX_ENTRY_BYTES}",
+                big.detail_type().unwrap_or_default(),
+                entry_bytes(big)
+            )));
+        }
+        let mut batch: Vec<PutEventsRequestEntry> = Vec::new();
+        let mut bytes = 0;
+        for entry in entries {
+            let size = entry_bytes(&entry);
+            if batch.len() == 10 || bytes + size > MAX_ENTRY_BYTES {
+                self.send(std::mem::take(&mut batch)).await?;
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(entry);
+        }
+        if !batch.is_empty() {
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one batch; entries that fail are sent again, alone, with backoff.
+    async fn send(&self, mut entries: Vec<PutEventsRequestEntry>) -> Result<(), AwsError> {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=ATTEMPTS {
+            let out = self
+                .client
+                .put_events()
+                .set_entries(Some(entries.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("PutEvents", e))?;
+            if out.failed_entry_count == 0 {
+                return Ok(());
+            }
+            // Results line up with the entries; keep those with an error code.
+            let results = out.entries.unwrap_or_default();
+            let mut failed = Vec::new();
+            let mut reason = String::new();
+            for (entry, result) in entries.into_iter().zip(results) {
+                if let Some(code) = result.error_code {
+                    reason = format!("{code}: {}", result.error_message.unwrap_or_default());
+                    failed.push(entry);
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if attempt == ATTEMPTS {
+                return Err(AwsError::Service {
+                    operation: "PutEvents",
+                    code: "FailedEntries".into(),
+                    message: format!("{} entries still failed: {reason}", failed.len()),
+                });
+            }
+            tracing::debug!(failed = failed.len(), %reason, "resending failed event entries");
+            entries = failed;
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        Ok(())
+    }
+}
+
+/// The `detail` of an EventBridge event as a [`SagaNotification`], if it is one.
+pub fn notification_from_detail(detail: &Value) -> Option<SagaNotification> {
+    serde_json::from_value(detail.clone()).ok()
+}
+
+/// An EventBridge bus and the rules that route saga events from it.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    client: Client,
+    name: String,
+}
+
+impl EventBus {
+    /// The bus `name` (created by [`create`](Self::create), or `default`).
+    pub fn new(config: &SdkConfig, name: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            name: name.into(),
+        }
+    }
+
+    /// The bus's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates the bus if it does not exist.
+    pub async fn create(&self) -> Result<(), AwsError> {
+        match self.client.create_event_bus().name(&self.name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = AwsError::from_sdk("CreateEventBus", e);
+                if error.code() == Some("ResourceAlreadyExistsException") {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Routes the saga events whose `detail-type` is one of `detail_types` (all saga events if
+    /// empty) to the SQS queue `queue_arn`, with the rule `rule`. (On AWS the queue's policy must
+    /// also let `events.amazonaws.com` send to it; the CloudFormation template grants that.)
+    pub async fn route_to_queue(
+        &self,
+        rule: &str,
+        detail_types: &[&str],
+        queue_arn: &str,
+    ) -> Result<(), AwsError> {
+        let mut pattern = serde_json::json!({ "source": [SOURCE] });
+        if !detail_types.is_empty() {
+            pattern["detail-type"] = serde_json::json!(detail_types);
+        }
+        self.client
+            .put_rule()
+            .name(rule)
+            .event_bus_name(&self.name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutRule", e))?;
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id(format!("{rule}-queue"))
+            .arn(queue_arn)
+            .build()
+            .map_err(|e| AwsError::Unexpected {
+                operation: "PutTargets",
+                message: e.to_string(),
+            })?;
+        let out = self
+            .client
+            .put_targets()
+            .rule(rule)
+            .event_bus_name(&self.name)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutTargets", e))?;
+        if out.failed_entry_count > 0 {
+            return Err(AwsError::Service {
+                operation: "PutTargets",
+                code: "FailedEntries".into(),
+                message: format!("{:?}", out.failed_entries),
+            });
+        }
+        Ok(())
+    }
+}
