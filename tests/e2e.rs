@@ -293,7 +293,15 @@ impl Env {
     async fn wait(&self, saga_id: &str) -> ExecutionState {
         let arn = saga_aws::execution_arn(&self.machine, saga_id);
         for _ in 0..600 {
-            let state = self.sfn.describe(&arn).await.unwrap();
+            let state = match self.sfn.describe(&arn).await {
+                Ok(state) => state,
+                // Not started yet (a trigger starts it asynchronously).
+                Err(e) if e.code() == Some("ExecutionDoesNotExist") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => panic!("describe {arn}: {e}"),
+            };
             if state.status != Status::Running {
                 return state;
             }
@@ -658,4 +666,82 @@ async fn a_duplicated_command_applies_its_effect_once() {
     // Both copies were answered (the second from the idempotency store) or found their token
     // already used; neither ran the step twice.
     assert_eq!(stats.received, 4, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_on_the_bus_starts_the_saga_exactly_once() {
+    use saga_aws::{Trigger, trigger_execution_name};
+
+    let env = env(Script::default()).await;
+    let bus = EventBus::new(&env.config, Emulator::unique("orders"));
+    bus.create().await.unwrap();
+    let trigger_queue = Queues::new(&env.config)
+        .create(&Emulator::unique("trigger"), 3, 30)
+        .await
+        .unwrap();
+    let pattern = json!({ "source": ["shop.orders"], "detail-type": ["OrderPlaced"] });
+    bus.route_pattern_to_queue(&Emulator::unique("rule"), &pattern, &trigger_queue.arn)
+        .await
+        .unwrap();
+    let trigger = Trigger::new(&env.config, &trigger_queue.url, &env.machine)
+        .wait_time(Duration::from_secs(1));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        trigger
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    // The event, published on the bus.
+    let eventbridge = aws_sdk_eventbridge::Client::new(&env.config);
+    let detail = json!({ "order_id": "from-an-event" });
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source("shop.orders")
+        .detail_type("OrderPlaced")
+        .detail(detail.to_string())
+        .event_bus_name(bus.name())
+        .build();
+    let put = eventbridge
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .unwrap();
+    let event_id = put.entries.unwrap()[0]
+        .event_id
+        .clone()
+        .expect("an event id");
+    let saga_id = trigger_execution_name(&event_id);
+    let end = env.wait(&saga_id).await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        end.output.unwrap()["order_id"],
+        "from-an-event",
+        "the event's detail is the input"
+    );
+
+    // EventBridge delivers at least once: the same event again starts nothing.
+    let redelivered = json!({
+        "version": "0", "id": event_id, "detail-type": "OrderPlaced", "source": "shop.orders",
+        "account": "123456789012", "time": "2026-11-25T00:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": detail,
+    });
+    let sqs = aws_sdk_sqs::Client::new(&env.config);
+    sqs.send_message()
+        .queue_url(&trigger_queue.url)
+        .message_body(redelivered.to_string())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = stop.send(());
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!((stats.started, stats.repeated), (1, 1), "{stats:?}");
+    assert_eq!(
+        env.script.ledger(&saga_id),
+        effects(&[("reserve", Execute), ("charge", Execute), ("ship", Execute)]),
+        "one saga, each effect once"
+    );
 }

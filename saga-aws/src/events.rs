@@ -277,6 +277,17 @@ impl EventBus {
         if !detail_types.is_empty() {
             pattern["detail-type"] = serde_json::json!(detail_types);
         }
+        self.route_pattern_to_queue(rule, &pattern, queue_arn).await
+    }
+
+    /// Routes the events matching the EventBridge `pattern` to the SQS queue `queue_arn`, with the
+    /// rule `rule` (for a `Trigger`, say).
+    pub async fn route_pattern_to_queue(
+        &self,
+        rule: &str,
+        pattern: &Value,
+        queue_arn: &str,
+    ) -> Result<(), AwsError> {
         self.client
             .put_rule()
             .name(rule)

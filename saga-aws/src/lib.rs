@@ -13,7 +13,8 @@
 //! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues; [`Worker`]: the
 //!   participant worker.
 //! - `dynamodb`: [`dynamodb`], the DynamoDB `IdempotencyStore`.
-//! - `eventbridge`: [`EventPublisher`], saga events on EventBridge.
+//! - `eventbridge`: [`EventPublisher`], saga events on EventBridge; with `sqs`, [`Trigger`],
+//!   sagas started by events.
 //! - `lambda`: [`lambda`], participants as an SQS-triggered Lambda function.
 //! - `testing`: [`testing::Emulator`], a moto server per test process.
 
@@ -33,6 +34,8 @@ mod queues;
 mod state_machine;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(all(feature = "eventbridge", feature = "sqs"))]
+mod trigger;
 #[cfg(feature = "sqs")]
 mod worker;
 
@@ -51,5 +54,7 @@ pub use state_machine::{
     Bindings, Change, Deployment, Execution, ExecutionState, Status, StepFunctions, execution_arn,
     render, trace_from_history,
 };
+#[cfg(all(feature = "eventbridge", feature = "sqs"))]
+pub use trigger::{Trigger, TriggerStats, execution_name as trigger_execution_name};
 #[cfg(feature = "sqs")]
 pub use worker::{Worker, WorkerBuilder, WorkerStats};

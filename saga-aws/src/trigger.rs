@@ -1,0 +1,154 @@
+//! Starting sagas from events: an EventBridge rule routes the matching events to a trigger
+//! queue ([`EventBus::route_pattern_to_queue`](crate::EventBus::route_pattern_to_queue)); the
+//! [`Trigger`] reads them and starts one execution per event, named after the event's id, so an
+//! event EventBridge delivers twice (it delivers at least once) starts nothing twice.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde_json::Value;
+
+use crate::error::AwsError;
+use crate::state_machine::StepFunctions;
+
+/// The execution name (saga id) for the event `event_id`: `evt-` and the id, with any character
+/// Step Functions does not take in a name replaced by `-`, at most 80 characters.
+pub fn execution_name(event_id: &str) -> String {
+    let cleaned: String = event_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut name = format!("evt-{cleaned}");
+    name.truncate(80);
+    name
+}
+
+/// Starts a saga for every event on a trigger queue.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    sqs: aws_sdk_sqs::Client,
+    sfn: StepFunctions,
+    queue_url: String,
+    state_machine_arn: String,
+    wait_time: Duration,
+}
+
+/// What a trigger did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TriggerStats {
+    /// Executions started.
+    pub started: u64,
+    /// Events whose execution already existed (redeliveries).
+    pub repeated: u64,
+    /// Messages that were not events with an object `detail` (left for the dead-letter queue).
+    pub malformed: u64,
+}
+
+impl Trigger {
+    /// A trigger reading `queue_url` and starting executions of `state_machine_arn`, whose IAM
+    /// role is irrelevant here (`sfn` only starts and describes).
+    pub fn new(
+        config: &SdkConfig,
+        queue_url: impl Into<String>,
+        state_machine_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(config),
+            sfn: StepFunctions::new(config, ""),
+            queue_url: queue_url.into(),
+            state_machine_arn: state_machine_arn.into(),
+            wait_time: Duration::from_secs(20),
+        }
+    }
+
+    /// The long-poll wait of each receive (default 20 s).
+    pub fn wait_time(mut self, wait: Duration) -> Self {
+        self.wait_time = wait.min(Duration::from_secs(20));
+        self
+    }
+
+    /// Reads events until `shutdown` completes. Each event's `detail` (an object) is the saga's
+    /// input; the saga id is [`execution_name`] of the event's `id`. A message is deleted once its
+    /// execution exists; one that is not an event stays for the queue's dead-letter queue.
+    pub async fn run_until(
+        &self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<TriggerStats, AwsError> {
+        let mut stats = TriggerStats::default();
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(self.wait_time.as_secs() as i32)
+                .send();
+            let received = tokio::select! {
+                received = receive => received,
+                () = &mut shutdown => return Ok(stats),
+            };
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(e) => {
+                    let error = AwsError::from_sdk("ReceiveMessage", e);
+                    tracing::warn!(%error, "trigger: receive failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for message in messages {
+                let event: Option<Value> = message
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str(b).ok());
+                let parsed = event
+                    .as_ref()
+                    .and_then(|e| Some((e.get("id")?.as_str()?, e.get("detail")?)));
+                let Some((id, detail)) = parsed.filter(|(_, d)| d.is_object()) else {
+                    stats.malformed += 1;
+                    tracing::warn!(message_id = ?message.message_id, "trigger: not an event with an object detail; left for the dead-letter queue");
+                    continue;
+                };
+                let saga_id = execution_name(id);
+                match self
+                    .sfn
+                    .start(&self.state_machine_arn, &saga_id, detail)
+                    .await
+                {
+                    Ok(execution) => {
+                        if execution.started {
+                            stats.started += 1;
+                        } else {
+                            stats.repeated += 1;
+                        }
+                        if let Some(receipt) = message.receipt_handle {
+                            let deleted = self
+                                .sqs
+                                .delete_message()
+                                .queue_url(&self.queue_url)
+                                .receipt_handle(receipt)
+                                .send()
+                                .await;
+                            if let Err(e) = deleted {
+                                // Delivered again later; starting it again starts nothing.
+                                tracing::debug!(error = %AwsError::from_sdk("DeleteMessage", e), "trigger: could not delete");
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, %saga_id, "trigger: could not start the saga; the event will come again")
+                    }
+                }
+            }
+        }
+    }
+}
