@@ -1,1 +1,248 @@
-//! Participants as an SQS-triggered Lambda function (being written).
+//! Participants as an SQS-triggered Lambda function, with partial batch responses.
+//!
+//! A [`LambdaParticipant`] answers the commands that Step Functions sends to a participant's
+//! queue exactly as the SQS `Worker` does (the same decoding, idempotency store, heartbeats and
+//! answers), but Lambda polls the queue: the function receives a batch of records and returns
+//! the ids of the records that must be delivered again. Lambda deletes the others.
+//!
+//! For each record:
+//!
+//! - answered (SendTaskSuccess or SendTaskFailure), or its task token expired or invalid: a
+//!   success, so Lambda deletes the message;
+//! - not a command this function runs (malformed, unknown saga or step): logged with the reason
+//!   and reported as a failure, so it is delivered again until the queue's redrive policy moves
+//!   it to the dead-letter queue;
+//! - another delivery of the same command is running, or the answer could not be sent:
+//!   reported as a failure, so it is delivered again after the queue's visibility timeout (the
+//!   idempotency store then replays the same answer).
+//!
+//! # Deploying
+//!
+//! - Declare the steps with [`participant`](saga_core::StepBuilder::participant) (a queue): the
+//!   state machine sends the command to the queue, and the queue triggers the function.
+//!   ([`lambda`](saga_core::StepBuilder::lambda) is something else: Step Functions invokes a
+//!   function directly with the bare command, not an SQS event.)
+//! - Create the queue with a dead-letter queue and a redrive policy, as `Queues::create`
+//!   (feature `sqs`) does: `maxReceiveCount` is how often a malformed message is tried before
+//!   it is parked in the dead-letter queue.
+//! - Give the queue a visibility timeout of at least six times the function's timeout (the AWS
+//!   recommendation for Lambda event sources), and the function a timeout longer than the
+//!   longest step it runs.
+//! - Map the queue to the function with partial batch responses switched on; without
+//!   `ReportBatchItemFailures`, Lambda ignores the response and retries the whole batch when
+//!   anything fails, or deletes all of it:
+//!
+//!   ```text
+//!   aws lambda create-event-source-mapping \
+//!       --function-name inventory-participant \
+//!       --event-source-arn arn:aws:sqs:eu-west-1:123456789012:inventory \
+//!       --batch-size 10 \
+//!       --function-response-types ReportBatchItemFailures
+//!   ```
+//!
+//!   (In CloudFormation: `AWS::Lambda::EventSourceMapping` with
+//!   `FunctionResponseTypes: ["ReportBatchItemFailures"]`.)
+//! - Allow the function `states:SendTaskSuccess`, `states:SendTaskFailure` and
+//!   `states:SendTaskHeartbeat`, the queue's `sqs:ReceiveMessage`, `sqs:DeleteMessage` and
+//!   `sqs:GetQueueAttributes`, and, with the DynamoDB store, `dynamodb:PutItem`, `GetItem`,
+//!   `UpdateItem` and `DeleteItem` on its table.
+//!
+//! The function's `main` (built for the `provided.al2023` runtime, e.g. with `cargo lambda`):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use saga_aws::dynamodb::DynamoDbIdempotencyStore;
+//! use saga_aws::lambda::LambdaParticipant;
+//! # fn inventory_saga() -> saga_core::Saga { unimplemented!() }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), lambda_runtime::Error> {
+//!     lambda_runtime::tracing::init_default_subscriber();
+//!     let config = saga_aws::config::from_env().await;
+//!     // Lambda runs many instances at once: they share the DynamoDB store.
+//!     let store = DynamoDbIdempotencyStore::new(&config, "saga-idempotency");
+//!     LambdaParticipant::builder(&config)
+//!         .saga(inventory_saga())
+//!         .store(Arc::new(store))
+//!         .build()
+//!         .run()
+//!         .await
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::future::join_all;
+use lambda_runtime::{LambdaEvent, service_fn};
+use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
+
+use crate::participant::{Disposition, Participant};
+
+/// Runs the steps of one or more sagas for the SQS events of a Lambda function; see the
+/// [module documentation](self) for how to deploy it.
+///
+/// ```no_run
+/// # async fn example(saga: saga_core::Saga) -> Result<(), lambda_runtime::Error> {
+/// let config = saga_aws::config::from_env().await;
+/// saga_aws::lambda::LambdaParticipant::builder(&config)
+///     .saga(saga)
+///     .build()
+///     .run()
+///     .await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct LambdaParticipant {
+    participant: Participant,
+}
+
+/// Configures a [`LambdaParticipant`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct LambdaParticipantBuilder {
+    config: SdkConfig,
+    sagas: HashMap<String, Arc<Saga>>,
+    store: Option<Arc<dyn IdempotencyStore>>,
+    #[cfg(feature = "eventbridge")]
+    events: Option<crate::EventPublisher>,
+}
+
+impl LambdaParticipantBuilder {
+    /// Publishes saga events on EventBridge as commands are answered.
+    #[cfg(feature = "eventbridge")]
+    pub fn events(mut self, publisher: crate::EventPublisher) -> Self {
+        self.events = Some(publisher);
+        self
+    }
+
+    /// Registers a saga whose steps this function runs.
+    pub fn saga(mut self, saga: Saga) -> Self {
+        self.sagas.insert(saga.name().to_owned(), Arc::new(saga));
+        self
+    }
+
+    /// The idempotency store (default: in memory). An in-memory store only dedups within one
+    /// Lambda instance, and Lambda runs several instances of a function at once and replaces
+    /// them at will: deployed, a function needs the shared DynamoDB store
+    /// (`saga_aws::dynamodb::DynamoDbIdempotencyStore`, feature `dynamodb`).
+    pub fn store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The participant.
+    pub fn build(self) -> LambdaParticipant {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new()));
+        let participant = Participant::new(&self.config, self.sagas, store);
+        #[cfg(feature = "eventbridge")]
+        let participant = match self.events {
+            Some(events) => participant.with_events(events),
+            None => participant,
+        };
+        LambdaParticipant { participant }
+    }
+}
+
+impl LambdaParticipant {
+    /// Configures a participant that answers Step Functions with `config`.
+    pub fn builder(config: &SdkConfig) -> LambdaParticipantBuilder {
+        LambdaParticipantBuilder {
+            config: config.clone(),
+            sagas: HashMap::new(),
+            store: None,
+            #[cfg(feature = "eventbridge")]
+            events: None,
+        }
+    }
+
+    /// Answers the commands of one SQS event, all at once, and returns the records to deliver
+    /// again: those that were not commands (for the dead-letter queue), and those that could
+    /// not be answered yet. A record without a message id cannot be reported; it is logged
+    /// (and deleted by Lambda).
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let retries = join_all(event.records.iter().map(|record| self.settle(record))).await;
+        let mut response = SqsBatchResponse::default();
+        response.set_failures(retries.into_iter().flatten());
+        response
+    }
+
+    /// Answers one record; the message id to report if it must be delivered again.
+    async fn settle(&self, record: &SqsMessage) -> Option<String> {
+        let id = record.message_id.as_deref().unwrap_or_default();
+        let deliveries = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let body = record.body.as_deref().unwrap_or_default();
+        // Nothing to keep alive besides the heartbeats: Lambda keeps the message invisible for
+        // as long as the function runs (the queue's visibility timeout exceeds the function's
+        // timeout), and it deletes or releases the message when the function returns.
+        let keep_alive = |_timeout_seconds: u32| std::future::ready(());
+        let again = match self.participant.answer(body, deliveries, keep_alive).await {
+            Disposition::Answered { succeeded } => {
+                tracing::debug!(message_id = %id, succeeded, "command answered");
+                false
+            }
+            Disposition::Expired(error) => {
+                tracing::warn!(message_id = %id, %error, "the task token is no longer valid; dropping the command");
+                false
+            }
+            Disposition::Malformed(reason) => {
+                tracing::warn!(message_id = %id, %reason, "malformed command left for the dead-letter queue");
+                true
+            }
+            Disposition::Duplicate { timeout_seconds } => {
+                // Another delivery of this very command is running it now (for at most the
+                // step's timeout): that one answers. This copy comes back after the queue's
+                // visibility timeout and finds the stored answer.
+                tracing::info!(message_id = %id, lease_seconds = timeout_seconds, "duplicate delivery while the command runs elsewhere; answering later");
+                true
+            }
+            Disposition::Unanswered(error) => {
+                tracing::warn!(message_id = %id, %error, "could not answer; the command will be delivered again");
+                true
+            }
+        };
+        if !again {
+            return None;
+        }
+        match record.message_id.as_deref() {
+            Some(id) if !id.is_empty() => Some(id.to_owned()),
+            _ => {
+                tracing::error!(
+                    "a record without a message id cannot be reported for another delivery; Lambda deletes it"
+                );
+                None
+            }
+        }
+    }
+
+    /// Serves [`handle`](Self::handle) on the Lambda runtime API until the function instance is
+    /// shut down. It needs the environment of a Lambda function (`AWS_LAMBDA_RUNTIME_API` and
+    /// the others); see [`lambda_runtime::run`].
+    ///
+    /// ```no_run
+    /// # async fn example(saga: saga_core::Saga) -> Result<(), lambda_runtime::Error> {
+    /// let config = saga_aws::config::from_env().await;
+    /// let participant = saga_aws::lambda::LambdaParticipant::builder(&config)
+    ///     .saga(saga)
+    ///     .build();
+    /// participant.run().await
+    /// # }
+    /// ```
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let participant = &self;
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+            Ok::<_, Infallible>(participant.handle(event.payload).await)
+        }))
+        .await
+    }
+}

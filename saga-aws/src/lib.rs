@@ -4,19 +4,18 @@
 //! Every call runs with the timeouts of [`config::timeouts`] (the SDK has no read timeout of its
 //! own) and fails with an [`AwsError`]; the SDK's error types never appear in this API.
 //!
-//! Still to come (see the project's issues): EventBridge events and triggers, the Lambda
-//! adapter.
-//!
 //! # Feature flags
 //!
-//! - `sfn` (default): [`StepFunctions`]: deploy, start, describe, trace.
-//! - `sqs` (default): [`Queues`]: participant queues with dead-letter queues; [`Worker`]: the
-//!   participant worker.
-//! - `dynamodb`: [`dynamodb`], the DynamoDB `IdempotencyStore`.
-//! - `eventbridge`: [`EventPublisher`], saga events on EventBridge; with `sqs`, [`Trigger`],
-//!   sagas started by events.
-//! - `lambda`: [`lambda`], participants as an SQS-triggered Lambda function.
-//! - `testing`: [`testing::Emulator`], a moto server per test process.
+//! One feature per integration, so a service that only answers over SQS compiles nothing else.
+//!
+//! - `sfn` (default): `StepFunctions`: deploy, start (once per saga id), describe, trace.
+//! - `sqs` (default): `Queues` (participant queues with dead-letter queues) and `Worker` (the
+//!   participant worker).
+//! - `dynamodb`: `dynamodb::DynamoDbIdempotencyStore`.
+//! - `eventbridge`: `EventPublisher` and `EventBus` (saga events); with `sqs`, `Trigger` (sagas
+//!   started by events).
+//! - `lambda`: `lambda::LambdaParticipant`, participants as an SQS-triggered Lambda function.
+//! - `testing`: `testing::Emulator`, a moto server per test process (all of the above).
 
 pub mod config;
 #[cfg(feature = "dynamodb")]

@@ -1,0 +1,401 @@
+//! The Lambda adapter: the SQS event and batch response formats (fixtures as AWS documents
+//! them), and a participant answering a real command from a state machine on the local emulator
+//! (moto), with a malformed record beside it. The emulator starts with the tests; it is never
+//! skipped.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::Client as Sqs;
+use lambda_runtime::tracing::subscriber;
+use lambda_runtime::tracing::subscriber::util::SubscriberInitExt;
+use saga_aws::lambda::LambdaParticipant;
+use saga_aws::testing::Emulator;
+use saga_aws::{Bindings, ExecutionState, Queues, Status, StepFunctions};
+use saga_core::asl::substitution_key;
+use saga_core::{Compensable, Participant, RetryPolicy, Saga, Step, StepContext, StepError};
+use serde_json::{Value, json};
+
+const SQS_EVENT: &str = include_str!("fixtures/sqs-event.json");
+const SQS_BATCH_RESPONSE: &str = include_str!("fixtures/sqs-batch-response.json");
+
+/// Every key of `expected` is in `actual` with the same value (recursively); `actual` may have
+/// more keys (fields the fixture leaves out are serialised as `null`).
+fn assert_contains(actual: &Value, expected: &Value, path: &str) {
+    match (actual, expected) {
+        (Value::Object(actual), Value::Object(expected)) => {
+            for (key, value) in expected {
+                let found = actual
+                    .get(key)
+                    .unwrap_or_else(|| panic!("`{path}.{key}` is missing"));
+                assert_contains(found, value, &format!("{path}.{key}"));
+            }
+        }
+        (Value::Array(actual), Value::Array(expected)) => {
+            assert_eq!(actual.len(), expected.len(), "the length of `{path}`");
+            for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+                assert_contains(a, e, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(actual, expected, "`{path}`"),
+    }
+}
+
+#[test]
+fn the_sqs_event_fixture_round_trips() {
+    let event: SqsEvent = serde_json::from_str(SQS_EVENT).unwrap();
+    assert_eq!(event.records.len(), 2);
+    let first = &event.records[0];
+    assert_eq!(
+        first.message_id.as_deref(),
+        Some("059f36b4-87a3-44ab-83d2-661975830a7d")
+    );
+    assert_eq!(first.body.as_deref(), Some("Test message."));
+    assert_eq!(first.attributes["ApproximateReceiveCount"], "1");
+    assert_eq!(
+        first.event_source_arn.as_deref(),
+        Some("arn:aws:sqs:us-east-2:123456789012:my-queue")
+    );
+    assert_eq!(
+        event.records[1].message_attributes["myAttribute"]
+            .string_value
+            .as_deref(),
+        Some("myValue")
+    );
+
+    let serialised = serde_json::to_value(&event).unwrap();
+    assert_contains(
+        &serialised,
+        &serde_json::from_str(SQS_EVENT).unwrap(),
+        "event",
+    );
+    let again: SqsEvent = serde_json::from_value(serialised).unwrap();
+    assert_eq!(again, event);
+}
+
+#[test]
+fn the_batch_response_fixture_round_trips() {
+    let response: SqsBatchResponse = serde_json::from_str(SQS_BATCH_RESPONSE).unwrap();
+    let mut expected = SqsBatchResponse::default();
+    expected.add_failure("2e1424d4-f796-459a-8184-9c92662be6da");
+    assert_eq!(response, expected);
+
+    let serialised = serde_json::to_value(&response).unwrap();
+    assert_eq!(
+        serialised,
+        serde_json::from_str::<Value>(SQS_BATCH_RESPONSE).unwrap(),
+        "exactly the documented shape"
+    );
+    let again: SqsBatchResponse = serde_json::from_value(serialised).unwrap();
+    assert_eq!(again, response);
+}
+
+/// The log lines of this thread, from INFO up (the tests run on a current-thread runtime, and
+/// `handle` spawns nothing).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Collects what the current thread logs until the guard is dropped.
+    fn capture() -> (Logs, lambda_runtime::tracing::dispatcher::DefaultGuard) {
+        let logs = Logs::default();
+        let guard = subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(lambda_runtime::tracing::Level::INFO)
+            .with_ansi(false)
+            .without_time()
+            .finish()
+            .set_default();
+        (logs, guard)
+    }
+
+    /// The lines that mention `needle`.
+    fn lines_with(&self, needle: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+/// What the step did: `(idempotency key, attempt)` per execution or compensation.
+type Effects = Arc<Mutex<Vec<(String, u32)>>>;
+
+/// Reserves stock and records that it did.
+struct Reserve {
+    effects: Effects,
+}
+
+impl Step for Reserve {
+    type Input = Value;
+    type Output = Value;
+
+    async fn execute(&self, cx: &StepContext<'_>, input: Value) -> Result<Value, StepError> {
+        self.effects
+            .lock()
+            .unwrap()
+            .push((cx.idempotency_key().to_string(), cx.attempt()));
+        Ok(json!({ "reservation": format!("r-{}", input["order_id"].as_str().unwrap_or("?")) }))
+    }
+}
+
+impl Compensable for Reserve {
+    async fn compensate(
+        &self,
+        cx: &StepContext<'_>,
+        _input: Value,
+        _output: Option<Value>,
+    ) -> Result<(), StepError> {
+        self.effects
+            .lock()
+            .unwrap()
+            .push((cx.idempotency_key().to_string(), cx.attempt()));
+        Ok(())
+    }
+}
+
+/// A one-step saga deployed on the emulator, its participant queue, and the Lambda participant
+/// that runs it.
+struct Setup {
+    sfn: StepFunctions,
+    sqs: Sqs,
+    queue_url: String,
+    machine_arn: String,
+    participant: LambdaParticipant,
+    effects: Effects,
+}
+
+async fn setup() -> Setup {
+    let config = Emulator::shared().config().await;
+    let queue = Emulator::unique("lambda-participant");
+    let created = Queues::new(&config)
+        .create(&queue, 3, 30)
+        .await
+        .expect("create queues");
+    let effects = Effects::default();
+    let saga = Saga::builder(Emulator::unique("saga"))
+        .compensable(
+            "reserve",
+            Reserve {
+                effects: effects.clone(),
+            },
+        )
+        .participant(&queue)
+        .retry(RetryPolicy::none())
+        .compensation_retry(RetryPolicy::none())
+        .timeout(Duration::from_secs(30))
+        .heartbeat(Duration::from_secs(10))
+        .build()
+        .expect("a valid saga");
+    let mut bindings = Bindings::new();
+    bindings.insert(
+        substitution_key(&Participant::queue(&queue)),
+        created.url.clone(),
+    );
+    let sfn = StepFunctions::new(&config, Emulator::ROLE_ARN);
+    let machine = sfn
+        .deploy(saga.definition(), &bindings)
+        .await
+        .expect("deploy");
+    Setup {
+        sfn,
+        sqs: Sqs::new(&config),
+        queue_url: created.url,
+        machine_arn: machine.arn,
+        participant: LambdaParticipant::builder(&config).saga(saga).build(),
+        effects,
+    }
+}
+
+/// Receives the next message from the participant queue (long poll), deletes it, returns its
+/// body: the test plays Lambda's event source mapping.
+async fn next_body(s: &Setup) -> String {
+    for _ in 0..20 {
+        let out = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .wait_time_seconds(1)
+            .max_number_of_messages(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
+            s.sqs
+                .delete_message()
+                .queue_url(&s.queue_url)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+            return message.body.unwrap();
+        }
+    }
+    panic!("no command arrived on {}", s.queue_url);
+}
+
+async fn wait_for_end(s: &Setup, arn: &str) -> ExecutionState {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = s.sfn.describe(arn).await.unwrap();
+        if state.status != Status::Running {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "execution {arn} did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The fixture event with the command in its first record (delivered for the second time) and a
+/// malformed body in its second; the records' message ids.
+fn event_with(command: &str) -> (SqsEvent, String, String) {
+    let mut event: SqsEvent = serde_json::from_str(SQS_EVENT).unwrap();
+    let good = Emulator::unique("good-message");
+    let bad = Emulator::unique("bad-message");
+    let record = &mut event.records[0];
+    record.message_id = Some(good.clone());
+    record.body = Some(command.to_owned());
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "2".into());
+    let record = &mut event.records[1];
+    record.message_id = Some(bad.clone());
+    record.body = Some(r#"{"v":1,"saga":"nope"}"#.to_owned());
+    (event, good, bad)
+}
+
+/// Starts an execution, takes its command off the queue, and has the participant handle it
+/// beside a malformed record; the execution's ARN, the event and the records' ids.
+async fn start_and_handle(s: &Setup, saga_id: &str) -> (String, SqsEvent, String, String) {
+    let execution = s
+        .sfn
+        .start(&s.machine_arn, saga_id, &json!({ "order_id": "o-1" }))
+        .await
+        .unwrap();
+    assert!(execution.started);
+    let command = next_body(s).await;
+    let (event, good, bad) = event_with(&command);
+    let (logs, guard) = Logs::capture();
+    let response = s.participant.handle(event.clone()).await;
+    drop(guard);
+    let failures: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failures,
+        [bad.as_str()],
+        "exactly the malformed record is delivered again"
+    );
+    let warned = logs.lines_with(&bad);
+    assert!(
+        warned.len() == 1 && warned[0].contains("WARN") && warned[0].contains("not a saga command"),
+        "the malformed record is logged with the reason: {warned:?}"
+    );
+    assert_eq!(
+        logs.lines_with(&good),
+        Vec::<String>::new(),
+        "an answer is not news"
+    );
+    (execution.arn, event, good, bad)
+}
+
+#[tokio::test]
+async fn a_batch_answers_the_command_and_reports_only_the_malformed_record() {
+    let s = setup().await;
+    let (arn, _, _, _) = start_and_handle(&s, "order-1").await;
+
+    let end = wait_for_end(&s, &arn).await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        end.output.unwrap()["steps"]["reserve"],
+        json!({ "reservation": "r-o-1" }),
+        "the step's output is the answer"
+    );
+    assert_eq!(
+        *s.effects.lock().unwrap(),
+        [("order-1/reserve/execute".to_owned(), 2)],
+        "applied once, with the delivery count as the attempt"
+    );
+}
+
+#[tokio::test]
+async fn an_answered_record_delivered_again_succeeds_without_running_again() {
+    let s = setup().await;
+    let (arn, mut event, good, _) = start_and_handle(&s, "order-2").await;
+    let end = wait_for_end(&s, &arn).await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+
+    // Lambda delivers the answered message once more (e.g. its deletion was lost).
+    event.records.truncate(1);
+    assert_eq!(event.records[0].message_id.as_deref(), Some(good.as_str()));
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "3".into());
+    let (logs, guard) = Logs::capture();
+    let response = s.participant.handle(event).await;
+    drop(guard);
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the token is used: nothing to deliver again, {response:?}"
+    );
+    // The stored answer was sent again and refused: the token is used (the emulator says
+    // InvalidToken once the execution has ended; AWS says TaskTimedOut or InvalidToken).
+    let expired = logs.lines_with(&good);
+    assert!(
+        expired.len() == 1 && expired[0].contains("no longer valid"),
+        "{expired:?}"
+    );
+    assert_eq!(
+        *s.effects.lock().unwrap(),
+        [("order-2/reserve/execute".to_owned(), 2)],
+        "the effect is not applied twice"
+    );
+    let end = s.sfn.describe(&arn).await.unwrap();
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_record_without_a_message_id_cannot_be_reported() {
+    let config = Emulator::shared().config().await;
+    let participant = LambdaParticipant::builder(&config).build();
+    let mut event: SqsEvent = serde_json::from_str(SQS_EVENT).unwrap();
+    event.records[0].message_id = None;
+    event.records[1].body = Some("not a command".to_owned());
+    let (logs, guard) = Logs::capture();
+    let response = participant.handle(event).await;
+    drop(guard);
+    let failures: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failures,
+        ["2e1424d4-f796-459a-8184-9c92662be6da"],
+        "the record with an id is reported; the other one is only logged"
+    );
+    assert_eq!(logs.lines_with("without a message id").len(), 1);
+}
