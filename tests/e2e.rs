@@ -745,3 +745,37 @@ async fn an_event_on_the_bus_starts_the_saga_exactly_once() {
         "one saga, each effect once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_finishes_and_answers_what_is_in_flight() {
+    struct Sleepy;
+    #[saga(name = "sleepy")]
+    impl Sleepy {
+        #[pivot(participant = "sleepy", timeout = "30s", heartbeat = "10s")]
+        async fn nap(&self, _cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(json!("rested"))
+        }
+    }
+    let script = Arc::new(Script::default());
+    let env = env_for(Sleepy.into_saga(), script, false).await;
+    let worker = env.worker.clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        worker
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    env.start("nap-1").await;
+    // Shut down while the step runs: the worker stops polling but answers first.
+    while env.worker.stats().received == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!((stats.received, stats.succeeded), (1, 1), "{stats:?}");
+    let end = env.wait("nap-1").await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+}
