@@ -25,6 +25,7 @@ mod error;
 mod events;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+mod metrics;
 #[cfg(feature = "sfn")]
 mod participant;
 #[cfg(feature = "sqs")]
@@ -44,6 +45,7 @@ pub use error::AwsError;
 pub use events::{
     EventBus, EventPublisher, MAX_ENTRY_BYTES, SOURCE, SagaNotification, notification_from_detail,
 };
+pub use metrics::RequestCounter;
 #[cfg(feature = "sfn")]
 pub use participant::Command;
 #[cfg(feature = "sqs")]

@@ -91,6 +91,15 @@ impl Participant {
         }
     }
 
+    /// Counts this participant's Step Functions requests with `counter`.
+    pub(crate) fn counting(mut self, config: &SdkConfig, counter: &crate::RequestCounter) -> Self {
+        let conf = aws_sdk_sfn::config::Builder::from(config)
+            .interceptor(counter.clone())
+            .build();
+        self.sfn = aws_sdk_sfn::Client::from_conf(conf);
+        self
+    }
+
     /// Publishes step events (and the end of sagas) on `events` after each answer.
     #[cfg(feature = "eventbridge")]
     pub(crate) fn with_events(mut self, events: crate::events::EventPublisher) -> Self {

@@ -94,6 +94,7 @@ pub struct WorkerBuilder {
     store: Option<Arc<dyn IdempotencyStore>>,
     concurrency: usize,
     wait_time: Duration,
+    counter: Option<crate::RequestCounter>,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::events::EventPublisher>,
 }
@@ -119,6 +120,12 @@ impl WorkerBuilder {
         self
     }
 
+    /// Counts every request the worker sends (SQS and Step Functions) with `counter`.
+    pub fn request_counter(mut self, counter: crate::RequestCounter) -> Self {
+        self.counter = Some(counter);
+        self
+    }
+
     /// How many commands run at once (default 16).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
@@ -136,7 +143,15 @@ impl WorkerBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new()));
-        let participant = Participant::new(&self.config, self.sagas, store);
+        let mut participant = Participant::new(&self.config, self.sagas, store);
+        let mut sqs = aws_sdk_sqs::Client::new(&self.config);
+        if let Some(counter) = &self.counter {
+            participant = participant.counting(&self.config, counter);
+            let conf = aws_sdk_sqs::config::Builder::from(&self.config)
+                .interceptor(counter.clone())
+                .build();
+            sqs = aws_sdk_sqs::Client::from_conf(conf);
+        }
         #[cfg(feature = "eventbridge")]
         let participant = match self.events {
             Some(events) => participant.with_events(events),
@@ -144,7 +159,7 @@ impl WorkerBuilder {
         };
         Worker {
             inner: Arc::new(Inner {
-                sqs: aws_sdk_sqs::Client::new(&self.config),
+                sqs,
                 queue_url: self.queue_url,
                 participant,
                 concurrency: self.concurrency,
@@ -165,6 +180,7 @@ impl Worker {
             store: None,
             concurrency: 16,
             wait_time: Duration::from_secs(20),
+            counter: None,
             #[cfg(feature = "eventbridge")]
             events: None,
         }
