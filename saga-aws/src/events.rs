@@ -323,3 +323,49 @@ impl EventBus {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline() -> SdkConfig {
+        // Nothing listens here; the size check must refuse before any request is made.
+        SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn an_oversized_event_is_refused_before_it_is_sent() {
+        let publisher = EventPublisher::new(&offline(), "bus");
+        let huge = SagaNotification::StepFailed {
+            saga: "s".into(),
+            saga_id: "id".into(),
+            step: "a".into(),
+            action: saga_core::Action::Execute,
+            error: StepFailure {
+                kind: saga_core::FailureKind::Terminal,
+                code: "Big".into(),
+                message: "x".repeat(MAX_ENTRY_BYTES),
+            },
+        };
+        let err = publisher.publish(&[huge]).await.unwrap_err();
+        assert!(matches!(err, AwsError::InvalidInput(_)), "{err}");
+        assert!(err.to_string().contains("StepFailed"), "{err}");
+    }
+
+    #[test]
+    fn notifications_round_trip_through_event_details() {
+        let n = SagaNotification::SagaCompensationFailed {
+            saga: "s".into(),
+            saga_id: "i".into(),
+            step: "a".into(),
+        };
+        let detail = serde_json::to_value(&n).unwrap();
+        assert_eq!(detail["type"], "SagaCompensationFailed");
+        assert_eq!(notification_from_detail(&detail), Some(n.clone()));
+        assert_eq!(n.detail_type(), "SagaCompensationFailed");
+    }
+}
