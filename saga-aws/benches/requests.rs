@@ -270,7 +270,13 @@ fn requests(c: &mut Criterion) {
     let n = env_count("SAGA_BENCH_SAGAS", 1000);
 
     // Requests per executed step: the worker against one message at a time, in the same run.
-    let (_, batched) = rt.block_on(run_sagas(&config, n, 64));
+    let (elapsed, batched) = rt.block_on(run_sagas(&config, n, 64));
+    let bare = rt.block_on(bare_loop(&config, 3 * n));
+    eprintln!(
+        "{n} concurrent sagas through the emulator: {elapsed:.1?}; a bare SDK loop of {} messages: {bare:.1?} (ratio {:.1})",
+        3 * n,
+        elapsed.as_secs_f64() / bare.as_secs_f64()
+    );
     let single = rt.block_on(run_sagas_one_at_a_time(&config, n));
     let steps = (3 * n) as f64;
     eprintln!(
