@@ -106,10 +106,14 @@ async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duratio
     };
     let started = Instant::now();
     let sfn = Arc::new(sfn);
+    // All `n` sagas run at once; their StartExecution calls go 32 at a time, which the
+    // emulator's server accepts without connection timeouts.
+    let starting = Arc::new(tokio::sync::Semaphore::new(32));
     let starts: Vec<_> = (0..n)
         .map(|i| {
-            let (sfn, machine) = (sfn.clone(), machine.clone());
+            let (sfn, machine, starting) = (sfn.clone(), machine.clone(), starting.clone());
             tokio::spawn(async move {
+                let _permit = starting.acquire().await.unwrap();
                 sfn.start(&machine, &format!("s-{i}"), &json!({ "i": i }))
                     .await
                     .unwrap()
