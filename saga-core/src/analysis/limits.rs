@@ -108,15 +108,25 @@ pub fn check(definition: &SagaDefinition) -> Result<Limits, Vec<LimitError>> {
     let machine = generate(definition);
     let mut errors = Vec::new();
 
+    // One error per step: the longest of its generated state names that is invalid.
+    let mut by_step: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (state, _) in &machine.states.0 {
         if let Err(reason) = check_name(state) {
             let step = state.split('.').next().unwrap_or(state).to_owned();
-            errors.push(LimitError::StateName {
-                state: state.clone(),
-                step,
-                reason,
-            });
+            let entry = by_step
+                .entry(step)
+                .or_insert_with(|| (state.clone(), reason.clone()));
+            if state.len() > entry.0.len() {
+                *entry = (state.clone(), reason);
+            }
         }
+    }
+    for (step, (state, reason)) in by_step {
+        errors.push(LimitError::StateName {
+            state,
+            step,
+            reason,
+        });
     }
 
     let mut keys: BTreeMap<String, &str> = BTreeMap::new();
