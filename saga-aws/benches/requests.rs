@@ -133,6 +133,13 @@ async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duratio
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
+    let stats = worker.stats();
+    if stats.received > stats.succeeded {
+        eprintln!(
+            "({} messages received for {} steps: the rest were redeliveries)",
+            stats.received, stats.succeeded
+        );
+    }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
     let last = saga_aws::execution_arn(&machine, &format!("s-{}", n - 1));

@@ -18,7 +18,13 @@ from moto.core.config import default_user_config
 default_user_config["stepfunctions"] = {"execute_state_machine": True}
 
 from moto.server import main  # noqa: E402
+from moto.core.responses import EmptyResult  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+from moto.stepfunctions.parser.asl.parse.asl_parser import (  # noqa: E402
+    AmazonStateLanguageParser,
+)
 
 # An emulator deviation fixed here: moto applies a conditional write as "read the item, evaluate
 # the condition, store it" without a lock, and its server is threaded, so two concurrent
@@ -35,6 +41,107 @@ def _serialised_call_action(self):  # type: ignore[no-untyped-def]
 
 
 DynamoHandler.call_action = _serialised_call_action
+
+# An emulator deviation fixed here: moto's SendTaskFailure handler reads `error` but not
+# `cause`, so the history's TaskFailed event had no cause. AWS keeps both
+# (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskFailure.html),
+# and the participant's cause (`code: message`) is how a failure's code reaches the trace.
+def _send_task_failure(self):  # type: ignore[no-untyped-def]
+    self.stepfunction_backend.send_task_failure(
+        self._get_param("taskToken"),
+        error=self._get_param("error"),
+        cause=self._get_param("cause"),
+    )
+    return EmptyResult()
+
+
+StepFunctionResponse.send_task_failure = _send_task_failure
+
+# Speed, not semantics: four costs that made moto's server spend most of its one core (its
+# threads share one GIL) on work that gives the same answer every time, so it could not run many
+# executions at once (py-spy, 200 concurrent sagas: ~19% parsing ASL, ~10% building boto3
+# clients, ~10% matching hosts against every service's URL patterns; at 1,000, SQS's clock).
+#
+# 1. Every execution parses its state machine's definition again with ANTLR. The parsed program
+#    is immutable during evaluation for the states the generator emits (Task, Pass, Fail: their
+#    fields are set once, by the parser; an execution's state lives in its own Environment), so
+#    the program is parsed once per definition.
+_parse = AmazonStateLanguageParser.parse
+_parsed: dict = {}
+_parsed_lock = threading.Lock()
+
+
+def _cached_parse(definition: str):  # type: ignore[no-untyped-def]
+    with _parsed_lock:
+        hit = _parsed.get(definition)
+    if hit is None:
+        hit = _parse(definition)
+        with _parsed_lock:
+            _parsed[definition] = hit
+    return hit
+
+
+AmazonStateLanguageParser.parse = staticmethod(_cached_parse)
+
+# 2. Every task state (sqs:sendMessage, events:putEvents) builds a new boto3 client; one per
+#    (region, service) does, as boto3 clients are thread-safe (moto's factory ignores the
+#    state's credentials: every client uses the same dummy keys).
+_clients: dict = {}
+_clients_lock = threading.Lock()
+
+
+def _patch_boto_client_for() -> None:
+    import importlib
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    make = boto_client.boto_client_for
+
+    def cached(region: str, service: str, state_credentials=None):  # type: ignore[no-untyped-def]
+        with _clients_lock:
+            client = _clients.get((region, service))
+            if client is None:
+                client = _clients[(region, service)] = make(region, service)
+            return client
+
+    # Task states import the function by name, so rebind it in the modules of the integrations
+    # the generator emits (SQS and EventBridge callbacks, Lambda invokes).
+    state_task = "moto.stepfunctions.parser.asl.component.state.exec.state_task"
+    for name in ("service.state_task_service_sqs", "service.state_task_service_events", "lambda_eval_utils"):
+        module = importlib.import_module(f"{state_task}.{name}")
+        assert module.boto_client_for is make, module
+        module.boto_client_for = cached
+
+
+_patch_boto_client_for()
+
+# 3. SQS decides whether each message is visible by computing the time through two naive
+#    datetimes (~5 us), for every message of the queue, on every send and receive; with a
+#    thousand messages waiting that is most of the server's time. The clock is the same.
+import moto.sqs.models as _sqs_models  # noqa: E402
+
+_unix_time_millis = _sqs_models.unix_time_millis
+
+
+def _fast_unix_time_millis(dt=None):  # type: ignore[no-untyped-def]
+    return time.time() * 1000.0 if dt is None else _unix_time_millis(dt)
+
+
+_sqs_models.unix_time_millis = _fast_unix_time_millis
+
+# 4. Every request is routed by matching its host against each service's URL patterns in turn;
+#    the answer depends only on the host.
+_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_backends: dict = {}
+
+
+def _cached_backend_for_host(self, host):  # type: ignore[no-untyped-def]
+    if host not in _backends:
+        _backends[host] = _backend_for_host(self, host)
+    return _backends[host]
+
+
+DomainDispatcherApplication.get_backend_for_host = _cached_backend_for_host
 
 
 def exit_when_gone(owner: int) -> None:
