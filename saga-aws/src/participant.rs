@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use saga_core::analysis::check_payload;
-use saga_core::participant::run_idempotent;
+use saga_core::participant::run_idempotent_replayed;
 use saga_core::{
     Action, FailureKind, IdempotencyKey, IdempotencyStore, Saga, StepContext, StepFailure,
 };
@@ -34,6 +34,9 @@ pub struct Command {
     pub action: Action,
     /// `{saga_id}/{step}/{action}`.
     pub idempotency_key: String,
+    /// How often Step Functions has retried this action before (`$$.State.RetryCount`): the
+    /// step context's attempt is one more. Redeliveries of one attempt share it.
+    pub retry_count: u32,
     /// The saga document.
     pub input: Value,
     /// The token to answer with.
@@ -107,63 +110,24 @@ impl Participant {
         self
     }
 
-    /// What happened, for EventBridge: the step's event, and the saga's end when this answer
-    /// was the last of its path (the last step, or the last compensation of the chain).
+    /// Publishes what happened (see [`crate::events::invocation_notifications`]).
     #[cfg(feature = "eventbridge")]
-    async fn notify(
-        &self,
-        saga: &Saga,
-        index: usize,
-        command: &Command,
-        answer: &Result<Value, StepFailure>,
-    ) {
-        use crate::events::SagaNotification as N;
+    async fn notify(&self, saga: &Saga, command: &Command, answer: &Result<Value, StepFailure>) {
         let Some(events) = &self.events else { return };
-        let (name, id, step) = (
-            saga.name().to_owned(),
-            command.saga_id.clone(),
-            command.step.clone(),
+        let invocation = saga_core::Invocation {
+            step: command.step.clone(),
+            action: command.action,
+            attempt: command.retry_count.saturating_add(1),
+            result: match answer {
+                Ok(_) => saga_core::InvocationResult::Succeeded,
+                Err(error) => saga_core::InvocationResult::Failed(error.clone()),
+            },
+        };
+        let notices = crate::events::invocation_notifications(
+            saga.definition(),
+            &command.saga_id,
+            &invocation,
         );
-        let steps = &saga.definition().steps;
-        let mut notices = Vec::new();
-        match (command.action, answer) {
-            (Action::Execute, Ok(_)) => {
-                notices.push(N::StepSucceeded {
-                    saga: name.clone(),
-                    saga_id: id.clone(),
-                    step,
-                });
-                if index + 1 == steps.len() {
-                    notices.push(N::SagaCompleted {
-                        saga: name,
-                        saga_id: id,
-                    });
-                }
-            }
-            (Action::Compensate, Ok(_)) => {
-                notices.push(N::StepCompensated {
-                    saga: name.clone(),
-                    saga_id: id.clone(),
-                    step,
-                });
-                // The chain of compensations ends with the first compensable step.
-                if steps.iter().position(|s| s.is_compensable()) == Some(index) {
-                    notices.push(N::SagaCompensated {
-                        saga: name,
-                        saga_id: id,
-                    });
-                }
-            }
-            (action, Err(error)) => {
-                notices.push(N::StepFailed {
-                    saga: name,
-                    saga_id: id,
-                    step,
-                    action,
-                    error: error.clone(),
-                });
-            }
-        }
         if let Err(error) = events.publish(&notices).await {
             tracing::warn!(%error, saga_id = %command.saga_id, "could not publish saga events");
         }
@@ -197,9 +161,11 @@ impl Participant {
         Ok((command, saga.clone(), index))
     }
 
-    /// Answers the command in `body`. `deliveries` is how often it was delivered (the step
-    /// context's attempt); `keep_alive(timeout_seconds)` runs at every heartbeat besides
-    /// SendTaskHeartbeat (an SQS worker extends the message's visibility there).
+    /// Answers the command in `body`. `deliveries` is how often this message was delivered
+    /// (logged; the step context's attempt is Step Functions' retry count plus one, the same
+    /// numbering as the in-memory executor's); `keep_alive(timeout_seconds)` runs at every
+    /// heartbeat besides SendTaskHeartbeat (an SQS worker extends the message's visibility
+    /// there).
     pub(crate) async fn answer<K, F>(
         &self,
         body: &str,
@@ -214,6 +180,15 @@ impl Participant {
             Ok(decoded) => decoded,
             Err(reason) => return Disposition::Malformed(reason),
         };
+        if deliveries > 1 {
+            tracing::debug!(
+                saga_id = %command.saga_id,
+                step = %command.step,
+                action = %command.action,
+                deliveries,
+                "command delivered again"
+            );
+        }
         let step = &saga.definition().steps[index];
         let handler = saga.handler_at(index);
         let key = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
@@ -226,13 +201,13 @@ impl Participant {
             &command.saga_id,
             &command.step,
             command.action,
-            deliveries,
+            command.retry_count.saturating_add(1),
             &key,
             error.as_ref(),
             &command.input,
         );
         let lease = Duration::from_secs(step.timeout_seconds.into());
-        let run = run_idempotent(&*self.store, &key, &command.input, lease, async {
+        let run = run_idempotent_replayed(&*self.store, &key, &command.input, lease, async {
             match command.action {
                 Action::Execute => handler.execute(&cx).await,
                 Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
@@ -242,7 +217,7 @@ impl Participant {
         let beat = Duration::from_secs(u64::from(step.heartbeat_seconds).div_ceil(2).max(1));
         let mut run = pin!(run);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        let answer = loop {
+        let (answer, replayed) = loop {
             tokio::select! {
                 answer = &mut run => break answer,
                 _ = ticker.tick() => {
@@ -295,8 +270,13 @@ impl Participant {
         };
         match sent {
             Ok(()) => {
+                // A replayed answer's events were published by the delivery that ran it.
                 #[cfg(feature = "eventbridge")]
-                self.notify(&saga, index, &command, &answer).await;
+                if !replayed {
+                    self.notify(&saga, &command, &answer).await;
+                }
+                #[cfg(not(feature = "eventbridge"))]
+                let _ = replayed;
                 Disposition::Answered {
                     succeeded: answer.is_ok(),
                 }

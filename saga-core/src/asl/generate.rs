@@ -73,6 +73,8 @@ struct CommandTemplate<'a> {
     action: Action,
     #[serde(rename = "idempotency_key.$")]
     idempotency_key: String,
+    #[serde(rename = "retry_count.$")]
+    retry_count: &'static str,
     #[serde(rename = "input.$")]
     input: &'static str,
     #[serde(rename = "task_token.$")]
@@ -141,6 +143,7 @@ fn parameters(saga: &str, step: &StepDefinition, action: Action) -> serde_json::
         step: &step.name,
         action,
         idempotency_key: format!("States.Format('{{}}/{escaped}/{action}', $$.Execution.Name)"),
+        retry_count: "$$.State.RetryCount",
         input: "$",
         task_token: "$$.Task.Token",
     };
