@@ -356,37 +356,12 @@ pub async fn run_on_aws(
             }
         }
     }
-    let last_failure = |action: saga::Action| {
-        trace
-            .0
-            .iter()
-            .rev()
-            .find(|i| i.action == action && i.result != saga::InvocationResult::Succeeded)
-            .map(|i| {
-                let saga::InvocationResult::Failed(error) = &i.result else {
-                    unreachable!()
-                };
-                (i.step.clone(), error.clone())
-            })
-    };
-    let outcome = match (state.status, state.error.as_deref()) {
-        (Status::Succeeded, _) => Outcome::Completed,
-        (_, Some(saga::asl::ERROR_COMPENSATED)) => {
-            let (failed_step, error) = last_failure(saga::Action::Execute).expect("a step failed");
-            Outcome::Compensated { failed_step, error }
-        }
-        _ => {
-            let (action, (step, error)) = last_failure(saga::Action::Compensate)
-                .map(|f| (saga::Action::Compensate, f))
-                .or_else(|| last_failure(saga::Action::Execute).map(|f| (saga::Action::Execute, f)))
-                .expect("something failed");
-            Outcome::CompensationFailed {
-                step,
-                action,
-                error,
-            }
-        }
-    };
+    let outcome = state.outcome(&trace).ok_or_else(|| {
+        saga_aws::AwsError::InvalidInput(format!(
+            "the execution ended {:?} outside the saga's own ends: {:?}",
+            state.status, state.cause
+        ))
+    })?;
     println!("outcome: {outcome}");
     Ok(outcome)
 }

@@ -3,15 +3,21 @@
 //!
 //! The participant worker publishes step events and the end of a saga as it answers:
 //! `StepSucceeded`, `StepFailed`, `StepCompensated`, `SagaCompleted` (after the last step) and
-//! `SagaCompensated` (after the last compensation of the chain). `SagaCompensationFailed` comes
-//! from the state machine itself, so a stuck saga is reported even when no worker is alive.
+//! `SagaCompensated` (after the last compensation of the chain, or with the final failure when
+//! there is nothing to compensate); [`invocation_notifications`] is the rule. `SagaStarted` comes
+//! from [`StepFunctions::start`](crate::StepFunctions::start) when given a publisher, and
+//! `SagaCompensationFailed` from the state machine itself, so a stuck saga is reported even
+//! when no worker is alive.
 
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use saga_core::StepFailure;
+use saga_core::{
+    Action, FailureKind, Invocation, InvocationResult, Outcome, SagaDefinition, StepFailure,
+    StepKind, Trace,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -221,6 +227,102 @@ impl EventPublisher {
         }
         Ok(())
     }
+}
+
+/// The saga events published when a participant has answered `invocation` of the saga
+/// `saga_id` (the worker publishes them right after its answer):
+///
+/// - a successful action: `StepSucceeded`, and `SagaCompleted` after the last step;
+/// - a successful compensation: `StepCompensated`, and `SagaCompensated` after the last one of
+///   the chain (the first compensable step's);
+/// - a failure: `StepFailed`, and `SagaCompensated` when it was the step's last attempt
+///   (terminal, or its retries spent) and there is nothing to compensate (the chain of
+///   [`SagaDefinition::compensation_order`] is empty) before or at the pivot.
+///
+/// A timed-out invocation had no answer and has no event; the end of a saga stuck in
+/// compensation (`SagaCompensationFailed`) comes from the state machine (see
+/// [`run_notifications`]).
+pub fn invocation_notifications(
+    definition: &SagaDefinition,
+    saga_id: &str,
+    invocation: &Invocation,
+) -> Vec<SagaNotification> {
+    let Some((index, step)) = definition.step(&invocation.step) else {
+        return Vec::new();
+    };
+    let (saga, saga_id) = (definition.name.clone(), saga_id.to_owned());
+    let name = invocation.step.clone();
+    let mut notices = Vec::new();
+    match (&invocation.result, invocation.action) {
+        (InvocationResult::Succeeded, Action::Execute) => {
+            notices.push(SagaNotification::StepSucceeded {
+                saga: saga.clone(),
+                saga_id: saga_id.clone(),
+                step: name,
+            });
+            if index + 1 == definition.steps.len() {
+                notices.push(SagaNotification::SagaCompleted { saga, saga_id });
+            }
+        }
+        (InvocationResult::Succeeded, Action::Compensate) => {
+            notices.push(SagaNotification::StepCompensated {
+                saga: saga.clone(),
+                saga_id: saga_id.clone(),
+                step: name,
+            });
+            if definition.steps.iter().position(|s| s.is_compensable()) == Some(index) {
+                notices.push(SagaNotification::SagaCompensated { saga, saga_id });
+            }
+        }
+        (InvocationResult::Failed(error), action) => {
+            notices.push(SagaNotification::StepFailed {
+                saga: saga.clone(),
+                saga_id: saga_id.clone(),
+                step: name,
+                action,
+                error: error.clone(),
+            });
+            let last_attempt =
+                error.kind == FailureKind::Terminal || invocation.attempt > step.retry.max_attempts;
+            if action == Action::Execute
+                && last_attempt
+                && step.kind != StepKind::Retriable
+                && definition.compensation_order(index).next().is_none()
+            {
+                notices.push(SagaNotification::SagaCompensated { saga, saga_id });
+            }
+        }
+    }
+    notices
+}
+
+/// Every saga event a finished run on AWS publishes, from its trace and outcome: `SagaStarted`
+/// (when [`StepFunctions::start`](crate::StepFunctions::start) has a publisher), the events of
+/// each answered invocation ([`invocation_notifications`]; timeouts have none), and
+/// `SagaCompensationFailed` when the saga ended stuck. EventBridge does not keep their order.
+pub fn run_notifications(
+    definition: &SagaDefinition,
+    saga_id: &str,
+    trace: &Trace,
+    outcome: &Outcome,
+) -> Vec<SagaNotification> {
+    let started = SagaNotification::SagaStarted {
+        saga: definition.name.clone(),
+        saga_id: saga_id.to_owned(),
+    };
+    let mut notices: Vec<SagaNotification> = std::iter::once(started)
+        .chain(trace.0.iter()
+        .filter(|i| !matches!(&i.result, InvocationResult::Failed(e) if e.kind == FailureKind::Timeout))
+        .flat_map(|i| invocation_notifications(definition, saga_id, i)))
+        .collect();
+    if let Outcome::CompensationFailed { step, .. } = outcome {
+        notices.push(SagaNotification::SagaCompensationFailed {
+            saga: definition.name.clone(),
+            saga_id: saga_id.to_owned(),
+            step: step.clone(),
+        });
+    }
+    notices
 }
 
 /// The `detail` of an EventBridge event as a [`SagaNotification`], if it is one.

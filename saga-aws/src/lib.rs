@@ -43,7 +43,8 @@ pub use aws_config::SdkConfig;
 pub use error::AwsError;
 #[cfg(feature = "eventbridge")]
 pub use events::{
-    EventBus, EventPublisher, MAX_ENTRY_BYTES, SOURCE, SagaNotification, notification_from_detail,
+    EventBus, EventPublisher, MAX_ENTRY_BYTES, SOURCE, SagaNotification, invocation_notifications,
+    notification_from_detail, run_notifications,
 };
 pub use metrics::RequestCounter;
 #[cfg(feature = "sfn")]

@@ -9,7 +9,7 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::types::{ExecutionStatus as SdkStatus, HistoryEvent, HistoryEventType};
 use saga_core::asl::substitutions;
 use saga_core::{
-    Action, FailureKind, Invocation, InvocationResult, SagaDefinition, StepFailure, Trace,
+    Action, FailureKind, Invocation, InvocationResult, Outcome, SagaDefinition, StepFailure, Trace,
 };
 use serde_json::Value;
 
@@ -75,11 +75,54 @@ pub struct ExecutionState {
     pub cause: Option<String>,
 }
 
+impl ExecutionState {
+    /// How the saga ended, read off the execution's status and its trace (see
+    /// [`StepFunctions::trace`]), in the in-memory executor's terms; `None` while it runs, or
+    /// when it ended some other way than the state machine's own ends (timed out as a whole,
+    /// aborted by an operator).
+    ///
+    /// `Saga.Compensated` names the step whose execution failed last; `Saga.CompensationFailed`
+    /// the last invocation, the one that gave up: a compensation, or a retriable step after the
+    /// pivot.
+    pub fn outcome(&self, trace: &Trace) -> Option<Outcome> {
+        let last_failure = |action: Action| {
+            trace.0.iter().rev().find_map(|i| match &i.result {
+                InvocationResult::Failed(error) if i.action == action => {
+                    Some((i.step.clone(), error.clone()))
+                }
+                _ => None,
+            })
+        };
+        match (self.status, self.error.as_deref()) {
+            (Status::Succeeded, _) => Some(Outcome::Completed),
+            (Status::Failed, Some(saga_core::asl::ERROR_COMPENSATED)) => {
+                let (failed_step, error) = last_failure(Action::Execute)?;
+                Some(Outcome::Compensated { failed_step, error })
+            }
+            (Status::Failed, Some(saga_core::asl::ERROR_COMPENSATION_FAILED)) => {
+                // What gave up is the last thing that failed.
+                let last = trace.0.last()?;
+                let InvocationResult::Failed(error) = &last.result else {
+                    return None;
+                };
+                Some(Outcome::CompensationFailed {
+                    step: last.step.clone(),
+                    action: last.action,
+                    error: error.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Step Functions, for sagas.
 #[derive(Debug, Clone)]
 pub struct StepFunctions {
     client: Client,
     role_arn: String,
+    #[cfg(feature = "eventbridge")]
+    events: Option<crate::events::EventPublisher>,
 }
 
 impl StepFunctions {
@@ -89,7 +132,40 @@ impl StepFunctions {
         Self {
             client: Client::new(config),
             role_arn: role_arn.into(),
+            #[cfg(feature = "eventbridge")]
+            events: None,
         }
+    }
+
+    /// Publishes `SagaStarted` on `events` for every saga [`start`](Self::start) starts (not
+    /// for a repeated start of the same saga id).
+    #[cfg(feature = "eventbridge")]
+    pub fn with_events(mut self, events: crate::events::EventPublisher) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// `SagaStarted`, if there is a publisher. The saga is running whatever happens here, so a
+    /// failure to publish is logged, not returned.
+    #[allow(
+        clippy::unused_async,
+        reason = "without `eventbridge` there is nothing to await"
+    )]
+    async fn started(&self, state_machine_arn: &str, saga_id: &str) {
+        #[cfg(feature = "eventbridge")]
+        if let Some(events) = &self.events {
+            // Deployed state machines are named after their saga.
+            let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();
+            let started = crate::events::SagaNotification::SagaStarted {
+                saga: saga.to_owned(),
+                saga_id: saga_id.to_owned(),
+            };
+            if let Err(error) = events.publish(&[started]).await {
+                tracing::warn!(%error, saga_id, "could not publish SagaStarted");
+            }
+        }
+        #[cfg(not(feature = "eventbridge"))]
+        let _ = (state_machine_arn, saga_id);
     }
 
     /// Creates the state machine for `definition`, named after the saga, or updates it if its
@@ -207,10 +283,13 @@ impl StepFunctions {
             .send()
             .await;
         match started {
-            Ok(out) => Ok(Execution {
-                arn: out.execution_arn,
-                started: true,
-            }),
+            Ok(out) => {
+                self.started(state_machine_arn, saga_id).await;
+                Ok(Execution {
+                    arn: out.execution_arn,
+                    started: true,
+                })
+            }
             Err(e) => {
                 let error = AwsError::from_sdk("StartExecution", e);
                 if error.code() == Some("ExecutionAlreadyExists") {
@@ -321,18 +400,31 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
     let mut invocations = Vec::new();
     let mut current: Option<(String, Action)> = None;
     let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
+    // The running task's `TimeoutSeconds`, for the failure of a task that timed out.
+    let mut timeout_seconds = 0;
     for event in events {
         match event.r#type {
+            HistoryEventType::TaskScheduled => {
+                timeout_seconds = event
+                    .task_scheduled_event_details
+                    .as_ref()
+                    .and_then(|d| d.timeout_in_seconds)
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or(0);
+            }
             HistoryEventType::TaskStateEntered => {
                 let name = event
                     .state_entered_event_details
                     .as_ref()
                     .map(|d| d.name.clone())
                     .unwrap_or_default();
-                current = Some(match name.strip_suffix(".compensate") {
-                    Some(step) => (step.to_owned(), Action::Compensate),
-                    None => (name, Action::Execute),
-                });
+                // Step names are identifiers; the generator's own tasks (`<step>.report`,
+                // which puts an event on the bus) are not invocations.
+                current = match name.split_once('.') {
+                    None => Some((name, Action::Execute)),
+                    Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
+                    Some(_) => None,
+                };
             }
             HistoryEventType::TaskSucceeded
             | HistoryEventType::TaskFailed
@@ -345,7 +437,7 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
                 let result = match event.r#type {
                     HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
                     HistoryEventType::TaskTimedOut => {
-                        InvocationResult::Failed(StepFailure::timeout(0))
+                        InvocationResult::Failed(StepFailure::timeout(timeout_seconds))
                     }
                     _ => {
                         let details = event.task_failed_event_details.as_ref();

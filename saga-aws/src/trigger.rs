@@ -69,6 +69,12 @@ impl Trigger {
         }
     }
 
+    /// Publishes `SagaStarted` on `events` for every saga this trigger starts.
+    pub fn events(mut self, events: crate::events::EventPublisher) -> Self {
+        self.sfn = self.sfn.with_events(events);
+        self
+    }
+
     /// The long-poll wait of each receive (default 20 s).
     pub fn wait_time(mut self, wait: Duration) -> Self {
         self.wait_time = wait.min(Duration::from_secs(20));
