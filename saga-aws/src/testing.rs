@@ -5,6 +5,8 @@
 //! a panic, a kill): it watches the process that started it. If it cannot start, the test fails
 //! with the reason; it never skips.
 
+pub mod conformance;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,0 +1,761 @@
+//! One saga, two engines: run a saga under a fault plan on the in-memory executor and on Step
+//! Functions (the emulator), and compare what happened.
+//!
+//! What is compared, per case: the [`Outcome`]; the ordered `(step, action)` invocations whose
+//! handler ran and applied its effect (recorded by the handlers themselves, so a duplicate
+//! answered from the idempotency store does not count twice); the final saga document of a
+//! completed saga; and the saga events published, as a multiset (EventBridge keeps no order).
+//! The in-memory executor publishes nothing, so its events are what
+//! [`run_notifications`] says AWS publishes for its trace and outcome: a
+//! disagreement there is a publisher that lost or duplicated an event.
+//!
+//! How each [`FaultEffect`] of the plan is reproduced on AWS, as the in-memory executor applies
+//! it:
+//!
+//! - `Fail(error)`: the participant answers `error` on that attempt without running the
+//!   handler (a wrapper around each handler; attempts are `$$.State.RetryCount + 1`).
+//! - `Panic`: the handler panics on that attempt, inside the worker, which answers a retryable
+//!   failure as the in-memory participant does.
+//! - `Timeout`: the command is lost. Commands travel from the state machine to a relay queue;
+//!   a relay forwards each to the participant queue, and drops this one, so nobody answers and
+//!   the task times out.
+//! - `Duplicate`: the relay forwards the command twice.
+//! - `LoseAnswer` and a crash position are not reproduced (the answer does not pass through
+//!   the relay, and Step Functions does not crash): a case that has them is refused.
+//!
+//! The emulator's deviations from AWS that matter here are fixed in the emulator's launcher
+//! (`saga-aws/emulator/moto_server.py`: `SendTaskFailure`'s cause, atomic conditional writes),
+//! each with a comment and the AWS documentation, so that this module compares like with like.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use futures_util::future::join_all;
+use saga_core::BoxFuture;
+use saga_core::testing::{FaultEffect, FaultPlan};
+use saga_core::{
+    Action, InMemoryExecutor, Outcome, Participant, Saga, SagaDefinition, StepContext, StepError,
+    StepHandler, Trace,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::error::AwsError;
+use crate::events::{
+    EventBus, EventPublisher, SagaNotification, notification_from_detail, run_notifications,
+};
+use crate::queues::Queues;
+use crate::state_machine::{Bindings, Status, StepFunctions, execution_arn};
+use crate::testing::Emulator;
+use crate::worker::Worker;
+
+/// How long a case may run on the emulator before it counts as hung.
+const CASE_DEADLINE: Duration = Duration::from_secs(600);
+/// How long to wait for a finished case's events to arrive.
+const EVENTS_DEADLINE: Duration = Duration::from_secs(15);
+
+/// One saga under one fault plan.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The saga, handlers included. Its steps' participants must be queues.
+    pub saga: Saga,
+    /// The faults, applied on both engines.
+    pub plan: FaultPlan,
+    /// The saga input (a JSON object).
+    pub input: Value,
+}
+
+/// A case as a file: a definition, run by recording participants (every action answers
+/// `{"step": <name>}`), a plan and an input. Disagreements are written as these, and
+/// [`CaseFile::read`] replays them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseFile {
+    /// The saga's shape.
+    pub definition: SagaDefinition,
+    /// The faults.
+    pub plan: FaultPlan,
+    /// The saga input.
+    pub input: Value,
+}
+
+impl CaseFile {
+    /// The case, with recording participants as handlers.
+    pub fn case(&self) -> Result<Case, saga_core::DefinitionError> {
+        let handlers: Vec<Arc<dyn StepHandler>> = self
+            .definition
+            .steps
+            .iter()
+            .map(|_| Arc::new(Recorder) as Arc<dyn StepHandler>)
+            .collect();
+        Ok(Case {
+            saga: Saga::from_parts(self.definition.clone(), handlers)?,
+            plan: self.plan.clone(),
+            input: self.input.clone(),
+        })
+    }
+
+    /// Reads a case file (JSON).
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a case file: {e}", path.display()))
+    }
+
+    /// Writes the case file (pretty JSON), creating its directory.
+    pub fn write(&self, path: &std::path::Path) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self).expect("case files serialise");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// The participant of a [`CaseFile`]: answers `{"step": <name>}`, compensates without fuss.
+#[derive(Debug)]
+struct Recorder;
+
+impl StepHandler for Recorder {
+    fn execute<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<Value, StepError>> {
+        Box::pin(async move { Ok(json!({ "step": cx.step() })) })
+    }
+
+    fn compensate<'a>(&'a self, _cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The effects applied, in order, per saga id.
+#[derive(Debug, Default)]
+struct Ledger(Mutex<HashMap<String, Vec<(String, Action)>>>);
+
+impl Ledger {
+    fn push(&self, saga_id: &str, step: &str, action: Action) {
+        let mut by_saga = self.0.lock().expect("ledger lock");
+        by_saga
+            .entry(saga_id.to_owned())
+            .or_default()
+            .push((step.to_owned(), action));
+    }
+
+    fn of(&self, saga_id: &str) -> Vec<(String, Action)> {
+        let by_saga = self.0.lock().expect("ledger lock");
+        by_saga.get(saga_id).cloned().unwrap_or_default()
+    }
+}
+
+/// A handler that records the effects of the one it wraps and, on the emulator, answers the
+/// plan's `Fail` and `Panic` faults as the in-memory participant does.
+#[derive(Debug)]
+struct Recorded {
+    inner: Arc<dyn StepHandler>,
+    ledger: Arc<Ledger>,
+    faults: Option<FaultPlan>,
+}
+
+impl Recorded {
+    fn inject(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
+        let Some(plan) = &self.faults else {
+            return Ok(());
+        };
+        match plan.effect(cx.step(), cx.action(), cx.attempt()) {
+            Some(FaultEffect::Fail(error)) => Err(error.clone()),
+            // The in-memory executor's message, so both failures read the same.
+            Some(FaultEffect::Panic) => {
+                panic!("injected panic in {} of step `{}`", cx.action(), cx.step())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl StepHandler for Recorded {
+    fn execute<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<Value, StepError>> {
+        Box::pin(async move {
+            self.inject(cx)?;
+            let output = self.inner.execute(cx).await?;
+            self.ledger.push(cx.saga_id(), cx.step(), Action::Execute);
+            Ok(output)
+        })
+    }
+
+    fn compensate<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            self.inject(cx)?;
+            self.inner.compensate(cx).await?;
+            self.ledger
+                .push(cx.saga_id(), cx.step(), Action::Compensate);
+            Ok(())
+        })
+    }
+}
+
+fn recorded(saga: &Saga, ledger: &Arc<Ledger>, faults: Option<&FaultPlan>) -> Saga {
+    let handlers = (0..saga.definition().steps.len())
+        .map(|i| {
+            Arc::new(Recorded {
+                inner: saga.handler_at(i).clone(),
+                ledger: ledger.clone(),
+                faults: faults.cloned(),
+            }) as Arc<dyn StepHandler>
+        })
+        .collect();
+    Saga::from_parts(saga.definition().clone(), handlers).expect("the saga was valid")
+}
+
+/// What one engine did with a case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// How the saga ended.
+    pub outcome: Outcome,
+    /// The invocations that applied their effect, in order.
+    pub applied: Vec<(String, Action)>,
+    /// The final saga document, when the saga completed (Step Functions returns none for a
+    /// failed execution).
+    pub output: Option<Value>,
+    /// The saga events, sorted (EventBridge keeps no order).
+    pub events: Vec<SagaNotification>,
+    /// Every invocation with its attempt and result, for the report (not compared: the
+    /// engines agree on it whenever they agree on the rest, and it names the first
+    /// difference when they do not).
+    pub trace: Trace,
+}
+
+fn sorted(mut events: Vec<SagaNotification>) -> Vec<SagaNotification> {
+    events.sort_by_cached_key(|e| serde_json::to_string(e).expect("notifications serialise"));
+    events
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The case's position in the list given to [`Conformance::check`].
+    pub index: usize,
+    /// The saga id both engines ran it under.
+    pub saga_id: String,
+    /// What the in-memory executor did.
+    pub in_memory: Run,
+    /// What Step Functions did, or why the case could not run there.
+    pub emulator: Result<Run, String>,
+    /// Each way the two differ; empty when they agree.
+    pub disagreements: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether both engines did the same.
+    pub fn agrees(&self) -> bool {
+        self.disagreements.is_empty()
+    }
+}
+
+/// Each way `emulator` differs from `in_memory`.
+pub fn compare(in_memory: &Run, emulator: &Run) -> Vec<String> {
+    let mut found = Vec::new();
+    if in_memory.outcome != emulator.outcome {
+        found.push(format!(
+            "outcome: in memory {:?}, on Step Functions {:?}",
+            in_memory.outcome, emulator.outcome
+        ));
+    }
+    if in_memory.applied != emulator.applied {
+        found.push(format!(
+            "applied effects: in memory {:?}, on Step Functions {:?}",
+            in_memory.applied, emulator.applied
+        ));
+    }
+    if in_memory.output != emulator.output {
+        found.push(format!(
+            "final document: in memory {}, on Step Functions {}",
+            json!(in_memory.output),
+            json!(emulator.output)
+        ));
+    }
+    if in_memory.events != emulator.events {
+        let names = |events: &[SagaNotification]| {
+            events
+                .iter()
+                .map(SagaNotification::detail_type)
+                .collect::<Vec<_>>()
+        };
+        found.push(format!(
+            "events: in memory {:?}, on Step Functions {:?}",
+            names(&in_memory.events),
+            names(&emulator.events)
+        ));
+    }
+    found
+}
+
+/// Why the emulator cannot reproduce `case` as the in-memory executor runs it, if it cannot.
+fn unsupported(case: &Case) -> Option<String> {
+    if let Some(position) = case.plan.crash_at {
+        return Some(format!(
+            "a crash at log position {position} has no counterpart on Step Functions"
+        ));
+    }
+    if let Some(fault) = case
+        .plan
+        .faults
+        .iter()
+        .find(|f| f.effect == FaultEffect::LoseAnswer)
+    {
+        return Some(format!(
+            "a lost answer ({} of step `{}`) is not reproduced: answers do not pass the relay",
+            fault.action, fault.step
+        ));
+    }
+    if let Some(step) = case
+        .saga
+        .definition()
+        .steps
+        .iter()
+        .find(|s| matches!(s.participant, Participant::Lambda(_)))
+    {
+        return Some(format!(
+            "step `{}` runs on a Lambda function; the conformance harness runs queue participants",
+            step.name
+        ));
+    }
+    None
+}
+
+/// Runs cases on both engines and compares them.
+#[derive(Debug, Clone)]
+pub struct Conformance {
+    config: SdkConfig,
+    concurrency: usize,
+}
+
+impl Conformance {
+    /// Cases run on the emulator (or the account) that `config` points at, 16 at a time.
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            config: config.clone(),
+            concurrency: 16,
+        }
+    }
+
+    /// How many cases run on Step Functions at once (at least 1).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Runs every case on both engines; one verdict per case, in order. The error is a failure
+    /// to set up the shared resources (queues, bus, worker); a case that cannot run on Step
+    /// Functions gets a verdict saying why.
+    pub async fn check(&self, cases: Vec<Case>) -> Result<Vec<Verdict>, AwsError> {
+        let mut verdicts = Vec::with_capacity(cases.len());
+        let mut runnable = Vec::new();
+        for (index, mut case) in cases.into_iter().enumerate() {
+            let saga_id = format!("case-{index}");
+            // A name of its own, so that state machines never collide; both engines run the
+            // saga under it (events carry it).
+            case.saga = case
+                .saga
+                .renamed(Emulator::unique("conformance"))
+                .map_err(|e| AwsError::InvalidInput(format!("cannot rename the saga: {e}")))?;
+            let in_memory = in_memory(case.clone(), saga_id.clone()).await;
+            let emulator = match unsupported(&case) {
+                Some(why) => Err(why),
+                None => {
+                    runnable.push((index, case));
+                    Err(String::new())
+                }
+            };
+            verdicts.push(Verdict {
+                index,
+                saga_id,
+                in_memory,
+                emulator,
+                disagreements: Vec::new(),
+            });
+        }
+        let lab = Lab::open(&self.config, &runnable).await?;
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let runs = join_all(runnable.iter().enumerate().map(|(i, (index, _))| {
+            let (lab, slots) = (&lab, slots.clone());
+            let verdict = &verdicts[*index];
+            async move {
+                let _slot = slots.acquire_owned().await.expect("never closed");
+                (
+                    *index,
+                    lab.run(i, &verdict.saga_id, &verdict.in_memory).await,
+                )
+            }
+        }))
+        .await;
+        lab.close().await;
+        for (index, run) in runs {
+            verdicts[index].emulator = run;
+        }
+        for verdict in &mut verdicts {
+            verdict.disagreements = match &verdict.emulator {
+                Ok(run) => compare(&verdict.in_memory, run),
+                Err(why) => vec![format!("did not run on Step Functions: {why}")],
+            };
+        }
+        Ok(verdicts)
+    }
+}
+
+/// Runs `case` on the in-memory executor, on a paused clock (retries and timeouts take no
+/// time), on a runtime of its own.
+async fn in_memory(case: Case, saga_id: String) -> Run {
+    let run = move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let ledger = Arc::new(Ledger::default());
+            let saga = recorded(&case.saga, &ledger, None);
+            let name = saga.name().to_owned();
+            let definition = saga.definition().clone();
+            let executor = InMemoryExecutor::builder()
+                .saga(saga)
+                .faults(case.plan.clone())
+                .build();
+            let report = executor
+                .run(&name, &saga_id, &case.input)
+                .await
+                .expect("the in-memory executor runs a valid case");
+            let events = run_notifications(&definition, &saga_id, &report.trace, &report.outcome);
+            Run {
+                output: (report.outcome == Outcome::Completed).then_some(report.output),
+                outcome: report.outcome,
+                applied: ledger.of(&saga_id),
+                events: sorted(events),
+                trace: report.trace,
+            }
+        })
+    };
+    tokio::task::spawn_blocking(run)
+        .await
+        .expect("the in-memory run does not panic")
+}
+
+/// The resources the emulator side shares: a relay queue the state machines send to, the
+/// participant queue the worker reads, and a bus whose events land on a queue.
+struct Lab {
+    sfn: StepFunctions,
+    /// Per runnable case: its state machine's ARN.
+    machines: Vec<String>,
+    ledger: Arc<Ledger>,
+    events: Arc<Mutex<HashMap<String, Vec<SagaNotification>>>>,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    input: Vec<Value>,
+}
+
+impl Lab {
+    async fn open(config: &SdkConfig, cases: &[(usize, Case)]) -> Result<Lab, AwsError> {
+        let queues = Queues::new(config);
+        let relay = queues.create(&Emulator::unique("relay"), 5, 30).await?;
+        let participant = queues
+            .create(&Emulator::unique("participant"), 5, 30)
+            .await?;
+        let bus = EventBus::new(config, Emulator::unique("bus"));
+        bus.create().await?;
+        let events_queue = queues.create(&Emulator::unique("events"), 5, 30).await?;
+        bus.route_to_queue(&Emulator::unique("all"), &[], &events_queue.arn)
+            .await?;
+        let publisher = EventPublisher::new(config, bus.name());
+        let sfn = StepFunctions::new(config, Emulator::ROLE_ARN).with_events(publisher.clone());
+        let ledger = Arc::new(Ledger::default());
+
+        let mut worker = Worker::builder(config, &participant.url)
+            .events(publisher)
+            .concurrency(64)
+            .wait_time(Duration::from_secs(1));
+        let mut plans = HashMap::new();
+        let mut machines = Vec::new();
+        for (_, case) in cases {
+            let saga = &case.saga;
+            let mut bindings = Bindings::new();
+            for (key, _) in saga_core::asl::substitutions(saga.definition()) {
+                bindings.insert(key, relay.url.clone());
+            }
+            bindings.insert(
+                saga_core::asl::EVENT_BUS_KEY.to_owned(),
+                bus.name().to_owned(),
+            );
+            let arn = sfn.deploy(saga.definition(), &bindings).await?.arn;
+            machines.push(arn);
+            plans.insert(saga.name().to_owned(), case.plan.clone());
+            worker = worker.saga(recorded(saga, &ledger, Some(&case.plan)));
+        }
+        let worker = worker.build();
+
+        let mut stops = Vec::new();
+        let mut tasks = Vec::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = worker
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+            {
+                tracing::error!(%error, "the conformance worker stopped");
+            }
+        }));
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(relay_commands(
+            sqs.clone(),
+            relay.url,
+            participant.url,
+            Arc::new(plans),
+            stopped,
+        )));
+        let events = Arc::new(Mutex::new(HashMap::new()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(collect_events(
+            sqs,
+            events_queue.url,
+            events.clone(),
+            stopped,
+        )));
+        Ok(Lab {
+            sfn,
+            machines,
+            ledger,
+            events,
+            stops,
+            tasks,
+            input: cases.iter().map(|(_, c)| c.input.clone()).collect(),
+        })
+    }
+
+    /// Runs runnable case `i` as `saga_id`; `expected` (the in-memory run) says which events
+    /// to wait for.
+    async fn run(&self, i: usize, saga_id: &str, expected: &Run) -> Result<Run, String> {
+        let machine = &self.machines[i];
+        self.sfn
+            .start(machine, saga_id, &self.input[i])
+            .await
+            .map_err(|e| format!("start: {e}"))?;
+        let arn = execution_arn(machine, saga_id);
+        let started = Instant::now();
+        let state = loop {
+            let state = self
+                .sfn
+                .describe(&arn)
+                .await
+                .map_err(|e| format!("describe: {e}"))?;
+            if state.status != Status::Running {
+                break state;
+            }
+            if started.elapsed() > CASE_DEADLINE {
+                return Err(format!("still running after {CASE_DEADLINE:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let trace = self
+            .sfn
+            .trace(&arn)
+            .await
+            .map_err(|e| format!("trace: {e}"))?;
+        let outcome = state.outcome(&trace).ok_or_else(|| {
+            format!(
+                "the execution ended {:?} ({:?}: {:?}), not at a saga end",
+                state.status, state.error, state.cause
+            )
+        })?;
+        // Events travel on their own; wait for as many as the in-memory run predicts (and a
+        // moment more, so that a duplicate shows), or until the deadline.
+        let deadline = Instant::now() + EVENTS_DEADLINE;
+        let events = loop {
+            let events = self.events_of(saga_id);
+            if events.len() >= expected.events.len() || Instant::now() > deadline {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break self.events_of(saga_id);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        Ok(Run {
+            output: (outcome == Outcome::Completed)
+                .then_some(state.output)
+                .flatten(),
+            outcome,
+            applied: self.ledger.of(saga_id),
+            events: sorted(events),
+            trace,
+        })
+    }
+
+    fn events_of(&self, saga_id: &str) -> Vec<SagaNotification> {
+        let events = self.events.lock().expect("events lock");
+        events.get(saga_id).cloned().unwrap_or_default()
+    }
+
+    async fn close(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Forwards commands from the relay queue to the participant queue: none for a `Timeout` of
+/// the plan (the command is lost), two for a `Duplicate`, one otherwise.
+async fn relay_commands(
+    sqs: aws_sdk_sqs::Client,
+    from: String,
+    to: String,
+    plans: Arc<HashMap<String, FaultPlan>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = &mut stop => return,
+            received = sqs
+                .receive_message()
+                .queue_url(&from)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send() => received,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(error = %AwsError::from_sdk("ReceiveMessage", error), "relay");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let mut forward = Vec::new();
+        for message in &messages {
+            let body = message.body.clone().unwrap_or_default();
+            let copies = match serde_json::from_str::<crate::Command>(&body) {
+                Ok(command) => {
+                    let attempt = command.retry_count.saturating_add(1);
+                    let effect = plans
+                        .get(&command.saga)
+                        .and_then(|plan| plan.effect(&command.step, command.action, attempt));
+                    match effect {
+                        Some(FaultEffect::Timeout) => 0,
+                        Some(FaultEffect::Duplicate) => 2,
+                        _ => 1,
+                    }
+                }
+                // Not a command: the participant's worker decides what to do with it.
+                Err(_) => 1,
+            };
+            for _ in 0..copies {
+                forward.push(body.clone());
+            }
+        }
+        for chunk in forward.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            if let Err(error) = sqs
+                .send_message_batch()
+                .queue_url(&to)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                tracing::error!(error = %AwsError::from_sdk("SendMessageBatch", error), "relay");
+            }
+        }
+        delete(&sqs, &from, &messages).await;
+    }
+}
+
+/// Reads saga events off `queue` into `events`, by saga id.
+async fn collect_events(
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    events: Arc<Mutex<HashMap<String, Vec<SagaNotification>>>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = &mut stop => return,
+            received = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send() => received,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(error = %AwsError::from_sdk("ReceiveMessage", error), "events");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        for message in &messages {
+            let event: Value =
+                serde_json::from_str(message.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+            if let Some(notice) = notification_from_detail(&event["detail"]) {
+                let saga_id = json!(notice)["saga_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                events
+                    .lock()
+                    .expect("events lock")
+                    .entry(saga_id)
+                    .or_default()
+                    .push(notice);
+            }
+        }
+        delete(&sqs, &queue, &messages).await;
+    }
+}
+
+async fn delete(sqs: &aws_sdk_sqs::Client, queue: &str, messages: &[aws_sdk_sqs::types::Message]) {
+    let entries: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle.clone()?)
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(error) = sqs
+        .delete_message_batch()
+        .queue_url(queue)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        tracing::warn!(error = %AwsError::from_sdk("DeleteMessageBatch", error), "conformance");
+    }
+}
