@@ -458,6 +458,159 @@ mod tests {
         assert!(err.to_string().contains("StepFailed"), "{err}");
     }
 
+    /// Makes the first `PutEvents` fail its entry 1 as EventBridge does under throttling: the
+    /// entry is taken out of the request (so it does not reach the bus) and the answer reports
+    /// it failed. Records how many entries each request carried.
+    #[derive(Debug, Default)]
+    struct FailSecondEntryOnce {
+        entries_per_request: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl aws_smithy_runtime_api::client::interceptors::Intercept for FailSecondEntryOnce {
+        fn name(&self) -> &'static str {
+            "FailSecondEntryOnce"
+        }
+
+        fn modify_before_signing(
+            &self,
+            context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+            _: &mut aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            let request = context.request_mut();
+            let mut body: Value =
+                serde_json::from_slice(request.body().bytes().unwrap_or_default())?;
+            let entries = body["Entries"].as_array_mut().ok_or("no entries")?;
+            let mut seen = self.entries_per_request.lock().unwrap();
+            seen.push(entries.len());
+            if seen.len() == 1 {
+                entries.remove(1);
+                let text = body.to_string();
+                request
+                    .headers_mut()
+                    .insert("content-length", text.len().to_string());
+                *request.body_mut() = aws_smithy_types::body::SdkBody::from(text);
+            }
+            Ok(())
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+            _: &mut aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            if self.entries_per_request.lock().unwrap().len() != 1 {
+                return Ok(());
+            }
+            let failed = serde_json::json!({
+                "FailedEntryCount": 1,
+                "Entries": [
+                    { "EventId": "first" },
+                    { "ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded" },
+                    { "EventId": "third" }
+                ]
+            });
+            let response = context.response_mut();
+            response.headers_mut().remove("content-length");
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(failed.to_string());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_failed_entry_is_sent_again() {
+        use crate::testing::Emulator;
+        let config = Emulator::shared().config().await;
+        let bus = EventBus::new(&config, Emulator::unique("resend"));
+        bus.create().await.unwrap();
+        let queue = crate::Queues::new(&config)
+            .create(&Emulator::unique("resend"), 5, 30)
+            .await
+            .unwrap();
+        bus.route_to_queue(&Emulator::unique("resend"), &[], &queue.arn)
+            .await
+            .unwrap();
+        let spy = std::sync::Arc::new(FailSecondEntryOnce::default());
+        let client = Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&config)
+                .interceptor(
+                    aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(
+                        SpyHandle(spy.clone()),
+                    ),
+                )
+                .build(),
+        );
+        let publisher = EventPublisher {
+            client,
+            bus: bus.name().to_owned(),
+        };
+        let events: Vec<_> = (0..3)
+            .map(|i| SagaNotification::StepSucceeded {
+                saga: "s".into(),
+                saga_id: "resend-1".into(),
+                step: format!("step{i}"),
+            })
+            .collect();
+        publisher.publish(&events).await.unwrap();
+        assert_eq!(
+            *spy.entries_per_request.lock().unwrap(),
+            [3, 1],
+            "one batch, then only the failed entry"
+        );
+        // Each event reached the bus exactly once.
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let mut steps = Vec::new();
+        for _ in 0..10 {
+            let out = sqs
+                .receive_message()
+                .queue_url(&queue.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            for message in out.messages.unwrap_or_default() {
+                let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+                steps.push(event["detail"]["step"].as_str().unwrap().to_owned());
+            }
+            if steps.len() >= 3 {
+                break;
+            }
+        }
+        steps.sort();
+        assert_eq!(steps, ["step0", "step1", "step2"]);
+    }
+
+    /// Shares the spy with the client.
+    #[derive(Debug)]
+    struct SpyHandle(std::sync::Arc<FailSecondEntryOnce>);
+
+    impl aws_smithy_runtime_api::client::interceptors::Intercept for SpyHandle {
+        fn name(&self) -> &'static str {
+            "SpyHandle"
+        }
+
+        fn modify_before_signing(
+            &self,
+            context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+            components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+            cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.0.modify_before_signing(context, components, cfg)
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+            components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+            cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.0
+                .modify_before_deserialization(context, components, cfg)
+        }
+    }
+
     #[test]
     fn notifications_round_trip_through_event_details() {
         let n = SagaNotification::SagaCompensationFailed {
