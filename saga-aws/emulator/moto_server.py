@@ -57,6 +57,55 @@ def _send_task_failure(self):  # type: ignore[no-untyped-def]
 
 StepFunctionResponse.send_task_failure = _send_task_failure
 
+# An emulator deviation fixed here: moto takes any number of answers for one task token (each
+# SendTaskSuccess/SendTaskFailure overwrites the last), and keeps the token, with its last
+# answer, across the retries of a state. On AWS a token takes one answer; a second gets
+# `TaskTimedOut` ("Provided task does not exist anymore"; e.g.
+# https://github.com/aws-samples/amazon-mwaa-examples/issues/61), and each retry is a new task
+# with no answer yet. Without this, a duplicate delivery answered twice, and both answers
+# counted (its saga events were published twice), and a retry could read the answer of the
+# attempt before it. So: each attempt starts with no answer, and takes one.
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E402
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.eval.callback.callback import (  # noqa: E402
+    CallbackConsumerTimeout,
+    CallbackNotifyConsumerError,
+    CallbackPoolManager,
+)
+
+_answers_lock = threading.Lock()
+_eval_attempt = StateTaskServiceCallback._eval_execution
+
+
+def _fresh_attempt(self, env):  # type: ignore[no-untyped-def]
+    task = env.states.context_object.context_object_data.get("Task") or {}
+    endpoint = env.callback_pool_manager.get(task.get("Token"))
+    if endpoint is not None:
+        with _answers_lock:
+            endpoint._outcome = None
+            endpoint._notify_event.clear()
+            endpoint._answered = False
+    return _eval_attempt(self, env)
+
+
+StateTaskServiceCallback._eval_execution = _fresh_attempt
+_notify = CallbackPoolManager.notify
+
+
+def _notify_once(self, callback_id, outcome):  # type: ignore[no-untyped-def]
+    endpoint = self.get(callback_id)
+    with _answers_lock:
+        if endpoint is not None and getattr(endpoint, "_answered", False):
+            raise CallbackNotifyConsumerError(callback_consumer_error=CallbackConsumerTimeout())
+        accepted = _notify(self, callback_id, outcome)
+        if accepted and endpoint is not None:
+            endpoint._answered = True
+        return accepted
+
+
+CallbackPoolManager.notify = _notify_once
+
 # Speed, not semantics: four costs that made moto's server spend most of its one core (its
 # threads share one GIL) on work that gives the same answer every time, so it could not run many
 # executions at once (py-spy, 200 concurrent sagas: ~19% parsing ASL, ~10% building boto3

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use saga_core::analysis::check_payload;
-use saga_core::participant::run_idempotent_replayed;
+use saga_core::participant::run_idempotent;
 use saga_core::{
     Action, FailureKind, IdempotencyKey, IdempotencyStore, Saga, StepContext, StepFailure,
 };
@@ -207,7 +207,7 @@ impl Participant {
             &command.input,
         );
         let lease = Duration::from_secs(step.timeout_seconds.into());
-        let run = run_idempotent_replayed(&*self.store, &key, &command.input, lease, async {
+        let run = run_idempotent(&*self.store, &key, &command.input, lease, async {
             match command.action {
                 Action::Execute => handler.execute(&cx).await,
                 Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
@@ -217,7 +217,7 @@ impl Participant {
         let beat = Duration::from_secs(u64::from(step.heartbeat_seconds).div_ceil(2).max(1));
         let mut run = pin!(run);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        let (answer, replayed) = loop {
+        let answer = loop {
             tokio::select! {
                 answer = &mut run => break answer,
                 _ = ticker.tick() => {
@@ -270,13 +270,10 @@ impl Participant {
         };
         match sent {
             Ok(()) => {
-                // A replayed answer's events were published by the delivery that ran it.
+                // Step Functions took this answer, and takes one per attempt: its events are
+                // published once, whether the handler ran now or the answer was stored.
                 #[cfg(feature = "eventbridge")]
-                if !replayed {
-                    self.notify(&saga, &command, &answer).await;
-                }
-                #[cfg(not(feature = "eventbridge"))]
-                let _ = replayed;
+                self.notify(&saga, &command, &answer).await;
                 Disposition::Answered {
                     succeeded: answer.is_ok(),
                 }

@@ -33,64 +33,30 @@ pub async fn run_idempotent<F>(
 where
     F: Future<Output = Result<Value, StepError>>,
 {
-    run_idempotent_replayed(store, key, payload, lease, handler)
-        .await
-        .0
-}
-
-/// [`run_idempotent`], also telling whether the answer was replayed: the stored outcome of an
-/// earlier delivery, which ran the handler (and reported it) then.
-pub async fn run_idempotent_replayed<F>(
-    store: &dyn IdempotencyStore,
-    key: &IdempotencyKey,
-    payload: &Value,
-    lease: Duration,
-    handler: F,
-) -> (Result<Value, StepFailure>, bool)
-where
-    F: Future<Output = Result<Value, StepError>>,
-{
-    match run_claimed(store, key, payload, lease, handler).await {
-        Ok(answer) => (answer, false),
-        Err(replayed) => (replayed, true),
-    }
-}
-
-/// The answer of this delivery, or (as the error) the replayed outcome of an earlier one.
-async fn run_claimed<F>(
-    store: &dyn IdempotencyStore,
-    key: &IdempotencyKey,
-    payload: &Value,
-    lease: Duration,
-    handler: F,
-) -> Result<Result<Value, StepFailure>, Result<Value, StepFailure>>
-where
-    F: Future<Output = Result<Value, StepError>>,
-{
     let lease = match store.claim(key, PayloadHash::of(payload), lease).await {
         Ok(Claim::Acquired(lease)) => lease,
-        Ok(Claim::Completed(StoredOutcome::Succeeded(output))) => return Err(Ok(output)),
-        Ok(Claim::Completed(StoredOutcome::Failed(error))) => return Err(Err(error.into())),
+        Ok(Claim::Completed(StoredOutcome::Succeeded(output))) => return Ok(output),
+        Ok(Claim::Completed(StoredOutcome::Failed(error))) => return Err(error.into()),
         Ok(Claim::InProgress { expires_in }) => {
-            return Ok(Err(failure(
+            return Err(failure(
                 FailureKind::Retryable,
                 "InProgress",
                 format!("another delivery of `{key}` is running (lease ends in {expires_in:?})"),
-            )));
+            ));
         }
         Err(err @ IdempotencyError::PayloadMismatch { .. }) => {
-            return Ok(Err(failure(
+            return Err(failure(
                 FailureKind::Terminal,
                 "IdempotencyKeyReused",
                 err.to_string(),
-            )));
+            ));
         }
         Err(err) => {
-            return Ok(Err(failure(
+            return Err(failure(
                 FailureKind::Retryable,
                 "IdempotencyStore",
                 err.to_string(),
-            )));
+            ));
         }
     };
     let answer = AssertUnwindSafe(handler).catch_unwind().await;
@@ -110,16 +76,16 @@ where
     if let Err(err) = recorded {
         // The effect may have been applied, but the record of it is lost; a retry will find the
         // stored outcome of whoever took over, or run again on the handler's own idempotency.
-        return Ok(Err(failure(
+        return Err(failure(
             FailureKind::Retryable,
             "IdempotencyStore",
             err.to_string(),
-        )));
+        ));
     }
-    Ok(match answer {
+    match answer {
         Ok(result) => result.map_err(StepFailure::from),
         Err(panic) => Err(StepFailure::panicked(panic_message(panic.as_ref()))),
-    })
+    }
 }
 
 fn failure(kind: FailureKind, code: &str, message: String) -> StepFailure {

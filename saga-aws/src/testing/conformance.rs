@@ -23,9 +23,22 @@
 //! - `LoseAnswer` and a crash position are not reproduced (the answer does not pass through
 //!   the relay, and Step Functions does not crash): a case that has them is refused.
 //!
-//! The emulator's deviations from AWS that matter here are fixed in the emulator's launcher
-//! (`saga-aws/emulator/moto_server.py`: `SendTaskFailure`'s cause, atomic conditional writes),
-//! each with a comment and the AWS documentation, so that this module compares like with like.
+//! The emulator's known differences from AWS (DESIGN.md) are handled in one place, the
+//! emulator's launcher (`saga-aws/emulator/moto_server.py`), each with a comment giving the AWS
+//! behaviour, so that this module compares like with like:
+//!
+//! - `SendTaskFailure` dropped the cause: restored (the cause carries the failure's code).
+//! - A task token took any number of answers, and a state kept its token and last answer
+//!   across retries: each attempt now starts with no answer and takes one; a second answer
+//!   gets `TaskTimedOut` as on AWS. (The token itself is still shared by a state's attempts;
+//!   a late answer to an earlier attempt could answer a later one, which AWS refuses. The
+//!   relay never delays a command, so no case here sends one.)
+//! - DynamoDB conditional writes were not atomic: requests are serialised.
+//! - Differences that cannot matter here: `StartExecution` needs a name (executions are named
+//!   after the saga id), `SendTaskHeartbeat` fails without `HeartbeatSeconds` (every task has
+//!   one), a missed heartbeat surfaces as `States.Timeout` (the generated Retry and Catch
+//!   match it as on AWS, where `States.Timeout` covers heartbeat timeouts), `StopExecution`
+//!   does not interrupt a waiting task (no case stops one).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
