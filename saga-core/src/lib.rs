@@ -64,6 +64,7 @@
 
 pub mod analysis;
 pub mod asl;
+pub mod cloudformation;
 mod definition;
 mod error;
 mod executor;

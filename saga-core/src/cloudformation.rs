@@ -1,0 +1,575 @@
+//! A CloudFormation template for one saga: its state machine, the participants' queues (with
+//! dead-letter queues, encrypted at rest), the event bus and an optional trigger rule, the
+//! idempotency table (with its TTL), and IAM roles with least privilege.
+//!
+//! Every IAM statement names its resources (ARNs from the template itself) and its actions
+//! exactly, with the one exception AWS forces: `states:SendTaskSuccess`, `SendTaskFailure` and
+//! `SendTaskHeartbeat` take no resource but `*` (a task token is not an ARN), so they stand
+//! alone in one statement, with a comment saying so.
+//!
+//! - The state machine's role may send to its participants' queues (`sqs:SendMessage`),
+//!   invoke its Lambda participants (`lambda:InvokeFunction` on the ARNs given as parameters)
+//!   and put events on its bus (a stuck saga's `SagaCompensationFailed`).
+//! - Each queue participant's worker role may receive, delete and change the visibility of
+//!   messages on its own queue, read and write the idempotency table (`GetItem`, `PutItem`,
+//!   `UpdateItem`, `DeleteItem`), put events on the bus, and answer tasks.
+//! - With a trigger, a rule on the bus sends matching events to a trigger queue (whose queue
+//!   policy admits that rule only), and the trigger's role may read that queue, start
+//!   executions of this state machine and put `SagaStarted` on the bus.
+//!
+//! Lambda participants get no role here: their function's execution role is the function's
+//! own; it needs the same statements as a queue worker's, minus the queue's.
+//!
+//! [`to_yaml`] writes the template with its comments; [`to_json`] without them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::asl::substitution_key;
+use crate::definition::{Participant, SagaDefinition};
+
+/// The key under which a mapping carries a comment for [`to_yaml`] (dropped by [`to_json`]).
+pub const COMMENT_KEY: &str = "__comment";
+
+/// The partition key of the idempotency table (as the DynamoDB store expects it).
+pub const TABLE_KEY: &str = "key";
+/// The TTL attribute of the idempotency table.
+pub const TABLE_TTL: &str = "expires_at";
+
+/// The actions that accept only `*` as their resource.
+pub const TASK_CALLBACK_ACTIONS: [&str; 3] = [
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
+];
+
+/// What the template is built with, beyond the saga itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateOptions {
+    /// An EventBridge event pattern that starts the saga (a trigger rule and queue), if any.
+    pub trigger: Option<Value>,
+}
+
+/// The logical-id stem of a participant: `Inventory` for the queue `inventory`.
+fn stem(participant: &Participant) -> String {
+    let key = substitution_key(participant);
+    key.trim_end_matches("QueueUrl")
+        .trim_end_matches("FunctionArn")
+        .to_owned()
+}
+
+fn get_att(resource: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [resource, attribute] })
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "Ref": name })
+}
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<Value>) -> Value {
+    json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resources,
+    })
+}
+
+fn role(service: Value, policy: &str, statements: Vec<Value>) -> Value {
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": service },
+                    "Action": "sts:AssumeRole",
+                }],
+            },
+            "Policies": [{
+                "PolicyName": policy,
+                "PolicyDocument": { "Version": "2012-10-17", "Statement": statements },
+            }],
+        },
+    })
+}
+
+/// A queue with its dead-letter queue, both encrypted with SQS-managed keys.
+fn queue_pair(resources: &mut Map<String, Value>, name: &str, visibility_seconds: u32) {
+    let dlq = format!("{name}DeadLetterQueue");
+    resources.insert(
+        dlq.clone(),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "SqsManagedSseEnabled": true,
+                "MessageRetentionPeriod": 1_209_600,
+            },
+        }),
+    );
+    resources.insert(
+        format!("{name}Queue"),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "SqsManagedSseEnabled": true,
+                "VisibilityTimeout": visibility_seconds,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": get_att(&dlq, "Arn"),
+                    "maxReceiveCount": 5,
+                },
+            },
+        }),
+    );
+}
+
+/// The task callbacks, alone in their statement, with the reason.
+fn task_callbacks() -> Value {
+    let mut callbacks = statement("AnswerTasks", &TASK_CALLBACK_ACTIONS, vec![json!("*")]);
+    callbacks[COMMENT_KEY] = json!(
+        "SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat accept no resource but `*`: \
+         a task token is not an ARN. They are the only wildcard in this template."
+    );
+    callbacks
+}
+
+/// The template for `definition`.
+pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value {
+    let mut parameters = Map::new();
+    let mut resources = Map::new();
+    let mut outputs = Map::new();
+    parameters.insert(
+        "WorkerPrincipal".into(),
+        json!({
+            "Type": "String",
+            "Default": "ecs-tasks.amazonaws.com",
+            "Description": "The AWS service that runs the participants' workers (it assumes their roles)",
+        }),
+    );
+
+    resources.insert(
+        "EventBus".into(),
+        json!({
+            "Type": "AWS::Events::EventBus",
+            "Properties": { "Name": { "Fn::Sub": "${AWS::StackName}-saga-events" } },
+        }),
+    );
+    resources.insert(
+        "IdempotencyTable".into(),
+        json!({
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{ "AttributeName": TABLE_KEY, "AttributeType": "S" }],
+                "KeySchema": [{ "AttributeName": TABLE_KEY, "KeyType": "HASH" }],
+                "TimeToLiveSpecification": { "AttributeName": TABLE_TTL, "Enabled": true },
+                "SSESpecification": { "SSEEnabled": true },
+                "PointInTimeRecoverySpecification": { "PointInTimeRecoveryEnabled": true },
+            },
+        }),
+    );
+
+    // Participants, in declaration order, each once; a queue's visibility covers its
+    // longest step (the worker extends it while a step runs).
+    let mut participants: BTreeMap<String, (Participant, u32)> = BTreeMap::new();
+    for step in &definition.steps {
+        let entry = participants
+            .entry(stem(&step.participant))
+            .or_insert((step.participant.clone(), 0));
+        entry.1 = entry.1.max(step.timeout_seconds);
+    }
+    let mut substitutions = Map::new();
+    let mut queue_arns = Vec::new();
+    let mut function_arns = Vec::new();
+    for (stem, (participant, timeout)) in &participants {
+        match participant {
+            Participant::Queue(name) => {
+                queue_pair(&mut resources, stem, (*timeout).clamp(30, 43_200));
+                let queue = format!("{stem}Queue");
+                substitutions.insert(substitution_key(participant), reference(&queue));
+                queue_arns.push(get_att(&queue, "Arn"));
+                outputs.insert(
+                    format!("{stem}QueueUrl"),
+                    json!({
+                        "Description": format!("The queue of participant `{name}`"),
+                        "Value": reference(&queue),
+                    }),
+                );
+                resources.insert(
+                    format!("{stem}WorkerRole"),
+                    role(
+                        reference("WorkerPrincipal"),
+                        &format!("{stem}-worker"),
+                        vec![
+                            statement(
+                                "ReadCommands",
+                                &[
+                                    "sqs:ReceiveMessage",
+                                    "sqs:DeleteMessage",
+                                    "sqs:ChangeMessageVisibility",
+                                ],
+                                vec![get_att(&queue, "Arn")],
+                            ),
+                            statement(
+                                "IdempotencyStore",
+                                &[
+                                    "dynamodb:GetItem",
+                                    "dynamodb:PutItem",
+                                    "dynamodb:UpdateItem",
+                                    "dynamodb:DeleteItem",
+                                ],
+                                vec![get_att("IdempotencyTable", "Arn")],
+                            ),
+                            statement(
+                                "PublishSagaEvents",
+                                &["events:PutEvents"],
+                                vec![get_att("EventBus", "Arn")],
+                            ),
+                            task_callbacks(),
+                        ],
+                    ),
+                );
+            }
+            Participant::Lambda(name) => {
+                let parameter = substitution_key(participant);
+                parameters.insert(
+                    parameter.clone(),
+                    json!({
+                        "Type": "String",
+                        "Description": format!("The ARN of the Lambda function `{name}`"),
+                    }),
+                );
+                substitutions.insert(parameter.clone(), reference(&parameter));
+                function_arns.push(reference(&parameter));
+            }
+        }
+    }
+    substitutions.insert(crate::asl::EVENT_BUS_KEY.to_owned(), reference("EventBus"));
+
+    let mut machine_statements = Vec::new();
+    if !queue_arns.is_empty() {
+        machine_statements.push(statement("SendCommands", &["sqs:SendMessage"], queue_arns));
+    }
+    if !function_arns.is_empty() {
+        machine_statements.push(statement(
+            "InvokeParticipants",
+            &["lambda:InvokeFunction"],
+            function_arns,
+        ));
+    }
+    machine_statements.push(statement(
+        "ReportStuckSagas",
+        &["events:PutEvents"],
+        vec![get_att("EventBus", "Arn")],
+    ));
+    resources.insert(
+        "StateMachineRole".into(),
+        role(
+            json!("states.amazonaws.com"),
+            "state-machine",
+            machine_statements,
+        ),
+    );
+    let definition_json = serde_json::to_string_pretty(&definition.state_machine())
+        .expect("state machines serialise");
+    resources.insert(
+        "StateMachine".into(),
+        json!({
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": definition.name,
+                "StateMachineType": "STANDARD",
+                "DefinitionString": definition_json,
+                "DefinitionSubstitutions": substitutions,
+                "RoleArn": get_att("StateMachineRole", "Arn"),
+            },
+        }),
+    );
+
+    if let Some(pattern) = &options.trigger {
+        queue_pair(&mut resources, "Trigger", 60);
+        resources.insert(
+            "TriggerRule".into(),
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Description": format!("Starts saga `{}`", definition.name),
+                    "EventBusName": reference("EventBus"),
+                    "EventPattern": pattern,
+                    "Targets": [{ "Id": "TriggerQueue", "Arn": get_att("TriggerQueue", "Arn") }],
+                },
+            }),
+        );
+        resources.insert(
+            "TriggerQueuePolicy".into(),
+            json!({
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "Queues": [reference("TriggerQueue")],
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{
+                            "Sid": "FromTheTriggerRule",
+                            "Effect": "Allow",
+                            "Principal": { "Service": "events.amazonaws.com" },
+                            "Action": "sqs:SendMessage",
+                            "Resource": get_att("TriggerQueue", "Arn"),
+                            "Condition": {
+                                "ArnEquals": { "aws:SourceArn": get_att("TriggerRule", "Arn") },
+                            },
+                        }],
+                    },
+                },
+            }),
+        );
+        resources.insert(
+            "TriggerRole".into(),
+            role(
+                reference("WorkerPrincipal"),
+                "trigger",
+                vec![
+                    statement(
+                        "ReadEvents",
+                        &[
+                            "sqs:ReceiveMessage",
+                            "sqs:DeleteMessage",
+                            "sqs:ChangeMessageVisibility",
+                        ],
+                        vec![get_att("TriggerQueue", "Arn")],
+                    ),
+                    statement(
+                        "StartSagas",
+                        &["states:StartExecution"],
+                        vec![reference("StateMachine")],
+                    ),
+                    statement(
+                        "PublishSagaStarted",
+                        &["events:PutEvents"],
+                        vec![get_att("EventBus", "Arn")],
+                    ),
+                ],
+            ),
+        );
+        outputs.insert(
+            "TriggerQueueUrl".into(),
+            json!({ "Description": "The queue the trigger reads", "Value": reference("TriggerQueue") }),
+        );
+    }
+
+    outputs.insert(
+        "StateMachineArn".into(),
+        json!({ "Description": "The saga's state machine", "Value": reference("StateMachine") }),
+    );
+    outputs.insert(
+        "EventBusName".into(),
+        json!({ "Description": "The bus of the saga events", "Value": reference("EventBus") }),
+    );
+    outputs.insert(
+        "IdempotencyTableName".into(),
+        json!({ "Description": "The participants' idempotency table", "Value": reference("IdempotencyTable") }),
+    );
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": format!(
+            "Saga `{}` (version {}): state machine, participant queues, events, idempotency table, least-privilege roles. Generated by saga.",
+            definition.name, definition.version
+        ),
+        "Parameters": parameters,
+        "Resources": resources,
+        "Outputs": outputs,
+    })
+}
+
+/// The template as JSON, comments dropped.
+pub fn to_json(template: &Value) -> String {
+    fn strip(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(k, _)| *k != COMMENT_KEY)
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string_pretty(&strip(template)).expect("templates serialise")
+}
+
+/// The template as YAML, with each [`COMMENT_KEY`] written as a `#` comment above its mapping.
+/// Scalars are written as JSON (valid YAML), so nothing needs YAML's quoting rules.
+pub fn to_yaml(template: &Value) -> String {
+    let mut out = String::new();
+    write_yaml(&mut out, template, 0);
+    out
+}
+
+fn key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        && !k.ends_with(':')
+    {
+        k.to_owned()
+    } else {
+        Value::String(k.to_owned()).to_string()
+    }
+}
+
+fn is_block(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.keys().any(|k| k != COMMENT_KEY),
+        Value::Array(items) => !items.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether `text` can be a literal block: several lines, none blank or with edge whitespace
+/// that a block would lose, and only printable characters.
+fn literal(text: &str) -> bool {
+    text.contains('\n')
+        && text
+            .lines()
+            .all(|l| !l.trim().is_empty() && !l.ends_with(' ') && !l.starts_with('\t'))
+        && !text.starts_with(' ')
+        && !text.chars().any(|c| c.is_control() && c != '\n')
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "{}".to_owned(),
+        Value::Array(_) => "[]".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn comment(out: &mut String, value: &Value, indent: usize) {
+    if let Some(text) = value.get(COMMENT_KEY).and_then(Value::as_str) {
+        for line in text.lines() {
+            out.push_str(&format!("{:indent$}# {line}\n", ""));
+        }
+    }
+}
+
+/// Writes the entries of a mapping or the items of a sequence at `indent`.
+fn write_yaml(out: &mut String, value: &Value, indent: usize) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter().filter(|(k, _)| *k != COMMENT_KEY) {
+                comment(out, v, indent);
+                if is_block(v) {
+                    out.push_str(&format!("{:indent$}{}:\n", "", key(k)));
+                    let inner = if v.is_array() { indent } else { indent + 2 };
+                    write_yaml(out, v, inner);
+                } else if let Some(text) = v.as_str().filter(|t| literal(t)) {
+                    // A multi-line string (the state machine's definition) as a literal block.
+                    out.push_str(&format!("{:indent$}{}: |-\n", "", key(k)));
+                    for line in text.lines() {
+                        out.push_str(&format!("{:width$}{line}\n", "", width = indent + 2));
+                    }
+                } else {
+                    out.push_str(&format!("{:indent$}{}: {}\n", "", key(k), scalar(v)));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                comment(out, item, indent);
+                if is_block(item) {
+                    // The item's first line goes after the dash, the rest below it.
+                    let mut inner = String::new();
+                    write_yaml(&mut inner, item, indent + 2);
+                    let body = inner.trim_start();
+                    out.push_str(&format!("{:indent$}- {body}", ""));
+                } else {
+                    out.push_str(&format!("{:indent$}- {}\n", "", scalar(item)));
+                }
+            }
+        }
+        other => out.push_str(&format!("{:indent$}{}\n", "", scalar(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::{StepDefinition, StepKind};
+
+    fn saga() -> SagaDefinition {
+        SagaDefinition {
+            name: "order".into(),
+            version: 1,
+            steps: vec![
+                StepDefinition::new(
+                    "reserve",
+                    StepKind::Compensable,
+                    Participant::queue("inventory"),
+                ),
+                StepDefinition::new("charge", StepKind::Pivot, Participant::lambda("payments")),
+                StepDefinition::new("ship", StepKind::Retriable, Participant::queue("inventory")),
+            ],
+        }
+    }
+
+    #[test]
+    fn participants_get_one_queue_and_role_each_and_lambdas_a_parameter() {
+        let t = template(&saga(), &TemplateOptions::default());
+        let resources = t["Resources"].as_object().unwrap();
+        assert!(resources.contains_key("InventoryQueue"));
+        assert!(resources.contains_key("InventoryDeadLetterQueue"));
+        assert!(resources.contains_key("InventoryWorkerRole"));
+        assert!(!resources.contains_key("PaymentsQueue"));
+        assert!(t["Parameters"]["PaymentsFunctionArn"].is_object());
+        let subs = &resources["StateMachine"]["Properties"]["DefinitionSubstitutions"];
+        assert_eq!(
+            subs["InventoryQueueUrl"],
+            json!({ "Ref": "InventoryQueue" })
+        );
+        assert_eq!(
+            subs["PaymentsFunctionArn"],
+            json!({ "Ref": "PaymentsFunctionArn" })
+        );
+        assert_eq!(subs["EventBusName"], json!({ "Ref": "EventBus" }));
+        assert!(!resources.contains_key("TriggerRule"));
+    }
+
+    #[test]
+    fn yaml_keeps_the_comment_and_json_drops_it() {
+        let t = template(&saga(), &TemplateOptions::default());
+        let yaml = to_yaml(&t);
+        assert!(
+            yaml.contains("# SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat"),
+            "{yaml}"
+        );
+        let json = to_json(&t);
+        assert!(!json.contains(COMMENT_KEY));
+        let back: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back["Resources"]["StateMachine"]["Type"],
+            "AWS::StepFunctions::StateMachine"
+        );
+    }
+
+    #[test]
+    fn yaml_writes_multi_line_strings_as_literal_blocks() {
+        let value = json!({ "A": { "B": "{\n  \"x\": 1\n}" }, "C": "one line" });
+        assert_eq!(
+            to_yaml(&value),
+            "A:\n  B: |-\n    {\n      \"x\": 1\n    }\nC: \"one line\"\n"
+        );
+    }
+
+    #[test]
+    fn yaml_nests_sequences_of_mappings() {
+        let value = json!({ "A": [{ "B": 1, "C": [2, 3] }, "x"], "D": {} });
+        assert_eq!(
+            to_yaml(&value),
+            "A:\n- B: 1\n  C:\n  - 2\n  - 3\n- \"x\"\nD: {}\n"
+        );
+    }
+}

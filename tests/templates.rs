@@ -1,0 +1,289 @@
+//! The CloudFormation templates, checked by the real linter (PyPI `cfn-lint`, which this test
+//! installs into the target directory) and held to least privilege: no wildcard action or
+//! resource besides the task callbacks' `*`, which AWS forces.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/order.rs"]
+mod order;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use saga::cloudformation::{TASK_CALLBACK_ACTIONS, TemplateOptions, template, to_json, to_yaml};
+use saga::{Participant, SagaDefinition};
+use serde_json::{Value, json};
+
+const CFN_LINT: &str = "cfn-lint==1.58.0";
+
+/// Installs cfn-lint once into a venv in the target directory; a missing `python3` is a
+/// failure.
+fn cfn_lint() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cfn-lint-venv");
+        let bin = venv.join("bin/cfn-lint");
+        if !bin.exists() {
+            let status = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run `python3` to install cfn-lint ({e}); install Python 3.11")
+                });
+            assert!(status.success(), "`python3 -m venv` failed: {status}");
+            let status = Command::new(venv.join("bin/pip"))
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    CFN_LINT,
+                ])
+                .status()
+                .expect("run pip");
+            assert!(
+                status.success(),
+                "`pip install {CFN_LINT}` failed: {status}"
+            );
+        }
+        bin
+    })
+}
+
+/// Runs cfn-lint over the files; its output when it finds anything.
+fn lint(files: &[PathBuf]) -> Result<(), String> {
+    let out = Command::new(cfn_lint())
+        .args(files)
+        .output()
+        .expect("run cfn-lint");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn order_trigger() -> TemplateOptions {
+    TemplateOptions {
+        trigger: Some(json!({ "source": ["shop.orders"], "detail-type": ["OrderPlaced"] })),
+    }
+}
+
+/// 20 generated sagas; every other one with its odd steps on Lambda functions.
+fn shapes() -> Vec<SagaDefinition> {
+    let ledger = std::sync::Arc::new(support::Ledger::default());
+    let mut runner = TestRunner::deterministic();
+    (0..20)
+        .map(|i| {
+            let shape = support::shape(1, 8)
+                .new_tree(&mut runner)
+                .unwrap()
+                .current();
+            let mut definition = shape
+                .build(&format!("shape{i}"), &ledger)
+                .definition()
+                .clone();
+            if i % 2 == 1 {
+                for (n, step) in definition.steps.iter_mut().enumerate() {
+                    if n % 2 == 1 {
+                        step.participant = Participant::lambda(format!("fn{n}"));
+                    }
+                }
+            }
+            definition
+        })
+        .collect()
+}
+
+/// Every IAM statement of the template (roles' policies and queue policies), with where it is.
+fn statements(template: &Value) -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    for (id, resource) in template["Resources"].as_object().unwrap() {
+        let properties = &resource["Properties"];
+        let documents: Vec<&Value> = match resource["Type"].as_str().unwrap() {
+            "AWS::IAM::Role" => properties["Policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| &p["PolicyDocument"])
+                .collect(),
+            "AWS::SQS::QueuePolicy" => vec![&properties["PolicyDocument"]],
+            _ => continue,
+        };
+        for document in documents {
+            for statement in document["Statement"].as_array().unwrap() {
+                found.push((id.clone(), statement.clone()));
+            }
+        }
+    }
+    found
+}
+
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Each wildcard action or resource, except the task callbacks alone on `*`.
+fn needless_wildcards(template: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for (id, statement) in statements(template) {
+        let actions: Vec<String> = as_list(&statement["Action"])
+            .iter()
+            .map(|a| a.as_str().unwrap_or_default().to_owned())
+            .collect();
+        for action in &actions {
+            if action.contains('*') {
+                found.push(format!("{id}: action {action}"));
+            }
+        }
+        let callbacks_only = !actions.is_empty()
+            && actions
+                .iter()
+                .all(|a| TASK_CALLBACK_ACTIONS.contains(&a.as_str()));
+        for resource in as_list(&statement["Resource"]) {
+            // Any string in the resource, intrinsic functions included.
+            if resource.to_string().contains('*') && !callbacks_only {
+                found.push(format!("{id}: resource {resource} for {actions:?}"));
+            }
+        }
+        if statement["Principal"].to_string().contains('*') {
+            found.push(format!("{id}: principal {}", statement["Principal"]));
+        }
+    }
+    found
+}
+
+#[test]
+fn cfn_lint_accepts_the_templates_of_the_example_and_of_generated_sagas() {
+    let dir = scratch("templates");
+    let order = order::OrderSaga::definition();
+    let mut files = vec![
+        ("order", order.clone(), TemplateOptions::default()),
+        ("order-with-trigger", order, order_trigger()),
+    ];
+    for definition in shapes() {
+        files.push(("shape", definition, TemplateOptions::default()));
+    }
+    let mut paths = Vec::new();
+    for (i, (name, definition, options)) in files.iter().enumerate() {
+        let t = template(definition, options);
+        // Both forms: YAML (with the comments) and JSON.
+        let yaml = dir.join(format!("{i}-{name}.yaml"));
+        std::fs::write(&yaml, to_yaml(&t)).unwrap();
+        let json = dir.join(format!("{i}-{name}.json"));
+        std::fs::write(&json, to_json(&t)).unwrap();
+        paths.extend([yaml, json]);
+    }
+    if let Err(report) = lint(&paths) {
+        panic!("cfn-lint refused templates:\n{report}");
+    }
+}
+
+#[test]
+fn cfn_lint_refuses_a_broken_template() {
+    // The control: the linter must be able to fail.
+    let dir = scratch("templates-control");
+    let mut t = template(&order::OrderSaga::definition(), &TemplateOptions::default());
+    t["Resources"]["InventoryQueue"]["Properties"]["VisibilityTimeout"] = json!("soon");
+    let path = dir.join("broken.json");
+    std::fs::write(&path, to_json(&t)).unwrap();
+    assert!(
+        lint(&[path]).is_err(),
+        "cfn-lint accepted a broken template"
+    );
+}
+
+#[test]
+fn no_role_has_a_wildcard_but_the_task_callbacks() {
+    let order = order::OrderSaga::definition();
+    let mut templates = vec![
+        template(&order, &TemplateOptions::default()),
+        template(&order, &order_trigger()),
+    ];
+    templates.extend(
+        shapes()
+            .iter()
+            .map(|d| template(d, &TemplateOptions::default())),
+    );
+    for t in &templates {
+        assert_eq!(needless_wildcards(t), Vec::<String>::new());
+        // The callbacks are alone in their statement, with the reason written beside them.
+        for (id, statement) in statements(t) {
+            if as_list(&statement["Resource"]).contains(&json!("*")) {
+                assert_eq!(
+                    as_list(&statement["Action"]),
+                    TASK_CALLBACK_ACTIONS.map(|a| json!(a)),
+                    "{id}"
+                );
+                assert!(statement["__comment"].is_string(), "{id}: no comment");
+            }
+        }
+    }
+    // The checker finds what it must.
+    let mut bad = templates[0].clone();
+    let statements = bad["Resources"]["StateMachineRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap();
+    statements.push(json!({ "Effect": "Allow", "Action": "sqs:*", "Resource": "*" }));
+    assert_eq!(
+        needless_wildcards(&bad).len(),
+        2,
+        "{:?}",
+        needless_wildcards(&bad)
+    );
+}
+
+#[test]
+fn the_state_machine_role_reaches_only_its_own_participants_and_bus() {
+    let t = template(&order::OrderSaga::definition(), &TemplateOptions::default());
+    let role = &t["Resources"]["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"];
+    let mut granted: Vec<(String, String)> = Vec::new();
+    for statement in role["Statement"].as_array().unwrap() {
+        for action in as_list(&statement["Action"]) {
+            for resource in as_list(&statement["Resource"]) {
+                granted.push((action.as_str().unwrap().to_owned(), resource.to_string()));
+            }
+        }
+    }
+    granted.sort();
+    let queues: Vec<String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("Queue") && !k.ends_with("DeadLetterQueue"))
+        .cloned()
+        .collect();
+    let mut expected: Vec<(String, String)> = queues
+        .iter()
+        .map(|q| {
+            (
+                "sqs:SendMessage".to_owned(),
+                json!({ "Fn::GetAtt": [q, "Arn"] }).to_string(),
+            )
+        })
+        .collect();
+    expected.push((
+        "events:PutEvents".to_owned(),
+        json!({ "Fn::GetAtt": ["EventBus", "Arn"] }).to_string(),
+    ));
+    expected.sort();
+    assert_eq!(granted, expected);
+}
