@@ -121,6 +121,7 @@ impl ExecutionState {
 pub struct StepFunctions {
     client: Client,
     role_arn: String,
+    describe_first: bool,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::events::EventPublisher>,
 }
@@ -132,9 +133,19 @@ impl StepFunctions {
         Self {
             client: Client::new(config),
             role_arn: role_arn.into(),
+            describe_first: true,
             #[cfg(feature = "eventbridge")]
             events: None,
         }
+    }
+
+    /// Makes [`start`](Self::start) call StartExecution alone, without DescribeExecution
+    /// first, so that the caller needs only `states:StartExecution` on the state machine (no
+    /// permission on its executions, whose ARNs are not known in advance). A repeated start
+    /// while the saga runs then reports `started: true`; it still starts nothing.
+    pub fn start_only(mut self) -> Self {
+        self.describe_first = false;
+        self
     }
 
     /// Publishes `SagaStarted` on `events` for every saga [`start`](Self::start) starts (not
@@ -254,6 +265,9 @@ impl StepFunctions {
         // Step Functions answers a repeated StartExecution for a *running* execution with the
         // same name and input with success, so look first to tell a new start from a repeat.
         let arn = execution_arn(state_machine_arn, saga_id);
+        if !self.describe_first {
+            return self.start_named(state_machine_arn, saga_id, input).await;
+        }
         let existing = self
             .client
             .describe_execution()
@@ -274,6 +288,18 @@ impl StepFunctions {
                 }
             }
         }
+        self.start_named(state_machine_arn, saga_id, input).await
+    }
+
+    /// StartExecution alone: `started: false` when an execution of that name has ended (or
+    /// has another input); a repeat while it runs counts as started (Step Functions answers it
+    /// as the same start, and starts nothing).
+    async fn start_named(
+        &self,
+        state_machine_arn: &str,
+        saga_id: &str,
+        input: &Value,
+    ) -> Result<Execution, AwsError> {
         let started = self
             .client
             .start_execution()

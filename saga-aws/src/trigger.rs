@@ -44,9 +44,10 @@ pub struct Trigger {
 /// What a trigger did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TriggerStats {
-    /// Executions started.
+    /// Executions started (a redelivery while its saga still runs counts here too: Step
+    /// Functions takes it as the same start and starts nothing).
     pub started: u64,
-    /// Events whose execution already existed (redeliveries).
+    /// Events whose execution had already ended (redeliveries).
     pub repeated: u64,
     /// Messages that were not events with an object `detail` (left for the dead-letter queue).
     pub malformed: u64,
@@ -62,7 +63,8 @@ impl Trigger {
     ) -> Self {
         Self {
             sqs: aws_sdk_sqs::Client::new(config),
-            sfn: StepFunctions::new(config, ""),
+            // StartExecution alone: the trigger's role needs no permission on executions.
+            sfn: StepFunctions::new(config, "").start_only(),
             queue_url: queue_url.into(),
             state_machine_arn: state_machine_arn.into(),
             wait_time: Duration::from_secs(20),
