@@ -5,6 +5,7 @@
 //! cargo run --example order -- --fail charge_payment # the payment is declined: stock is released
 //! cargo run --example order -- --flaky reserve_stock # a transient fault, retried per policy
 //! cargo run --example order -- --help
+//! cargo run --example order -- cost                  # the saga command line (`saga::cli`)
 //! ```
 
 use std::io::Write;
@@ -368,6 +369,7 @@ pub async fn run_on_aws(
 
 const USAGE: &str = "\
 usage: cargo run --example order [-- OPTIONS]
+       cargo run --example order -- COMMAND [ARGS]
 
 Runs one order (reserve_stock -> charge_payment -> ship_order) on the in-memory executor, or with
 --aws on Step Functions.
@@ -378,25 +380,21 @@ options:
   --aws          run on Step Functions and SQS at AWS_ENDPOINT_URL (the local emulator, started
                  with `saga-aws/emulator/moto-server 4566`, or a real account; the state
                  machine's role is $SAGA_ROLE_ARN)
-  --asl          print the saga's Step Functions state machine (Amazon States Language)
-  --mermaid      print the state machine as a Mermaid flowchart
-  --dot          print the state machine as a Graphviz DOT graph
-  --cost         print the state transitions and price of every path
   -h, --help     print this help
 
-STEP is one of: reserve_stock, charge_payment, ship_order";
+STEP is one of: reserve_stock, charge_payment, ship_order
 
-/// The output of `--asl`, `--mermaid`, `--dot` and `--cost`.
-pub fn describe_saga(option: &str) -> Option<String> {
-    let machine = OrderSaga::definition().state_machine();
-    Some(match option {
-        "--asl" => machine.to_json_pretty(),
-        "--mermaid" => saga::render::mermaid(&machine),
-        "--dot" => saga::render::dot(&machine),
-        "--cost" => saga::analysis::Cost::of(&machine).to_string(),
-        _ => return None,
-    })
-}
+commands (the saga command line, `saga::cli`; `COMMAND --help` explains each):
+  asl        the state machine (Amazon States Language)
+  graph      a Mermaid, DOT or SVG drawing of it
+  cost       state transitions per path and the price per million sagas
+  template   a CloudFormation template with least-privilege roles
+  deploy     create or update the state machine (and queues) on AWS
+  start      start a saga
+  watch      follow a saga live
+  status     where a saga stands
+  worker     run the participants
+  run        run in memory with injected failures";
 
 fn parse(args: &[String]) -> Result<(Vec<(String, Misbehaviour)>, bool), String> {
     let mut misbehaving = Vec::new();
@@ -427,35 +425,44 @@ fn parse(args: &[String]) -> Result<(Vec<(String, Misbehaviour)>, bool), String>
 }
 
 #[allow(dead_code)] // the example's tests include this file and call `run` directly
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+    match args.first().map(String::as_str) {
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        None | Some("--fail" | "--flaky" | "--aws") => demo(&args),
+        // Everything else is the saga command line.
+        Some(_) => saga::cli::run([saga::cli::Entry::from(order_saga(&[])).example_input(order())]),
     }
-    if let [only] = args.as_slice()
-        && let Some(text) = describe_saga(only)
-    {
-        // `| head` closes the pipe early; that is not an error worth a panic.
-        let _ = writeln!(std::io::stdout(), "{text}");
-        return ExitCode::SUCCESS;
-    }
-    let (misbehaving, aws) = match parse(&args) {
+}
+
+/// One order, in memory or (with --aws) on Step Functions, with misbehaving services.
+fn demo(args: &[String]) -> ExitCode {
+    let (misbehaving, aws) = match parse(args) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("error: {message}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let outcome = if aws {
-        let config = saga_aws::config::from_env().await;
-        run_on_aws(&config, &misbehaving, "order")
-            .await
-            .map_err(|e| e.to_string())
-    } else {
-        run(&misbehaving).await.map_err(|e| e.to_string())
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let outcome = runtime.block_on(async {
+        if aws {
+            let config = saga_aws::config::from_env().await;
+            run_on_aws(&config, &misbehaving, "order")
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            run(&misbehaving).await.map_err(|e| e.to_string())
+        }
+    });
+    let _ = std::io::stdout().flush();
     match outcome {
         Ok(Outcome::CompensationFailed { .. }) => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,

@@ -13,8 +13,12 @@
 //!
 //! - `testing`: fault injection for the in-memory executor (`testing::FaultPlan`) and the
 //!   idempotency store contract tests.
+//! - `cli`: [`cli::run`], the command line for your sagas (on `clap` and `saga-aws`).
 
 pub use saga_core::*;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 /// Declares a saga on an inherent impl block: its async methods marked `#[compensable]`,
 /// `#[pivot]` or `#[retriable]` are the steps, in the order written.

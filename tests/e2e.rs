@@ -470,8 +470,8 @@ impl Slow {
     #[compensable(
         compensate = unhold,
         participant = "slow",
-        timeout = "4s",
-        heartbeat = "2s",
+        timeout = "8s",
+        heartbeat = "4s",
         retry(max_attempts = 1, interval = "1s"),
         compensation_retry(max_attempts = 2, interval = "1s")
     )]
@@ -490,8 +490,8 @@ impl Slow {
 
     #[pivot(
         participant = "slow",
-        timeout = "4s",
-        heartbeat = "2s",
+        timeout = "8s",
+        heartbeat = "4s",
         retry(max_attempts = 1, interval = "1s")
     )]
     async fn pay(&self, cx: &StepContext<'_>, _input: Value) -> Result<(), StepError> {
@@ -555,17 +555,23 @@ async fn a_worker_that_dies_mid_step_leads_to_redelivery_and_one_effect() {
         async move { worker.run_until(std::future::pending()).await }
     });
     env.start("crash-1").await;
-    for _ in 0..100 {
-        if script
+    let reached_charge = || {
+        script
             .calls
             .lock()
             .unwrap()
             .contains_key(&("charge".to_owned(), Execute))
-        {
+    };
+    for _ in 0..600 {
+        if reached_charge() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        reached_charge(),
+        "worker A never got to `charge` within 60 s"
+    );
     doomed.abort();
     // Worker B (a new process: its own idempotency store) gets the command again once the
     // message's visibility timeout (5 s) runs out, and answers it.
@@ -590,7 +596,11 @@ async fn a_worker_that_dies_mid_step_leads_to_redelivery_and_one_effect() {
     });
     let end = env.wait("crash-1").await;
     let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("worker B stops within 60 s: nothing of its own hangs")
+        .unwrap()
+        .unwrap();
     assert_eq!(end.status, Status::Succeeded, "{end:?}");
     assert_eq!(
         env.script.ledger("crash-1"),

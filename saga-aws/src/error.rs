@@ -82,8 +82,22 @@ impl AwsError {
             }
             _ => AwsError::Transport {
                 operation,
-                message: aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
+                message: chain(&error),
             },
         }
     }
+}
+
+/// An error and its sources, one line: `outer: inner: innermost` (each message once).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ").replace('\n', " ")
 }

@@ -53,8 +53,8 @@ pub use participant::Command;
 pub use queues::{ParticipantQueue, Queues};
 #[cfg(feature = "sfn")]
 pub use state_machine::{
-    Bindings, Change, Deployment, Execution, ExecutionState, Status, StepFunctions, execution_arn,
-    render, trace_from_history,
+    Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions,
+    execution_arn, render, trace_from_history,
 };
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]
 pub use trigger::{Trigger, TriggerStats, execution_name as trigger_execution_name};

@@ -65,6 +65,21 @@ impl Queues {
         Ok(ParticipantQueue { url, arn, dlq_url })
     }
 
+    /// The URL of the queue called `name`.
+    pub async fn url_of(&self, name: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetQueueUrl", e))?;
+        out.queue_url.ok_or(AwsError::Unexpected {
+            operation: "GetQueueUrl",
+            message: "no queue URL".into(),
+        })
+    }
+
     async fn create_queue(
         &self,
         name: &str,

@@ -236,6 +236,37 @@ impl StepFunctions {
         }
     }
 
+    /// The ARN of the state machine called `name` (a saga's name), if it is deployed.
+    pub async fn arn_of(&self, name: &str) -> Result<Option<String>, AwsError> {
+        self.find(name).await
+    }
+
+    /// Where an execution stands and what it has done so far: its state, its finished
+    /// invocations, and the one running now, if any (for following it live).
+    pub async fn progress(&self, execution_arn: &str) -> Result<Progress, AwsError> {
+        let state = self.describe(execution_arn).await?;
+        let mut events = Vec::new();
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
+            events.extend(page.events);
+        }
+        let trace = trace_from_history(&events);
+        let running = (state.status == Status::Running)
+            .then(|| running_from_history(&events, &trace))
+            .flatten();
+        Ok(Progress {
+            state,
+            trace,
+            running,
+        })
+    }
+
     async fn find(&self, name: &str) -> Result<Option<String>, AwsError> {
         let mut pages = self.client.list_state_machines().into_paginator().send();
         while let Some(page) = pages.next().await {
@@ -372,6 +403,56 @@ impl StepFunctions {
         }
         Ok(trace_from_history(&events))
     }
+}
+
+/// An execution as it runs: see [`StepFunctions::progress`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Its status, output and error.
+    pub state: ExecutionState,
+    /// The invocations that have finished.
+    pub trace: Trace,
+    /// The invocation running now: step, action and attempt.
+    pub running: Option<(String, Action, u32)>,
+}
+
+/// The step whose task was entered or scheduled last and has not ended.
+fn running_from_history(events: &[HistoryEvent], trace: &Trace) -> Option<(String, Action, u32)> {
+    let mut open = false;
+    let mut current = None;
+    for event in events {
+        match event.r#type {
+            HistoryEventType::TaskStateEntered => {
+                let name = event
+                    .state_entered_event_details
+                    .as_ref()
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default();
+                current = match name.split_once('.') {
+                    None => Some((name, Action::Execute)),
+                    Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
+                    Some(_) => None,
+                };
+                open = current.is_some();
+            }
+            HistoryEventType::TaskScheduled => open = current.is_some(),
+            HistoryEventType::TaskSucceeded
+            | HistoryEventType::TaskFailed
+            | HistoryEventType::TaskTimedOut => open = false,
+            _ => {}
+        }
+    }
+    let (step, action) = current.filter(|_| open)?;
+    let done = trace
+        .0
+        .iter()
+        .filter(|i| i.step == step && i.action == action)
+        .count();
+    Some((
+        step,
+        action,
+        u32::try_from(done).unwrap_or(u32::MAX).saturating_add(1),
+    ))
 }
 
 /// The ARN Step Functions gives the execution `name` of a state machine.

@@ -129,8 +129,8 @@ fn queue_pair(resources: &mut Map<String, Value>, name: &str, visibility_seconds
 fn task_callbacks() -> Value {
     let mut callbacks = statement("AnswerTasks", &TASK_CALLBACK_ACTIONS, vec![json!("*")]);
     callbacks[COMMENT_KEY] = json!(
-        "SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat accept no resource but `*`: \
-         a task token is not an ARN. They are the only wildcard in this template."
+        "SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat accept no resource but `*`\n\
+         (a task token is not an ARN): the only wildcard in this template."
     );
     callbacks
 }

@@ -1,0 +1,837 @@
+//! The command line for your sagas (feature `cli`): one line in your own binary,
+//!
+//! ```no_run
+//! # use saga::Saga;
+//! # fn order_saga() -> Saga { unimplemented!() }
+//! fn main() -> std::process::ExitCode {
+//!     saga::cli::run([order_saga()])
+//! }
+//! ```
+//!
+//! and it prints, draws and prices the sagas, writes their CloudFormation, deploys, starts,
+//! watches and inspects them on AWS, runs their participants, and runs them in memory with
+//! injected failures. `--help` on each subcommand explains it with an example. Errors are one
+//! line on stderr and a non-zero exit: 1 for a failure, 2 for bad usage.
+//!
+//! AWS subcommands read the usual configuration (`AWS_REGION`, credentials,
+//! `AWS_ENDPOINT_URL` for the local emulator), with the timeouts of
+//! [`saga_aws::config::from_env`].
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use saga_aws::{Bindings, Progress, Queues, Status, StepFunctions, Worker};
+use saga_core::testing::FaultPlan;
+use saga_core::{
+    Action, InMemoryExecutor, InvocationResult, Outcome, Participant, Saga, SagaDefinition,
+    StepError, Trace,
+};
+use serde_json::Value;
+
+/// A saga the command line knows: its declaration, and its handlers when it can run here.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    definition: SagaDefinition,
+    saga: Option<Saga>,
+    example_input: Option<Value>,
+}
+
+impl From<Saga> for Entry {
+    fn from(saga: Saga) -> Self {
+        Self {
+            definition: saga.definition().clone(),
+            saga: Some(saga),
+            example_input: None,
+        }
+    }
+}
+
+impl From<SagaDefinition> for Entry {
+    fn from(definition: SagaDefinition) -> Self {
+        Self {
+            definition,
+            saga: None,
+            example_input: None,
+        }
+    }
+}
+
+impl Entry {
+    /// The input `run` and `start` use when `--input` is not given.
+    pub fn example_input(mut self, input: impl serde::Serialize) -> Self {
+        self.example_input = Some(serde_json::to_value(input).expect("inputs serialise to JSON"));
+        self
+    }
+}
+
+/// Runs the command line over `sagas` with this process's arguments.
+pub fn run<E: Into<Entry>>(sagas: impl IntoIterator<Item = E>) -> ExitCode {
+    let entries: Vec<Entry> = sagas.into_iter().map(Into::into).collect();
+    // Logs (the worker's above all) on stderr; RUST_LOG filters them (default: info).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    let args: Vec<String> = std::env::args().collect();
+    // Not locked for the whole command: handlers print too (a worker runs them).
+    let mut stdout = std::io::stdout();
+    match execute(&entries, args, &mut stdout) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            // clap prints help and usage errors itself, with their own exit codes.
+            let _ = e.print();
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+        Err(Failure::Error(message)) => {
+            let _ = stdout.flush();
+            // Not eprintln!: a closed stderr is no reason to panic.
+            let _ = writeln!(std::io::stderr(), "error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage, or `--help` / `--version` (clap's own message and exit code).
+    Usage(clap::Error),
+    /// The command failed; the message is one line.
+    Error(String),
+}
+
+impl From<clap::Error> for Failure {
+    fn from(e: clap::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::Error(message.into()))
+}
+
+fn aws(e: saga_aws::AwsError) -> Failure {
+    Failure::Error(e.to_string())
+}
+
+/// Runs one command line (`args[0]` is the program) over `sagas`, writing to `out`; the exit
+/// code of a command that ran (a `watch` or `run` whose saga did not complete ends with 3).
+pub fn execute(
+    sagas: &[Entry],
+    args: Vec<String>,
+    out: &mut dyn Write,
+) -> Result<ExitCode, Failure> {
+    execute_with(sagas, args, out, None)
+}
+
+/// [`execute`] with this AWS configuration instead of the environment's.
+pub fn execute_with(
+    sagas: &[Entry],
+    args: Vec<String>,
+    out: &mut dyn Write,
+    config: Option<saga_aws::SdkConfig>,
+) -> Result<ExitCode, Failure> {
+    let cli = Cli::try_parse_from(args)?;
+    let command = cli.command.unwrap_or_default();
+    let runtime = match command {
+        // In memory, on a paused clock: retries and timeouts take no time.
+        Command::Run(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .map_err(|e| Failure::Error(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(command.execute(sagas, out, config))
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Print, draw, price, deploy, run and watch sagas",
+    long_about = "Print, draw, price, deploy, run and watch the sagas of this program.\n\n\
+                  Without a subcommand, `run` runs the (only) saga in memory.",
+    after_help = "Examples:\n  order asl\n  order graph --format dot\n  order run --fail charge_payment\n  order deploy --create-queues && order worker & order start o-1 && order watch o-1"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+struct Which {
+    /// The saga (its name); optional when the program has one.
+    #[arg(long, short)]
+    saga: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+enum GraphFormat {
+    /// A Mermaid flowchart.
+    #[default]
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+    /// SVG, drawn by Graphviz's `dot` (which must be installed).
+    Svg,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+enum TemplateFormat {
+    /// YAML, with comments.
+    #[default]
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the saga's state machine (Amazon States Language).
+    #[command(
+        after_help = "Examples:\n  order asl\n  order asl --bind InventoryQueueUrl=https://sqs.../inventory --bind ..."
+    )]
+    Asl {
+        #[command(flatten)]
+        which: Which,
+        /// Fill in a deploy-time substitution, `KEY=VALUE` (all of them, or none).
+        #[arg(long = "bind", value_name = "KEY=VALUE")]
+        bindings: Vec<String>,
+    },
+    /// Draw the state machine: Mermaid, DOT, or SVG with Graphviz.
+    #[command(after_help = "Examples:\n  order graph\n  order graph --format svg > order.svg")]
+    Graph {
+        #[command(flatten)]
+        which: Which,
+        /// The drawing's format.
+        #[arg(long, value_enum, default_value_t)]
+        format: GraphFormat,
+    },
+    /// State transitions per path, and the price per million sagas (Standard workflows).
+    #[command(after_help = "Example:\n  order cost")]
+    Cost {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// A CloudFormation template: state machine, queues, bus, table, least-privilege roles.
+    #[command(
+        after_help = "Examples:\n  order template > order.yaml\n  order template --trigger '{\"source\":[\"shop\"],\"detail-type\":[\"OrderPlaced\"]}'"
+    )]
+    Template {
+        #[command(flatten)]
+        which: Which,
+        /// YAML (with comments) or JSON.
+        #[arg(long, value_enum, default_value_t)]
+        format: TemplateFormat,
+        /// An EventBridge event pattern (JSON) that starts the saga: adds a trigger rule.
+        #[arg(long, value_name = "PATTERN")]
+        trigger: Option<String>,
+    },
+    /// Create or update the state machine (and, with --create-queues, the participants' queues).
+    #[command(
+        after_help = "Examples:\n  order deploy --create-queues\n  order deploy --bind InventoryQueueUrl=https://sqs.../inventory --role-arn arn:aws:iam::...:role/order"
+    )]
+    Deploy {
+        #[command(flatten)]
+        which: Which,
+        /// Create a queue (with a dead-letter queue) per queue participant, `<saga>-<participant>`.
+        #[arg(long)]
+        create_queues: bool,
+        /// A substitution, `KEY=VALUE` (queue URLs, function ARNs, `EventBusName`).
+        #[arg(long = "bind", value_name = "KEY=VALUE")]
+        bindings: Vec<String>,
+        /// The IAM role the state machine runs as (default: `SAGA_ROLE_ARN`).
+        #[arg(long, env = "SAGA_ROLE_ARN")]
+        role_arn: Option<String>,
+    },
+    /// Start a saga: an execution named by the saga id (starting it twice starts it once).
+    #[command(after_help = "Example:\n  order start o-1 --input '{\"order_id\":\"o-1\", ...}'")]
+    Start {
+        #[command(flatten)]
+        which: Which,
+        /// The saga id.
+        id: String,
+        /// The saga input (a JSON object; default: the program's example input).
+        #[arg(long)]
+        input: Option<String>,
+    },
+    /// Follow a saga live: each step as it runs, its attempts and outcome.
+    #[command(after_help = "Example:\n  order watch o-1")]
+    Watch {
+        #[command(flatten)]
+        which: Which,
+        /// The saga id.
+        id: String,
+    },
+    /// Where a saga stands: its status, what ran, and its outcome.
+    #[command(after_help = "Example:\n  order status o-1")]
+    Status {
+        #[command(flatten)]
+        which: Which,
+        /// The saga id.
+        id: String,
+    },
+    /// Run the participants of the sagas: answer their commands on a queue until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  order worker                     # every queue participant, queues named as by deploy --create-queues\n  order worker --queue https://sqs.../order-inventory"
+    )]
+    Worker {
+        #[command(flatten)]
+        which: Which,
+        /// The queue to read (default: every queue participant's, as `deploy --create-queues` names them).
+        #[arg(long)]
+        queue: Vec<String>,
+        /// Commands handled at once, per queue.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Publish saga events on this EventBridge bus.
+        #[arg(long)]
+        bus: Option<String>,
+    },
+    /// Run the saga in memory (no AWS), optionally with injected failures.
+    #[command(
+        after_help = "Examples:\n  order run\n  order run --fail charge_payment\n  order run --flaky reserve_stock --timeout ship_order"
+    )]
+    Run(RunArgs),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Run(RunArgs::default())
+    }
+}
+
+#[derive(Debug, Args, Default)]
+struct RunArgs {
+    #[command(flatten)]
+    which: Which,
+    /// The saga input (a JSON object; default: the program's example input).
+    #[arg(long)]
+    input: Option<String>,
+    /// Make STEP fail with a terminal error (the compensation runs).
+    #[arg(long, value_name = "STEP")]
+    fail: Vec<String>,
+    /// Make STEP fail with a retryable error on its first two attempts (the retries run).
+    #[arg(long, value_name = "STEP")]
+    flaky: Vec<String>,
+    /// Make STEP's first attempt get no answer (it times out and is retried).
+    #[arg(long, value_name = "STEP")]
+    timeout: Vec<String>,
+}
+
+fn pick<'a>(sagas: &'a [Entry], which: &Which) -> Result<&'a Entry, Failure> {
+    match (&which.saga, sagas) {
+        (None, [only]) => Ok(only),
+        (None, []) => fail("this program declares no saga"),
+        (None, _) => fail(format!(
+            "this program has {} sagas ({}); choose one with --saga",
+            sagas.len(),
+            names(sagas)
+        )),
+        (Some(name), _) => sagas
+            .iter()
+            .find(|e| e.definition.name == *name)
+            .ok_or_else(|| {
+                Failure::Error(format!("no saga `{name}` here; there is {}", names(sagas)))
+            }),
+    }
+}
+
+fn names(sagas: &[Entry]) -> String {
+    sagas
+        .iter()
+        .map(|e| format!("`{}`", e.definition.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn runnable(entry: &Entry) -> Result<&Saga, Failure> {
+    entry.saga.as_ref().ok_or_else(|| {
+        Failure::Error(format!(
+            "saga `{}` was given as a definition only; give the Saga (with its handlers) to run it",
+            entry.definition.name
+        ))
+    })
+}
+
+fn parse_bindings(pairs: &[String]) -> Result<Bindings, Failure> {
+    let mut bindings = Bindings::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return fail(format!("--bind takes KEY=VALUE, not `{pair}`"));
+        };
+        bindings.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(bindings)
+}
+
+fn input(entry: &Entry, given: Option<&str>) -> Result<Value, Failure> {
+    match given {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| Failure::Error(format!("--input is not JSON: {e}"))),
+        None => entry.example_input.clone().ok_or_else(|| {
+            Failure::Error(format!(
+                "saga `{}` has no example input; give one with --input",
+                entry.definition.name
+            ))
+        }),
+    }
+}
+
+/// The queue `deploy --create-queues` makes for `participant` of `saga`.
+pub fn queue_name(saga: &str, participant: &str) -> String {
+    format!("{saga}-{participant}")
+}
+
+fn queue_participants(definition: &SagaDefinition) -> Vec<String> {
+    let mut names: Vec<String> = definition
+        .steps
+        .iter()
+        .filter_map(|s| match &s.participant {
+            Participant::Queue(q) => Some(q.clone()),
+            Participant::Lambda(_) => None,
+        })
+        .collect();
+    names.dedup();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn write(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Failure> {
+    writeln!(out, "{text}").map_err(|e| Failure::Error(format!("cannot write the output: {e}")))
+}
+
+impl Command {
+    async fn execute(
+        self,
+        sagas: &[Entry],
+        out: &mut dyn Write,
+        config: Option<saga_aws::SdkConfig>,
+    ) -> Result<ExitCode, Failure> {
+        let config = || async {
+            match &config {
+                Some(config) => config.clone(),
+                None => saga_aws::config::from_env().await,
+            }
+        };
+        match self {
+            Command::Asl { which, bindings } => {
+                let entry = pick(sagas, &which)?;
+                let text = if bindings.is_empty() {
+                    entry.definition.state_machine().to_json_pretty()
+                } else {
+                    let rendered = saga_aws::render(&entry.definition, &parse_bindings(&bindings)?)
+                        .map_err(aws)?;
+                    let value: Value = serde_json::from_str(&rendered).expect("rendered JSON");
+                    serde_json::to_string_pretty(&value).expect("JSON")
+                };
+                write(out, text)?;
+            }
+            Command::Graph { which, format } => {
+                let machine = pick(sagas, &which)?.definition.state_machine();
+                let text = match format {
+                    GraphFormat::Mermaid => saga_core::render::mermaid(&machine),
+                    GraphFormat::Dot => saga_core::render::dot(&machine),
+                    GraphFormat::Svg => svg(&saga_core::render::dot(&machine))?,
+                };
+                write(out, text.trim_end())?;
+            }
+            Command::Cost { which } => {
+                let machine = pick(sagas, &which)?.definition.state_machine();
+                write(out, saga_core::analysis::Cost::of(&machine))?;
+            }
+            Command::Template {
+                which,
+                format,
+                trigger,
+            } => {
+                let entry = pick(sagas, &which)?;
+                let trigger = match trigger {
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                        Failure::Error(format!("--trigger is not a JSON event pattern: {e}"))
+                    })?),
+                    None => None,
+                };
+                let options = saga_core::cloudformation::TemplateOptions { trigger };
+                let template = saga_core::cloudformation::template(&entry.definition, &options);
+                let text = match format {
+                    TemplateFormat::Yaml => saga_core::cloudformation::to_yaml(&template),
+                    TemplateFormat::Json => saga_core::cloudformation::to_json(&template),
+                };
+                write(out, text.trim_end())?;
+            }
+            Command::Deploy {
+                which,
+                create_queues,
+                bindings,
+                role_arn,
+            } => {
+                let entry = pick(sagas, &which)?;
+                let config = config().await;
+                let role = role_arn.ok_or_else(|| {
+                    Failure::Error(
+                        "the state machine needs an IAM role: give --role-arn or set SAGA_ROLE_ARN"
+                            .into(),
+                    )
+                })?;
+                let mut bindings = parse_bindings(&bindings)?;
+                if create_queues {
+                    for (participant, url) in
+                        create_participant_queues(&config, &entry.definition).await?
+                    {
+                        write(out, format!("queue {participant}: {url}"))?;
+                        bindings.insert(
+                            saga_core::asl::substitution_key(&Participant::queue(&participant)),
+                            url,
+                        );
+                    }
+                }
+                let sfn = StepFunctions::new(&config, role);
+                let deployed = sfn
+                    .deploy(&entry.definition, &bindings)
+                    .await
+                    .map_err(aws)?;
+                write(
+                    out,
+                    format!("state machine {} ({:?})", deployed.arn, deployed.change),
+                )?;
+            }
+            Command::Start {
+                which,
+                id,
+                input: given,
+            } => {
+                let entry = pick(sagas, &which)?;
+                let input = input(entry, given.as_deref())?;
+                let config = config().await;
+                let sfn = StepFunctions::new(&config, "");
+                let machine = deployed(&sfn, &entry.definition).await?;
+                let execution = sfn.start(&machine, &id, &input).await.map_err(aws)?;
+                let what = if execution.started {
+                    "started"
+                } else {
+                    "already started"
+                };
+                write(out, format!("saga {id} {what}: {}", execution.arn))?;
+            }
+            Command::Watch { which, id } => {
+                let entry = pick(sagas, &which)?;
+                let config = config().await;
+                let sfn = StepFunctions::new(&config, "");
+                let machine = deployed(&sfn, &entry.definition).await?;
+                let arn = saga_aws::execution_arn(&machine, &id);
+                let outcome = watch(&sfn, &arn, out).await?;
+                return Ok(exit_for(&outcome));
+            }
+            Command::Status { which, id } => {
+                let entry = pick(sagas, &which)?;
+                let config = config().await;
+                let sfn = StepFunctions::new(&config, "");
+                let machine = deployed(&sfn, &entry.definition).await?;
+                let arn = saga_aws::execution_arn(&machine, &id);
+                let progress = sfn.progress(&arn).await.map_err(aws)?;
+                write(out, format!("saga {id}: {:?}", progress.state.status))?;
+                for line in trace_lines(&progress.trace) {
+                    write(out, format!("  {line}"))?;
+                }
+                if let Some((step, action, attempt)) = &progress.running {
+                    write(
+                        out,
+                        format!("  .. {} (attempt {attempt})", what(step, *action)),
+                    )?;
+                }
+                match progress.state.outcome(&progress.trace) {
+                    Some(outcome) => write(out, format!("outcome: {outcome}"))?,
+                    None if progress.state.status == Status::Running => {}
+                    None => write(
+                        out,
+                        format!(
+                            "ended {:?}: {}",
+                            progress.state.status,
+                            progress.state.cause.as_deref().unwrap_or("no cause given")
+                        ),
+                    )?,
+                }
+            }
+            Command::Worker {
+                which,
+                queue,
+                concurrency,
+                bus,
+            } => {
+                let chosen: Vec<&Entry> = match &which.saga {
+                    Some(_) => vec![pick(sagas, &which)?],
+                    None => sagas.iter().collect(),
+                };
+                let config = config().await;
+                let urls = if queue.is_empty() {
+                    let queues = Queues::new(&config);
+                    let mut urls = Vec::new();
+                    for entry in &chosen {
+                        for participant in queue_participants(&entry.definition) {
+                            let name = queue_name(&entry.definition.name, &participant);
+                            urls.push(queues.url_of(&name).await.map_err(aws)?);
+                        }
+                    }
+                    urls
+                } else {
+                    queue
+                };
+                if urls.is_empty() {
+                    return fail("no queue to read: these sagas have no queue participant");
+                }
+                let mut workers = Vec::new();
+                for url in &urls {
+                    let mut builder = Worker::builder(&config, url).concurrency(concurrency);
+                    for entry in &chosen {
+                        builder = builder.saga(runnable(entry)?.clone());
+                    }
+                    if let Some(bus) = &bus {
+                        builder = builder.events(saga_aws::EventPublisher::new(&config, bus));
+                    }
+                    write(out, format!("worker on {url}"))?;
+                    workers.push(builder.build());
+                }
+                out.flush().ok();
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let running: Vec<_> = workers
+                    .into_iter()
+                    .zip(urls.clone())
+                    .map(|(worker, url)| {
+                        let mut stopped = stopped.clone();
+                        let stats = tokio::spawn(async move {
+                            worker
+                                .run_until(async move {
+                                    let _ = stopped.wait_for(|s| *s).await;
+                                })
+                                .await
+                        });
+                        (url, stats)
+                    })
+                    .collect();
+                let _ = tokio::signal::ctrl_c().await;
+                write(out, "stopping: finishing the commands in flight")?;
+                let _ = stop.send(true);
+                for (url, worker) in running {
+                    match worker.await {
+                        Ok(Ok(s)) => write(
+                            out,
+                            format!(
+                                "{url}: {} received, {} succeeded, {} failed, {} malformed, {} expired",
+                                s.received, s.succeeded, s.failed, s.malformed, s.expired
+                            ),
+                        )?,
+                        Ok(Err(e)) => return Err(aws(e)),
+                        Err(e) => return fail(format!("a worker panicked: {e}")),
+                    }
+                }
+            }
+            Command::Run(args) => {
+                let entry = pick(sagas, &args.which)?;
+                let saga = runnable(entry)?.clone();
+                let input = input(entry, args.input.as_deref())?;
+                let mut plan = FaultPlan::new();
+                for step in args.fail.iter().chain(&args.flaky).chain(&args.timeout) {
+                    if entry.definition.step(step).is_none() {
+                        return fail(format!(
+                            "saga `{}` has no step `{step}`",
+                            entry.definition.name
+                        ));
+                    }
+                }
+                for step in &args.fail {
+                    plan = plan.fail(
+                        step,
+                        Action::Execute,
+                        StepError::terminal("Injected", format!("--fail {step}")),
+                        u32::MAX,
+                    );
+                }
+                for step in &args.flaky {
+                    plan = plan.fail(
+                        step,
+                        Action::Execute,
+                        StepError::retryable(format!("--flaky {step}")),
+                        2,
+                    );
+                }
+                for step in &args.timeout {
+                    plan = plan.time_out(step, Action::Execute, 1);
+                }
+                let outcome = run_in_memory(saga, input, plan, out).await?;
+                return Ok(exit_for(&outcome));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// 0 for a completed saga, 3 for one that was compensated or is stuck.
+fn exit_for(outcome: &Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Completed => ExitCode::SUCCESS,
+        _ => ExitCode::from(3),
+    }
+}
+
+async fn deployed(sfn: &StepFunctions, definition: &SagaDefinition) -> Result<String, Failure> {
+    sfn.arn_of(&definition.name)
+        .await
+        .map_err(aws)?
+        .ok_or_else(|| {
+            Failure::Error(format!(
+                "saga `{}` is not deployed here; run `deploy` first",
+                definition.name
+            ))
+        })
+}
+
+async fn create_participant_queues(
+    config: &saga_aws::SdkConfig,
+    definition: &SagaDefinition,
+) -> Result<Vec<(String, String)>, Failure> {
+    let queues = Queues::new(config);
+    let mut created = Vec::new();
+    for participant in queue_participants(definition) {
+        let name = queue_name(&definition.name, &participant);
+        let queue = queues.create(&name, 5, 60).await.map_err(aws)?;
+        created.push((participant, queue.url));
+    }
+    Ok(created)
+}
+
+fn svg(dot: &str) -> Result<String, Failure> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Failure::Error(format!(
+                "cannot run Graphviz's `dot` ({e}); install graphviz, or use --format dot"
+            ))
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(dot.as_bytes())
+        .map_err(|e| Failure::Error(format!("cannot feed `dot`: {e}")))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Failure::Error(format!("`dot` failed: {e}")))?;
+    if !output.status.success() {
+        return fail(format!(
+            "`dot` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn what(step: &str, action: Action) -> String {
+    match action {
+        Action::Execute => step.to_owned(),
+        Action::Compensate => format!("compensation of {step}"),
+    }
+}
+
+fn trace_lines(trace: &Trace) -> Vec<String> {
+    trace
+        .0
+        .iter()
+        .map(|i| match &i.result {
+            InvocationResult::Succeeded => {
+                format!("ok {} (attempt {})", what(&i.step, i.action), i.attempt)
+            }
+            InvocationResult::Failed(error) => format!(
+                "!! {} failed (attempt {}): {error}",
+                what(&i.step, i.action),
+                i.attempt
+            ),
+        })
+        .collect()
+}
+
+/// Follows an execution until it ends: each finished invocation as a line, and on a terminal
+/// the running step on a line of its own that is redrawn in place.
+async fn watch(sfn: &StepFunctions, arn: &str, out: &mut dyn Write) -> Result<Outcome, Failure> {
+    let live = std::io::stderr().is_terminal();
+    let spinner = ['|', '/', '-', '\\'];
+    let mut printed = 0;
+    let mut last_running = None;
+    let mut tick = 0usize;
+    loop {
+        let Progress {
+            state,
+            trace,
+            running,
+        } = sfn.progress(arn).await.map_err(aws)?;
+        let lines = trace_lines(&trace);
+        if live && printed < lines.len() {
+            eprint!("\r\x1b[2K");
+        }
+        for line in &lines[printed.min(lines.len())..] {
+            write(out, line)?;
+        }
+        printed = lines.len();
+        if let Some((step, action, attempt)) = &running {
+            let now = format!("{} (attempt {attempt})", what(step, *action));
+            if live {
+                tick += 1;
+                eprint!("\r\x1b[2K{} running {now}", spinner[tick % spinner.len()]);
+            } else if last_running.as_ref() != Some(&now) {
+                write(out, format!(".. running {now}"))?;
+            }
+            last_running = Some(now);
+        }
+        out.flush().ok();
+        if state.status != Status::Running {
+            if live {
+                eprint!("\r\x1b[2K");
+            }
+            return match state.outcome(&trace) {
+                Some(outcome) => {
+                    write(out, format!("outcome: {outcome}"))?;
+                    Ok(outcome)
+                }
+                None => fail(format!(
+                    "the execution ended {:?}: {}",
+                    state.status,
+                    state.cause.as_deref().unwrap_or("no cause given")
+                )),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(if live { 200 } else { 500 })).await;
+    }
+}
+
+async fn run_in_memory(
+    saga: Saga,
+    input: Value,
+    plan: FaultPlan,
+    out: &mut dyn Write,
+) -> Result<Outcome, Failure> {
+    let name = saga.name().to_owned();
+    let saga_id = format!("{name}-1");
+    let executor = InMemoryExecutor::builder().saga(saga).faults(plan).build();
+    let report = executor
+        .run(&name, &saga_id, &input)
+        .await
+        .map_err(|e| Failure::Error(e.to_string()))?;
+    for line in trace_lines(&report.trace) {
+        write(out, line)?;
+    }
+    write(out, format!("outcome: {}", report.outcome))?;
+    Ok(report.outcome)
+}

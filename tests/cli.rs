@@ -1,0 +1,298 @@
+//! The saga command line (`saga::cli`), as the order example exposes it: the offline
+//! subcommands in process, and the AWS ones through the example's binary on the local emulator
+//! (deploy, a worker, start, watch, status), as a user runs them.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/order.rs"]
+mod order;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use saga::cli::{Entry, Failure, execute};
+use saga_aws::testing::Emulator;
+
+fn sagas() -> Vec<Entry> {
+    vec![Entry::from(order::order_saga(&[])).example_input(order::order())]
+}
+
+/// Runs `args` in process; the exit code and what was written.
+fn cli(args: &[&str]) -> (ExitCode, String) {
+    let mut out = Vec::new();
+    let argv = std::iter::once("order")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    let code = match execute(&sagas(), argv, &mut out) {
+        Ok(code) => code,
+        Err(Failure::Error(e)) => panic!("`{}` failed: {e}", args.join(" ")),
+        Err(Failure::Usage(e)) => panic!("`{}` is bad usage: {e}", args.join(" ")),
+    };
+    (code, String::from_utf8(out).unwrap())
+}
+
+fn error(args: &[&str]) -> String {
+    let mut out = Vec::new();
+    let argv = std::iter::once("order")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    match execute(&sagas(), argv, &mut out) {
+        Err(Failure::Error(e)) => e,
+        Err(Failure::Usage(e)) => e.to_string(),
+        Ok(code) => panic!("`{}` succeeded ({code:?})", args.join(" ")),
+    }
+}
+
+#[test]
+fn asl_prints_the_state_machine_with_or_without_substitutions() {
+    let (_, raw) = cli(&["asl"]);
+    let machine: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(machine["StartAt"], "reserve_stock");
+    assert!(raw.contains("${InventoryQueueUrl}"));
+
+    let (_, bound) = cli(&[
+        "asl",
+        "--bind",
+        "InventoryQueueUrl=https://q/inventory",
+        "--bind",
+        "PaymentsQueueUrl=https://q/payments",
+        "--bind",
+        "ShippingQueueUrl=https://q/shipping",
+    ]);
+    assert!(!bound.contains("${"), "{bound}");
+    assert!(bound.contains("https://q/payments"));
+    // Half the bindings is an error that says which one is missing.
+    let missing = error(&["asl", "--bind", "InventoryQueueUrl=https://q/inventory"]);
+    assert!(missing.contains("PaymentsQueueUrl"), "{missing}");
+}
+
+#[test]
+fn graph_draws_mermaid_and_dot() {
+    let (_, mermaid) = cli(&["graph"]);
+    assert!(mermaid.starts_with("flowchart TD"), "{mermaid}");
+    let (_, dot) = cli(&["graph", "--format", "dot"]);
+    assert!(dot.starts_with("digraph"), "{dot}");
+}
+
+#[test]
+fn cost_prints_every_path_and_the_price() {
+    let (_, cost) = cli(&["cost"]);
+    assert!(cost.contains("success"), "{cost}");
+    assert!(cost.contains("charge_payment fails"), "{cost}");
+    assert!(cost.contains("USD / million"), "{cost}");
+    assert!(cost.contains("worst case"), "{cost}");
+}
+
+#[test]
+fn template_writes_yaml_or_json() {
+    let (_, yaml) = cli(&["template"]);
+    assert!(yaml.starts_with("AWSTemplateFormatVersion"), "{yaml}");
+    assert!(yaml.contains("# SendTaskSuccess"), "{yaml}");
+    let (_, json) = cli(&[
+        "template",
+        "--format",
+        "json",
+        "--trigger",
+        r#"{"source":["shop.orders"]}"#,
+    ]);
+    let template: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        template["Resources"]["TriggerRule"]["Type"],
+        "AWS::Events::Rule"
+    );
+    assert!(error(&["template", "--trigger", "{oops"]).contains("--trigger"));
+}
+
+#[test]
+fn run_injects_failures_in_memory() {
+    let (code, out) = cli(&["run"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.ends_with("outcome: completed\n"), "{out}");
+
+    let (code, out) = cli(&["run", "--fail", "charge_payment"]);
+    assert_eq!(code, ExitCode::from(3));
+    assert!(out.contains("ok compensation of reserve_stock"), "{out}");
+    assert!(out.contains("outcome: compensated"), "{out}");
+
+    let (code, out) = cli(&["run", "--flaky", "reserve_stock", "--timeout", "ship_order"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("ok reserve_stock (attempt 3)"), "{out}");
+    assert!(out.contains("ok ship_order (attempt 2)"), "{out}");
+
+    assert!(error(&["run", "--fail", "nope"]).contains("no step `nope`"));
+    assert!(error(&["run", "--input", "not json"]).contains("--input"));
+}
+
+#[test]
+fn errors_and_help_are_clear() {
+    assert!(error(&["frobnicate"]).contains("unrecognized subcommand"));
+    assert!(error(&["cost", "--saga", "invoice"]).contains("no saga `invoice`"));
+    for sub in [
+        "asl", "graph", "cost", "template", "deploy", "start", "watch", "status", "worker", "run",
+    ] {
+        let help = error(&[sub, "--help"]);
+        assert!(
+            help.contains("Example"),
+            "`{sub} --help` has no example:\n{help}"
+        );
+    }
+}
+
+/// The example's binary (cargo builds examples before it runs tests).
+fn binary() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp is in the target directory")
+        .to_owned();
+    let path = target.join("debug/examples/order");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (it builds the examples)",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn command(endpoint: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE");
+    command
+}
+
+fn run_binary(endpoint: &str, args: &[&str]) -> Output {
+    command(endpoint, args).output().expect("run the example")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_a_worker_start_watch_and_status_on_the_emulator() {
+    let endpoint = Emulator::shared().endpoint().to_owned();
+    // Not deployed yet: a clear error.
+    let status = run_binary(&endpoint, &["status", "o-1"]);
+    assert!(!status.status.success());
+    assert!(
+        text(&status).contains("run `deploy` first"),
+        "{}",
+        text(&status)
+    );
+
+    let deployed = run_binary(
+        &endpoint,
+        &[
+            "deploy",
+            "--create-queues",
+            "--role-arn",
+            Emulator::ROLE_ARN,
+        ],
+    );
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    assert!(
+        text(&deployed).contains("queue inventory: http"),
+        "{}",
+        text(&deployed)
+    );
+    assert!(text(&deployed).contains("(Created)"), "{}", text(&deployed));
+    let again = run_binary(
+        &endpoint,
+        &[
+            "deploy",
+            "--create-queues",
+            "--role-arn",
+            Emulator::ROLE_ARN,
+        ],
+    );
+    assert!(text(&again).contains("(Unchanged)"), "{}", text(&again));
+
+    let worker = command(&endpoint, &["worker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let mut worker = Running(worker);
+
+    let started = run_binary(&endpoint, &["start", "o-1"]);
+    assert!(started.status.success(), "{}", text(&started));
+    assert!(
+        text(&started).contains("saga o-1 started"),
+        "{}",
+        text(&started)
+    );
+    let twice = run_binary(&endpoint, &["start", "o-1"]);
+    assert!(text(&twice).contains("already started"), "{}", text(&twice));
+
+    let watched = run_binary(&endpoint, &["watch", "o-1"]);
+    let watch = text(&watched);
+    assert!(watched.status.success(), "{watch}");
+    let lines: Vec<&str> = watch.lines().filter(|l| l.starts_with("ok ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "ok reserve_stock (attempt 1)",
+            "ok charge_payment (attempt 1)",
+            "ok ship_order (attempt 1)"
+        ],
+        "{watch}"
+    );
+    assert!(watch.ends_with("outcome: completed\n"), "{watch}");
+
+    let status = run_binary(&endpoint, &["status", "o-1"]);
+    assert!(
+        text(&status).starts_with("saga o-1: Succeeded"),
+        "{}",
+        text(&status)
+    );
+
+    // Ctrl-C stops the worker gracefully.
+    let pid = worker.0.id().to_string();
+    let signalled = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = worker.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not stop within 30 s of Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut out = String::new();
+    use std::io::Read;
+    worker
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(exit.success(), "{exit:?}: {out}");
+    assert!(out.contains("stopping"), "{out}");
+    // One worker per participant queue, one step each.
+    assert_eq!(out.matches("1 received, 1 succeeded").count(), 3, "{out}");
+}
