@@ -245,17 +245,7 @@ impl StepFunctions {
     /// invocations, and the one running now, if any (for following it live).
     pub async fn progress(&self, execution_arn: &str) -> Result<Progress, AwsError> {
         let state = self.describe(execution_arn).await?;
-        let mut events = Vec::new();
-        let mut pages = self
-            .client
-            .get_execution_history()
-            .execution_arn(execution_arn)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
-            events.extend(page.events);
-        }
+        let events = self.history(execution_arn).await?;
         let trace = trace_from_history(&events);
         let running = (state.status == Status::Running)
             .then(|| running_from_history(&events, &trace))
@@ -390,6 +380,11 @@ impl StepFunctions {
 
     /// The invocations the execution made, read from its history.
     pub async fn trace(&self, execution_arn: &str) -> Result<Trace, AwsError> {
+        Ok(trace_from_history(&self.history(execution_arn).await?))
+    }
+
+    /// Every event of an execution's history, all pages.
+    async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, AwsError> {
         let mut events = Vec::new();
         let mut pages = self
             .client
@@ -401,7 +396,7 @@ impl StepFunctions {
             let page = page.map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
             events.extend(page.events);
         }
-        Ok(trace_from_history(&events))
+        Ok(events)
     }
 }
 
@@ -416,6 +411,18 @@ pub struct Progress {
     pub running: Option<(String, Action, u32)>,
 }
 
+/// The step and action of a `TaskStateEntered` event: `<step>` executes, `<step>.compensate`
+/// compensates. Step names are identifiers; the generator's own tasks (`<step>.report`, which
+/// puts an event on the bus) are not invocations.
+fn invocation_entered(event: &HistoryEvent) -> Option<(String, Action)> {
+    let name = event.state_entered_event_details.as_ref()?.name.clone();
+    match name.split_once('.') {
+        None => Some((name, Action::Execute)),
+        Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
+        Some(_) => None,
+    }
+}
+
 /// The step whose task was entered or scheduled last and has not ended.
 fn running_from_history(events: &[HistoryEvent], trace: &Trace) -> Option<(String, Action, u32)> {
     let mut open = false;
@@ -423,16 +430,7 @@ fn running_from_history(events: &[HistoryEvent], trace: &Trace) -> Option<(Strin
     for event in events {
         match event.r#type {
             HistoryEventType::TaskStateEntered => {
-                let name = event
-                    .state_entered_event_details
-                    .as_ref()
-                    .map(|d| d.name.clone())
-                    .unwrap_or_default();
-                current = match name.split_once('.') {
-                    None => Some((name, Action::Execute)),
-                    Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
-                    Some(_) => None,
-                };
+                current = invocation_entered(event);
                 open = current.is_some();
             }
             HistoryEventType::TaskScheduled => open = current.is_some(),
@@ -519,20 +517,7 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
                     .and_then(|t| u32::try_from(t).ok())
                     .unwrap_or(0);
             }
-            HistoryEventType::TaskStateEntered => {
-                let name = event
-                    .state_entered_event_details
-                    .as_ref()
-                    .map(|d| d.name.clone())
-                    .unwrap_or_default();
-                // Step names are identifiers; the generator's own tasks (`<step>.report`,
-                // which puts an event on the bus) are not invocations.
-                current = match name.split_once('.') {
-                    None => Some((name, Action::Execute)),
-                    Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
-                    Some(_) => None,
-                };
-            }
+            HistoryEventType::TaskStateEntered => current = invocation_entered(event),
             HistoryEventType::TaskSucceeded
             | HistoryEventType::TaskFailed
             | HistoryEventType::TaskTimedOut => {

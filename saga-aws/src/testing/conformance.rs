@@ -633,24 +633,7 @@ async fn relay_commands(
     plans: Arc<HashMap<String, FaultPlan>>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    loop {
-        let received = tokio::select! {
-            _ = &mut stop => return,
-            received = sqs
-                .receive_message()
-                .queue_url(&from)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send() => received,
-        };
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(error) => {
-                tracing::warn!(error = %AwsError::from_sdk("ReceiveMessage", error), "relay");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+    while let Some(messages) = receive(&sqs, &from, &mut stop).await {
         if messages.is_empty() {
             continue;
         }
@@ -709,24 +692,7 @@ async fn collect_events(
     events: Arc<Mutex<HashMap<String, Vec<SagaNotification>>>>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    loop {
-        let received = tokio::select! {
-            _ = &mut stop => return,
-            received = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send() => received,
-        };
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(error) => {
-                tracing::warn!(error = %AwsError::from_sdk("ReceiveMessage", error), "events");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+    while let Some(messages) = receive(&sqs, &queue, &mut stop).await {
         for message in &messages {
             let event: Value =
                 serde_json::from_str(message.body.as_deref().unwrap_or("{}")).unwrap_or_default();
@@ -745,6 +711,32 @@ async fn collect_events(
         }
         delete(&sqs, &queue, &messages).await;
     }
+}
+
+/// The next batch from `queue` (empty after a failed receive, which is logged); `None` once
+/// `stop` fired.
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    stop: &mut oneshot::Receiver<()>,
+) -> Option<Vec<aws_sdk_sqs::types::Message>> {
+    let received = tokio::select! {
+        _ = stop => return None,
+        received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send() => received,
+    };
+    Some(match received {
+        Ok(out) => out.messages.unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!(error = %AwsError::from_sdk("ReceiveMessage", error), %queue, "conformance");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Vec::new()
+        }
+    })
 }
 
 async fn delete(sqs: &aws_sdk_sqs::Client, queue: &str, messages: &[aws_sdk_sqs::types::Message]) {
