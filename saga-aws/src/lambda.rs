@@ -81,7 +81,7 @@ use futures_util::future::join_all;
 use lambda_runtime::{LambdaEvent, service_fn};
 use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
 
-use crate::participant::{Disposition, Participant};
+use crate::participant::{Delivery, Disposition, Participant};
 
 /// Runs the steps of one or more sagas for the SQS events of a Lambda function; see the
 /// [module documentation](self) for how to deploy it.
@@ -176,17 +176,31 @@ impl LambdaParticipant {
     /// Answers one record; the message id to report if it must be delivered again.
     async fn settle(&self, record: &SqsMessage) -> Option<String> {
         let id = record.message_id.as_deref().unwrap_or_default();
-        let deliveries = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
+        let delivery = Delivery {
+            system: "aws_sqs",
+            queue: record
+                .event_source_arn
+                .as_deref()
+                .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_owned())
+                .unwrap_or_default(),
+            message_id: id.to_owned(),
+            deliveries: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            traceparent: record
+                .message_attributes
+                .get(saga_core::asl::TRACEPARENT_ATTRIBUTE)
+                .and_then(|v| v.string_value.clone()),
+            aws_trace_header: record.attributes.get("AWSTraceHeader").cloned(),
+        };
         let body = record.body.as_deref().unwrap_or_default();
         // Nothing to keep alive besides the heartbeats: Lambda keeps the message invisible for
         // as long as the function runs (the queue's visibility timeout exceeds the function's
         // timeout), and it deletes or releases the message when the function returns.
         let keep_alive = |_timeout_seconds: u32| std::future::ready(());
-        let again = match self.participant.answer(body, deliveries, keep_alive).await {
+        let again = match self.participant.answer(body, &delivery, keep_alive).await {
             Disposition::Answered { succeeded } => {
                 tracing::debug!(message_id = %id, succeeded, "command answered");
                 false

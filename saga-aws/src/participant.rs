@@ -43,6 +43,53 @@ pub struct Command {
     pub task_token: String,
 }
 
+/// Where a command came from, for its span: the message and its trace context.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Delivery {
+    /// `aws_sqs`.
+    pub(crate) system: &'static str,
+    /// The queue's name.
+    pub(crate) queue: String,
+    /// The message id.
+    pub(crate) message_id: String,
+    /// How often this message was delivered.
+    pub(crate) deliveries: u32,
+    /// The W3C `traceparent` message attribute, if any.
+    pub(crate) traceparent: Option<String>,
+    /// The `AWSTraceHeader` system attribute (X-Ray), if any.
+    pub(crate) aws_trace_header: Option<String>,
+}
+
+impl Delivery {
+    /// The trace id and the parent span id the command carries: from `traceparent`
+    /// (`00-<trace>-<parent>-<flags>`), else from X-Ray's `Root=1-<8>-<24>;Parent=<16>`.
+    pub(crate) fn parent(&self) -> Option<(String, String)> {
+        if let Some(tp) = &self.traceparent {
+            let parts: Vec<&str> = tp.split('-').collect();
+            if let [_, trace, parent, _] = parts.as_slice()
+                && trace.len() == 32
+                && parent.len() == 16
+            {
+                return Some(((*trace).to_owned(), (*parent).to_owned()));
+            }
+        }
+        let header = self.aws_trace_header.as_deref()?;
+        let field = |name: &str| {
+            header
+                .split(';')
+                .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+        };
+        let root = field("Root")?.strip_prefix("1-")?.replace('-', "");
+        let parent = field("Parent")?;
+        (root.len() == 32 && parent.len() == 16).then(|| (root, parent.to_owned()))
+    }
+}
+
+/// The queue's name, the last segment of its URL.
+pub(crate) fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
 /// What became of a message.
 #[derive(Debug)]
 pub(crate) enum Disposition {
@@ -76,7 +123,10 @@ pub(crate) struct Participant {
 
 /// The first characters of a token: enough to correlate logs, never the whole secret.
 pub(crate) fn short(token: &str) -> &str {
-    &token[..token.len().min(12)]
+    token
+        .char_indices()
+        .nth(12)
+        .map_or(token, |(i, _)| &token[..i])
 }
 
 impl Participant {
@@ -169,7 +219,7 @@ impl Participant {
     pub(crate) async fn answer<K, F>(
         &self,
         body: &str,
-        deliveries: u32,
+        delivery: &Delivery,
         keep_alive: K,
     ) -> Disposition
     where
@@ -180,6 +230,44 @@ impl Participant {
             Ok(decoded) => decoded,
             Err(reason) => return Disposition::Malformed(reason),
         };
+        // One span per command, after OpenTelemetry's messaging conventions, in the saga's
+        // trace (its parent is the saga's root span, from the message's trace context).
+        let (trace_id, parent_span_id) = delivery.parent().unzip();
+        let span = tracing::info_span!(
+            "saga.step",
+            otel.kind = "consumer",
+            messaging.system = delivery.system,
+            messaging.operation.type = "process",
+            messaging.destination.name = %delivery.queue,
+            messaging.message.id = %delivery.message_id,
+            saga.name = %command.saga,
+            saga.id = %command.saga_id,
+            saga.step = %command.step,
+            saga.action = %command.action,
+            saga.attempt = command.retry_count.saturating_add(1),
+            saga.outcome = tracing::field::Empty,
+            trace_id = trace_id.as_deref(),
+            parent_span_id = parent_span_id.as_deref(),
+            task_token = short(&command.task_token),
+        );
+        use tracing::Instrument;
+        self.answer_decoded(command, saga, index, delivery.deliveries, keep_alive)
+            .instrument(span)
+            .await
+    }
+
+    async fn answer_decoded<K, F>(
+        &self,
+        command: Command,
+        saga: Arc<Saga>,
+        index: usize,
+        deliveries: u32,
+        keep_alive: K,
+    ) -> Disposition
+    where
+        K: Fn(u32) -> F,
+        F: Future<Output = ()>,
+    {
         if deliveries > 1 {
             tracing::debug!(
                 saga_id = %command.saga_id,
@@ -235,6 +323,10 @@ impl Participant {
                 message: e.to_string(),
             }),
         });
+        tracing::Span::current().record(
+            "saga.outcome",
+            saga_core::participant::span_outcome(&answer),
+        );
         if let Err(failure) = &answer
             && failure.code == "InProgress"
         {

@@ -283,6 +283,29 @@ impl StepFunctions {
         }
         saga_core::analysis::check_payload("the saga input", input)
             .map_err(|e| AwsError::InvalidInput(e.to_string()))?;
+        // The saga's root span: its trace id and span id are the ones the state machine puts
+        // in every command's `traceparent`, so each participant's span joins this trace.
+        let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();
+        let span = tracing::info_span!(
+            "saga",
+            otel.kind = "producer",
+            saga.name = saga,
+            saga.id = saga_id,
+            trace_id = %saga_core::asl::trace_id(saga_id),
+            span_id = %saga_core::asl::saga_span_id(saga),
+        );
+        use tracing::Instrument;
+        self.start_in_span(state_machine_arn, saga_id, input)
+            .instrument(span)
+            .await
+    }
+
+    async fn start_in_span(
+        &self,
+        state_machine_arn: &str,
+        saga_id: &str,
+        input: &Value,
+    ) -> Result<Execution, AwsError> {
         // Step Functions answers a repeated StartExecution for a *running* execution with the
         // same name and input with success, so look first to tell a new start from a repeat.
         let arn = execution_arn(state_machine_arn, saga_id);

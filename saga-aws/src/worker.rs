@@ -27,7 +27,7 @@ use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::AwsError;
-use crate::participant::{Disposition, Participant};
+use crate::participant::{Delivery, Disposition, Participant, queue_name};
 
 /// What a worker did, counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -232,6 +232,8 @@ impl Worker {
                 .max_number_of_messages(batch.len() as i32)
                 .wait_time_seconds(inner.wait_time.as_secs() as i32)
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+                .message_attribute_names(saga_core::asl::TRACEPARENT_ATTRIBUTE)
                 .send();
             let received = tokio::select! {
                 received = receive => received,
@@ -271,23 +273,34 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
     let Some(receipt) = message.receipt_handle.clone() else {
         return;
     };
-    let deliveries = message
-        .attributes
-        .as_ref()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1);
+    let system = |name: MessageSystemAttributeName| {
+        message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&name))
+            .cloned()
+    };
+    let delivery = Delivery {
+        system: "aws_sqs",
+        queue: queue_name(&inner.queue_url).to_owned(),
+        message_id: id.clone(),
+        deliveries: system(MessageSystemAttributeName::ApproximateReceiveCount)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+        traceparent: message
+            .message_attributes
+            .as_ref()
+            .and_then(|a| a.get(saga_core::asl::TRACEPARENT_ATTRIBUTE))
+            .and_then(|v| v.string_value.clone()),
+        aws_trace_header: system(MessageSystemAttributeName::AwsTraceHeader),
+    };
     let body = message.body.as_deref().unwrap_or_default();
     // While the handler runs, keep the message hidden from other workers.
     let keep_hidden = |timeout_seconds: u32| {
         let receipt = receipt.clone();
         async move { hide(inner, &receipt, timeout_seconds).await }
     };
-    match inner
-        .participant
-        .answer(body, deliveries, keep_hidden)
-        .await
-    {
+    match inner.participant.answer(body, &delivery, keep_hidden).await {
         Disposition::Answered { succeeded } => {
             let counter = if succeeded {
                 &inner.counters.succeeded

@@ -88,6 +88,19 @@ where
     }
 }
 
+/// What a step span records as `saga.outcome`: `succeeded`, or the failure's kind and code
+/// (`terminal: PaymentDeclined`). Both engines use it.
+pub fn span_outcome(answer: &Result<Value, StepFailure>) -> String {
+    match answer {
+        Ok(_) => "succeeded".to_owned(),
+        Err(failure) => format!(
+            "{}: {}",
+            format!("{:?}", failure.kind).to_lowercase(),
+            failure.code
+        ),
+    }
+}
+
 fn failure(kind: FailureKind, code: &str, message: String) -> StepFailure {
     StepFailure {
         kind,

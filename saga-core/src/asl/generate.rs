@@ -86,6 +86,48 @@ struct CommandTemplate<'a> {
 struct SqsParameters<'a> {
     queue_url: String,
     message_body: CommandTemplate<'a>,
+    message_attributes: TraceAttributes,
+}
+
+/// The W3C trace context each command carries as the SQS message attribute `traceparent`:
+/// `00-<trace id>-<saga span id>-01`, the trace id being the MD5 of the saga id (what
+/// `States.Hash` computes in the state machine, and [`trace_id`] here), the parent the saga's
+/// root span ([`saga_span_id`]). So every participant's span joins the saga's one trace.
+#[derive(Debug, Serialize)]
+struct TraceAttributes {
+    traceparent: StringAttribute,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StringAttribute {
+    data_type: &'static str,
+    #[serde(rename = "StringValue.$")]
+    string_value: String,
+}
+
+/// The SQS message attribute that carries the W3C trace context.
+pub const TRACEPARENT_ATTRIBUTE: &str = "traceparent";
+
+/// The span id of a saga's root span (16 hex digits): the first 8 bytes of the SHA-256 of the
+/// saga's name. Every instance of a saga shares it; their trace ids differ ([`trace_id`]).
+pub fn saga_span_id(saga: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(saga.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The trace id of saga instance `saga_id` (32 hex digits): the MD5 of the id, as
+/// `States.Hash($$.Execution.Name, 'MD5')` computes it in the state machine.
+pub fn trace_id(saga_id: &str) -> String {
+    use md5::Digest;
+    let digest = md5::Md5::digest(saga_id.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `traceparent` of the commands of saga instance `saga_id` of saga `saga`.
+pub fn traceparent(saga: &str, saga_id: &str) -> String {
+    format!("00-{}-{}-01", trace_id(saga_id), saga_span_id(saga))
 }
 
 #[derive(Debug, Serialize)]
@@ -152,6 +194,15 @@ fn parameters(saga: &str, step: &StepDefinition, action: Action) -> serde_json::
         Participant::Queue(_) => serde_json::to_value(SqsParameters {
             queue_url: variable,
             message_body: command,
+            message_attributes: TraceAttributes {
+                traceparent: StringAttribute {
+                    data_type: "String",
+                    string_value: format!(
+                        "States.Format('00-{{}}-{}-01', States.Hash($$.Execution.Name, 'MD5'))",
+                        saga_span_id(saga)
+                    ),
+                },
+            },
         }),
         Participant::Lambda(_) => serde_json::to_value(LambdaParameters {
             function_name: variable,
@@ -405,4 +456,39 @@ fn prune_unreachable(mut machine: StateMachine) -> StateMachine {
         .0
         .retain(|(name, _)| reachable.contains(name));
     machine
+}
+
+#[cfg(test)]
+mod trace_context {
+    use super::*;
+
+    #[test]
+    fn the_trace_id_is_the_md5_of_the_saga_id_and_the_span_id_comes_from_the_name() {
+        // What `States.Hash('o-1', 'MD5')` gives, and the first 8 bytes of SHA-256("order").
+        assert_eq!(trace_id("o-1"), "ab8e7263ab3ab8220b9ada31fa9c435c");
+        assert_eq!(saga_span_id("order"), "3eeb7e96e59ce40f");
+        assert_eq!(
+            traceparent("order", "o-1"),
+            "00-ab8e7263ab3ab8220b9ada31fa9c435c-3eeb7e96e59ce40f-01"
+        );
+    }
+
+    #[test]
+    fn every_queue_command_carries_the_traceparent() {
+        let mut step =
+            crate::StepDefinition::new("a", crate::StepKind::Compensable, Participant::queue("q"));
+        step.set_timing(Some(10), None);
+        let definition = crate::SagaDefinition {
+            name: "order".into(),
+            version: 1,
+            steps: vec![step],
+        };
+        let json = serde_json::to_value(definition.state_machine()).unwrap();
+        let attribute = &json["States"]["a"]["Parameters"]["MessageAttributes"]["traceparent"];
+        assert_eq!(attribute["DataType"], "String");
+        assert_eq!(
+            attribute["StringValue.$"],
+            "States.Format('00-{}-3eeb7e96e59ce40f-01', States.Hash($$.Execution.Name, 'MD5'))"
+        );
+    }
 }

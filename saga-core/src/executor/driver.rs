@@ -88,8 +88,31 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Runs the saga to its outcome.
-    pub(super) async fn run(mut self) -> Result<SagaReport, ExecutorError> {
+    /// Runs the saga to its outcome, in a `saga` span (the root of the saga's trace: its
+    /// `trace_id` and `span_id` are the ones the state machine puts in every command's
+    /// `traceparent`, so an in-memory run traces like a run on AWS).
+    pub(super) async fn run(self) -> Result<SagaReport, ExecutorError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "saga",
+            saga.name = self.saga.name(),
+            saga.id = self.saga_id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            saga.outcome = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            span.record("trace_id", crate::asl::trace_id(self.saga_id));
+            span.record("span_id", crate::asl::saga_span_id(self.saga.name()));
+        }
+        let report = self.drive().instrument(span.clone()).await;
+        if let Ok(report) = &report {
+            span.record("saga.outcome", report.outcome.name());
+        }
+        report
+    }
+
+    async fn drive(mut self) -> Result<SagaReport, ExecutorError> {
         loop {
             let event = match self.state.phase.clone() {
                 Phase::New => unreachable!("a driver always starts from SagaStarted"),
@@ -283,10 +306,25 @@ impl<'a> Driver<'a> {
                 }
             }
         };
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(answer) => answer,
-            Err(_) => Err(StepFailure::timeout(step.timeout_seconds)),
-        }
+        let span = tracing::info_span!(
+            "saga.step",
+            saga.step = %step.name,
+            saga.action = %action,
+            saga.attempt = attempt,
+            saga.outcome = tracing::field::Empty,
+        );
+        let answer = {
+            use tracing::Instrument;
+            match tokio::time::timeout(timeout, answer)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(answer) => answer,
+                Err(_) => Err(StepFailure::timeout(step.timeout_seconds)),
+            }
+        };
+        span.record("saga.outcome", crate::participant::span_outcome(&answer));
+        answer
     }
 
     /// Validates `event` against the state, updates the document, writes it to the log.

@@ -1,0 +1,235 @@
+//! Tracing: the spans of a saga run end to end on the emulator form one trace (the saga's root
+//! span from `start`, and a span per command in the worker whose parent, carried in the SQS
+//! `traceparent` attribute, is that root), and task tokens never appear whole.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use saga_aws::testing::Emulator;
+use saga_aws::{Bindings, Queues, Status, StepFunctions, Worker};
+use saga_core::asl::substitution_key;
+use saga_core::{Compensable, InMemoryExecutor, Participant, Saga, Step, StepContext, StepError};
+use serde_json::{Value, json};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// A span as the capturing layer saw it.
+#[derive(Debug, Clone)]
+struct Captured {
+    name: String,
+    parent: Option<String>,
+    fields: BTreeMap<String, String>,
+}
+
+/// Every span of this test process, with its fields as recorded.
+#[derive(Debug, Clone, Default)]
+struct Spans(Arc<Mutex<BTreeMap<u64, Captured>>>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S> Layer<S> for Spans
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let parent = ctx
+            .span(id)
+            .and_then(|s| s.parent())
+            .map(|p| p.name().to_owned());
+        self.0.lock().unwrap().insert(
+            id.into_u64(),
+            Captured {
+                name: attrs.metadata().name().to_owned(),
+                parent,
+                fields,
+            },
+        );
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        if let Some(span) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut Fields(&mut span.fields));
+        }
+    }
+}
+
+/// The process-wide capture (the worker's tasks run on other threads).
+fn spans() -> &'static Spans {
+    static SPANS: OnceLock<Spans> = OnceLock::new();
+    SPANS.get_or_init(|| {
+        let spans = Spans::default();
+        let subscriber = tracing_subscriber::registry().with(spans.clone());
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        spans
+    })
+}
+
+fn of_saga(saga_id: &str) -> Vec<Captured> {
+    spans()
+        .0
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|s| s.fields.get("saga.id").map(String::as_str) == Some(saga_id))
+        .cloned()
+        .collect()
+}
+
+struct Noop;
+
+impl Step for Noop {
+    type Input = Value;
+    type Output = Value;
+    async fn execute(&self, _: &StepContext<'_>, _: Value) -> Result<Value, StepError> {
+        Ok(json!({ "ok": true }))
+    }
+}
+
+impl Compensable for Noop {
+    async fn compensate(
+        &self,
+        _: &StepContext<'_>,
+        _: Value,
+        _: Option<Value>,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+fn saga(name: &str) -> Saga {
+    Saga::builder(name)
+        .compensable("reserve", Noop)
+        .participant("traced")
+        .pivot("charge", Noop)
+        .participant("traced")
+        .retriable("ship", Noop)
+        .participant("traced")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spans_of_a_saga_on_step_functions_form_one_trace() {
+    spans();
+    let config = Emulator::shared().config().await;
+    let queue = Queues::new(&config)
+        .create(&Emulator::unique("traced"), 5, 30)
+        .await
+        .unwrap();
+    let saga = saga(&Emulator::unique("traced"));
+    let name = saga.name().to_owned();
+    let mut bindings = Bindings::new();
+    bindings.insert(
+        substitution_key(&Participant::queue("traced")),
+        queue.url.clone(),
+    );
+    let sfn = StepFunctions::new(&config, Emulator::ROLE_ARN);
+    let machine = sfn.deploy(saga.definition(), &bindings).await.unwrap().arn;
+    let worker = Worker::builder(&config, &queue.url)
+        .saga(saga)
+        .wait_time(Duration::from_secs(1))
+        .build();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        worker
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let execution = sfn.start(&machine, "traced-1", &json!({})).await.unwrap();
+    let mut end = sfn.describe(&execution.arn).await.unwrap();
+    for _ in 0..300 {
+        if end.status != Status::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        end = sfn.describe(&execution.arn).await.unwrap();
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+
+    let captured = of_saga("traced-1");
+    let root: Vec<&Captured> = captured.iter().filter(|s| s.name == "saga").collect();
+    assert_eq!(root.len(), 1, "one root span: {captured:#?}");
+    let (trace_id, span_id) = (&root[0].fields["trace_id"], &root[0].fields["span_id"]);
+    assert_eq!(trace_id, &saga_core::asl::trace_id("traced-1"));
+    assert_eq!(span_id, &saga_core::asl::saga_span_id(&name));
+    assert_eq!(root[0].fields["saga.name"], name);
+
+    let steps: Vec<&Captured> = captured.iter().filter(|s| s.name == "saga.step").collect();
+    assert_eq!(steps.len(), 3, "a span per command: {captured:#?}");
+    for step in &steps {
+        let f = &step.fields;
+        assert_eq!(f["trace_id"], *trace_id, "{step:#?}");
+        assert_eq!(f["parent_span_id"], *span_id, "{step:#?}");
+        assert_eq!(f["messaging.system"], "aws_sqs");
+        assert_eq!(f["messaging.operation.type"], "process");
+        assert_eq!(
+            f["messaging.destination.name"],
+            queue.url.rsplit('/').next().unwrap()
+        );
+        assert_eq!(f["saga.outcome"], "succeeded");
+        assert_eq!(f["saga.attempt"], "1");
+        assert!(
+            f["task_token"].chars().count() <= 12,
+            "a token in full: {step:#?}"
+        );
+    }
+    let mut names: Vec<&str> = steps
+        .iter()
+        .map(|s| s.fields["saga.step"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["charge", "reserve", "ship"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_in_memory_executor_traces_the_same_way() {
+    spans();
+    let saga = saga("traced-in-memory");
+    let executor = InMemoryExecutor::builder().saga(saga).build();
+    executor
+        .run("traced-in-memory", "traced-2", &json!({}))
+        .await
+        .unwrap();
+    let captured = of_saga("traced-2");
+    let root: Vec<&Captured> = captured.iter().filter(|s| s.name == "saga").collect();
+    assert_eq!(root.len(), 1, "{captured:#?}");
+    assert_eq!(
+        root[0].fields["trace_id"],
+        saga_core::asl::trace_id("traced-2")
+    );
+    assert_eq!(
+        root[0].fields["span_id"],
+        saga_core::asl::saga_span_id("traced-in-memory")
+    );
+    assert_eq!(root[0].fields["saga.outcome"], "Completed");
+    // The step spans are the root's children (by tracing's own parent links).
+    let steps: Vec<Captured> = spans()
+        .0
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|s| s.name == "saga.step" && s.parent.as_deref() == Some("saga"))
+        .filter(|s| !s.fields.contains_key("messaging.system"))
+        .cloned()
+        .collect();
+    assert!(steps.len() >= 3, "{steps:#?}");
+}
