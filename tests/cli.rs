@@ -76,6 +76,69 @@ fn graph_draws_mermaid_and_dot() {
     assert!(dot.starts_with("digraph"), "{dot}");
 }
 
+/// Graphviz's `dot`, installed with apt (as root or with sudo) when missing, as the other
+/// tests install their validators; a clear failure when that is not possible.
+fn graphviz() {
+    let present = || Command::new("dot").arg("-V").output().is_ok();
+    if present() {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut install = if root {
+        Command::new("apt-get")
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.args(["-n", "apt-get"]);
+        sudo
+    };
+    let installed = install
+        .args(["install", "-y", "-q", "graphviz"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && present(),
+        "Graphviz's `dot` is missing and apt could not install it: install graphviz"
+    );
+}
+
+#[test]
+fn graph_draws_svg_with_graphviz() {
+    graphviz();
+    let mut out = Vec::new();
+    let argv = ["order", "graph", "--format", "svg"]
+        .map(String::from)
+        .to_vec();
+    match execute(&sagas(), argv, &mut out) {
+        Ok(_) => {}
+        Err(Failure::Error(e)) => panic!("{e}"),
+        Err(Failure::Usage(e)) => panic!("{e}"),
+    }
+    let svg = String::from_utf8(out).unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    assert!(svg.contains("reserve_stock"), "{svg}");
+}
+
+#[test]
+fn without_graphviz_svg_is_a_clear_error() {
+    let empty = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-tools");
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = Command::new(binary())
+        .args(["graph", "--format", "svg"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot run Graphviz's `dot`") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
 #[test]
 fn cost_prints_every_path_and_the_price() {
     let (_, cost) = cli(&["cost"]);
