@@ -396,3 +396,43 @@ impl Participant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_comes_from_traceparent_else_from_the_xray_header() {
+        let mut delivery = Delivery {
+            traceparent: Some("00-ab8e7263ab3ab8220b9ada31fa9c435c-3eeb7e96e59ce40f-01".into()),
+            aws_trace_header: Some(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into(),
+            ),
+            ..Delivery::default()
+        };
+        assert_eq!(
+            delivery.parent(),
+            Some((
+                "ab8e7263ab3ab8220b9ada31fa9c435c".into(),
+                "3eeb7e96e59ce40f".into()
+            ))
+        );
+        delivery.traceparent = Some("garbage".into());
+        assert_eq!(
+            delivery.parent(),
+            Some((
+                "5759e988bd862e3fe1be46a994272793".into(),
+                "53995c3f42cd8ad8".into()
+            ))
+        );
+        delivery.aws_trace_header = Some("Root=1-5759e988;Parent=x".into());
+        assert_eq!(delivery.parent(), None);
+    }
+
+    #[test]
+    fn a_token_is_cut_at_a_character_boundary() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("short"), "short");
+        assert_eq!(short("ééééééééééééééé"), "éééééééééééé");
+    }
+}
