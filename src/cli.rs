@@ -399,7 +399,6 @@ fn queue_participants(definition: &SagaDefinition) -> Vec<String> {
             Participant::Lambda(_) => None,
         })
         .collect();
-    names.dedup();
     names.sort();
     names.dedup();
     names

@@ -177,7 +177,6 @@ impl LambdaParticipant {
     async fn settle(&self, record: &SqsMessage) -> Option<String> {
         let id = record.message_id.as_deref().unwrap_or_default();
         let delivery = Delivery {
-            system: "aws_sqs",
             queue: record
                 .event_source_arn
                 .as_deref()

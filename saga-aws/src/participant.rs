@@ -46,8 +46,6 @@ pub struct Command {
 /// Where a command came from, for its span: the message and its trace context.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Delivery {
-    /// `aws_sqs`.
-    pub(crate) system: &'static str,
     /// The queue's name.
     pub(crate) queue: String,
     /// The message id.
@@ -236,7 +234,7 @@ impl Participant {
         let span = tracing::info_span!(
             "saga.step",
             otel.kind = "consumer",
-            messaging.system = delivery.system,
+            messaging.system = "aws_sqs",
             messaging.operation.type = "process",
             messaging.destination.name = %delivery.queue,
             messaging.message.id = %delivery.message_id,
@@ -323,10 +321,13 @@ impl Participant {
                 message: e.to_string(),
             }),
         });
-        tracing::Span::current().record(
-            "saga.outcome",
-            saga_core::participant::span_outcome(&answer),
-        );
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record(
+                "saga.outcome",
+                saga_core::participant::span_outcome(&answer),
+            );
+        }
         if let Err(failure) = &answer
             && failure.code == "InProgress"
         {

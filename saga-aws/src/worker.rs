@@ -281,7 +281,6 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
             .cloned()
     };
     let delivery = Delivery {
-        system: "aws_sqs",
         queue: queue_name(&inner.queue_url).to_owned(),
         message_id: id.clone(),
         deliveries: system(MessageSystemAttributeName::ApproximateReceiveCount)

@@ -323,7 +323,10 @@ impl<'a> Driver<'a> {
                 Err(_) => Err(StepFailure::timeout(step.timeout_seconds)),
             }
         };
-        span.record("saga.outcome", crate::participant::span_outcome(&answer));
+        // Formatted only when someone listens: this runs for every invocation.
+        if !span.is_disabled() {
+            span.record("saga.outcome", crate::participant::span_outcome(&answer));
+        }
         answer
     }
 
