@@ -13,9 +13,9 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use saga::SagaDefinition;
 use saga::StepKind;
 use saga::analysis::{self, Cost};
+use saga::{Participant, SagaDefinition};
 
 const STATELINT: &str = "@wmfs/statelint@1.30.0";
 const ASL_VALIDATOR: &str = "asl-validator@4.0.0";
@@ -78,7 +78,8 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// 50 sagas from the property tests' generator (1 to 12 steps, every kind and policy), with a
-/// fixed seed so a failure names the same shape every run.
+/// fixed seed so a failure names the same shape every run; in every other one, every other step
+/// is a directly invoked Lambda function.
 fn generated_shapes() -> Vec<SagaDefinition> {
     let mut runner = TestRunner::deterministic();
     let ledger = Arc::new(support::Ledger::default());
@@ -88,10 +89,18 @@ fn generated_shapes() -> Vec<SagaDefinition> {
                 .new_tree(&mut runner)
                 .unwrap()
                 .current();
-            shape
+            let mut definition = shape
                 .build(&format!("generated-{i}"), &ledger)
                 .definition()
-                .clone()
+                .clone();
+            if i % 2 == 1 {
+                for (n, step) in definition.steps.iter_mut().enumerate() {
+                    if n % 2 == 1 {
+                        step.participant = Participant::lambda(format!("fn{n}"));
+                    }
+                }
+            }
+            definition
         })
         .collect()
 }
@@ -100,7 +109,15 @@ fn generated_shapes() -> Vec<SagaDefinition> {
 fn validators_accept_every_generated_definition() {
     let dir = scratch("asl-accepted");
     let mut files = vec![write(&dir, "order", &order::OrderSaga::definition())];
-    for (i, definition) in generated_shapes().iter().enumerate() {
+    let shapes = generated_shapes();
+    assert!(
+        shapes.iter().any(|d| d
+            .steps
+            .iter()
+            .any(|s| matches!(s.participant, Participant::Lambda(_)))),
+        "the validators see Lambda tasks too"
+    );
+    for (i, definition) in shapes.iter().enumerate() {
         files.push(write(&dir, &format!("generated-{i}"), definition));
     }
     assert!(files.len() > 50);

@@ -1,4 +1,5 @@
-//! Participants as an SQS-triggered Lambda function, with partial batch responses.
+//! Participants as Lambda functions: SQS-triggered, with partial batch responses, or invoked
+//! directly by Step Functions.
 //!
 //! A [`LambdaParticipant`] answers the commands that Step Functions sends to a participant's
 //! queue exactly as the SQS `Worker` does (the same decoding, idempotency store, heartbeats and
@@ -20,8 +21,7 @@
 //!
 //! - Declare the steps with [`participant`](saga_core::StepBuilder::participant) (a queue): the
 //!   state machine sends the command to the queue, and the queue triggers the function.
-//!   ([`lambda`](saga_core::StepBuilder::lambda) is something else: Step Functions invokes a
-//!   function directly with the bare command, not an SQS event.)
+//!   ([`lambda`](saga_core::StepBuilder::lambda) is the other way: see below.)
 //! - Create the queue with a dead-letter queue and a redrive policy, as `Queues::create`
 //!   (feature `sqs`) does: `maxReceiveCount` is how often a malformed message is tried before
 //!   it is parked in the dead-letter queue.
@@ -70,21 +70,81 @@
 //!         .await
 //! }
 //! ```
+//!
+//! # Invoked directly
+//!
+//! A step declared with [`lambda`](saga_core::StepBuilder::lambda) has Step Functions invoke the
+//! function itself (`lambda:invoke.waitForTaskToken`, asynchronously) with the bare command as
+//! its payload, `traceparent` included; no queue. The same [`run`](LambdaParticipant::run)
+//! answers it ([`handle_command`](LambdaParticipant::handle_command)), with the same store and
+//! heartbeats.
+//!
+//! - Give the function an on-failure destination or a dead-letter queue for asynchronous
+//!   invocations: a command it could not answer (malformed, or Step Functions unreachable
+//!   through Lambda's two retries) is kept there with its reason. Unanswered, the step times
+//!   out after its `TimeoutSeconds` and the saga retries or compensates it.
+//! - Allow it the task callbacks and, with the DynamoDB store, its table, as above (no queue
+//!   permissions). The state machine's role needs `lambda:InvokeFunction` on the function: the
+//!   CloudFormation template of `saga_core::cloudformation` grants exactly that.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::{Context, LambdaEvent, service_fn};
 use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
+use serde_json::Value;
 
-use crate::participant::{Delivery, Disposition, Participant};
+use crate::error::AwsError;
+use crate::participant::{Body, Delivery, Disposition, Participant};
 
-/// Runs the steps of one or more sagas for the SQS events of a Lambda function; see the
-/// [module documentation](self) for how to deploy it.
+/// Why a directly invoked command was not answered (see
+/// [`LambdaParticipant::handle_command`]): returned from the function, it makes Lambda retry
+/// the invocation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvocationError {
+    /// Not a command this function runs (malformed, or an unknown saga or step): the reason.
+    #[error("not a command this function runs: {0}")]
+    Malformed(String),
+    /// Another invocation of the same command is running it now, for at most the step's
+    /// timeout; a retry later finds its stored answer.
+    #[error("another invocation runs this command now (for at most {timeout_seconds} s)")]
+    InProgress {
+        /// The step's timeout, the other invocation's lease.
+        timeout_seconds: u32,
+    },
+    /// Step Functions could not be answered.
+    #[error("could not answer Step Functions: {0}")]
+    Unanswered(AwsError),
+}
+
+impl InvocationError {
+    /// The error type Lambda records for the failed invocation (in its logs and in the record
+    /// an on-failure destination receives).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InvocationError::Malformed(_) => "Saga.MalformedCommand",
+            InvocationError::InProgress { .. } => "Saga.InProgress",
+            InvocationError::Unanswered(_) => "Saga.Unanswered",
+        }
+    }
+}
+
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(error: InvocationError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Runs the steps of one or more sagas for the SQS events of a Lambda function, or for
+/// commands Step Functions invokes it with directly; see the [module documentation](self) for
+/// how to deploy it.
 ///
 /// ```no_run
 /// # async fn example(saga: saga_core::Saga) -> Result<(), lambda_runtime::Error> {
@@ -177,12 +237,14 @@ impl LambdaParticipant {
     async fn settle(&self, record: &SqsMessage) -> Option<String> {
         let id = record.message_id.as_deref().unwrap_or_default();
         let delivery = Delivery {
-            queue: record
-                .event_source_arn
-                .as_deref()
-                .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_owned())
-                .unwrap_or_default(),
-            message_id: id.to_owned(),
+            queue: Some(
+                record
+                    .event_source_arn
+                    .as_deref()
+                    .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_owned())
+                    .unwrap_or_default(),
+            ),
+            id: id.to_owned(),
             deliveries: record
                 .attributes
                 .get("ApproximateReceiveCount")
@@ -199,7 +261,11 @@ impl LambdaParticipant {
         // as long as the function runs (the queue's visibility timeout exceeds the function's
         // timeout), and it deletes or releases the message when the function returns.
         let keep_alive = |_timeout_seconds: u32| std::future::ready(());
-        let again = match self.participant.answer(body, &delivery, keep_alive).await {
+        let again = match self
+            .participant
+            .answer(Body::Text(body), &delivery, keep_alive)
+            .await
+        {
             Disposition::Answered { succeeded } => {
                 tracing::debug!(message_id = %id, succeeded, "command answered");
                 false
@@ -253,9 +319,81 @@ impl LambdaParticipant {
     /// ```
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         let participant = &self;
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-            Ok::<_, Infallible>(participant.handle(event.payload).await)
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+            participant.handle_event(event).await
         }))
         .await
+    }
+
+    /// Answers one invocation of the function, whichever way it was invoked: an SQS event
+    /// (`Records`) is answered as [`handle`](Self::handle) does, with the batch response;
+    /// anything else is a command Step Functions invoked the function with directly, answered
+    /// as [`handle_command`](Self::handle_command) does (`null` once answered). What
+    /// [`run`](Self::run) calls for every invocation.
+    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
+        let LambdaEvent { payload, context } = event;
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload)
+                .map_err(|e| InvocationError::Malformed(format!("not an SQS event: {e}")))?;
+            let response = self.handle(event).await;
+            Ok(serde_json::to_value(response).expect("a batch response serialises"))
+        } else {
+            self.handle_command(payload, &context).await?;
+            Ok(Value::Null)
+        }
+    }
+
+    /// Answers a command that Step Functions invoked the function with directly (a step
+    /// declared with [`lambda`](saga_core::StepBuilder::lambda): the payload is the bare
+    /// command, with its trace context in `traceparent`). Step Functions invokes
+    /// asynchronously and waits for the task token, so the answer goes to Step Functions and
+    /// the function returns nothing; the same idempotency store and heartbeats as over SQS.
+    ///
+    /// An error means the command was not answered, and returning it from the function makes
+    /// Lambda retry the invocation (twice, for asynchronous invocations), then hand it to the
+    /// function's on-failure destination or dead-letter queue, if it has one: configure one,
+    /// so that nothing is lost. A retry of a command that was answered meanwhile replays the
+    /// stored answer, and Step Functions ignores it. If no retry answers, the step times out
+    /// (its `TimeoutSeconds`) and the saga retries or compensates it.
+    pub async fn handle_command(
+        &self,
+        payload: Value,
+        context: &Context,
+    ) -> Result<(), InvocationError> {
+        let delivery = Delivery {
+            queue: None,
+            id: context.request_id.clone(),
+            deliveries: 1,
+            traceparent: None,
+            aws_trace_header: context.xray_trace_id.clone(),
+        };
+        let id = &context.request_id;
+        let keep_alive = |_timeout_seconds: u32| std::future::ready(());
+        match self
+            .participant
+            .answer(Body::Value(payload), &delivery, keep_alive)
+            .await
+        {
+            Disposition::Answered { succeeded } => {
+                tracing::debug!(request_id = %id, succeeded, "command answered");
+                Ok(())
+            }
+            Disposition::Expired(error) => {
+                tracing::warn!(request_id = %id, %error, "the task token is no longer valid; dropping the command");
+                Ok(())
+            }
+            Disposition::Malformed(reason) => {
+                tracing::warn!(request_id = %id, %reason, "malformed command; failing the invocation");
+                Err(InvocationError::Malformed(reason))
+            }
+            Disposition::Duplicate { timeout_seconds } => {
+                tracing::info!(request_id = %id, lease_seconds = timeout_seconds, "another invocation runs this command now; failing this one so that Lambda retries it");
+                Err(InvocationError::InProgress { timeout_seconds })
+            }
+            Disposition::Unanswered(error) => {
+                tracing::warn!(request_id = %id, %error, "could not answer; failing the invocation so that Lambda retries it");
+                Err(InvocationError::Unanswered(error))
+            }
+        }
     }
 }

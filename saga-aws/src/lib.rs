@@ -14,7 +14,13 @@
 //! - `dynamodb`: `dynamodb::DynamoDbIdempotencyStore`.
 //! - `eventbridge`: `EventPublisher` and `EventBus` (saga events); with `sqs`, `Trigger` (sagas
 //!   started by events).
-//! - `lambda`: `lambda::LambdaParticipant`, participants as an SQS-triggered Lambda function.
+//! - `lambda`: `lambda::LambdaParticipant`, participants as Lambda functions (SQS-triggered,
+//!   or invoked directly by Step Functions).
+//! - `opentelemetry`: with a `tracing-opentelemetry` layer in the subscriber, the `saga` span of
+//!   `start` and every participant's `saga.step` span are exported in the saga's one trace, as
+//!   children of its root span (trace id the MD5 of the saga id, span id from the saga's name,
+//!   the parent the state machine names in every command's `traceparent`). That root is
+//!   implied, not exported: no process holds a saga for its whole life.
 //! - `testing`: `testing::Emulator`, a moto server per test process (all of the above).
 
 pub mod config;
@@ -26,6 +32,8 @@ mod events;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod metrics;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(feature = "sfn")]
 mod participant;
 #[cfg(feature = "sqs")]

@@ -41,20 +41,25 @@ pub struct Command {
     pub input: Value,
     /// The token to answer with.
     pub task_token: String,
+    /// The W3C trace context, in the payload of a directly invoked Lambda function. (An SQS
+    /// command carries it as the message attribute `traceparent` instead.)
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
-/// Where a command came from, for its span: the message and its trace context.
+/// Where a command came from, for its span: the message (or the Lambda invocation) and its
+/// trace context.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Delivery {
-    /// The queue's name.
-    pub(crate) queue: String,
-    /// The message id.
-    pub(crate) message_id: String,
+    /// The queue's name; `None` for a command that invoked a Lambda function directly.
+    pub(crate) queue: Option<String>,
+    /// The SQS message id, or the Lambda request id of a direct invocation.
+    pub(crate) id: String,
     /// How often this message was delivered.
     pub(crate) deliveries: u32,
-    /// The W3C `traceparent` message attribute, if any.
+    /// The W3C `traceparent` message attribute (or, invoked directly, the command's field).
     pub(crate) traceparent: Option<String>,
-    /// The `AWSTraceHeader` system attribute (X-Ray), if any.
+    /// The `AWSTraceHeader` system attribute (X-Ray), or a Lambda invocation's X-Ray trace id.
     pub(crate) aws_trace_header: Option<String>,
 }
 
@@ -86,6 +91,15 @@ impl Delivery {
 /// The queue's name, the last segment of its URL.
 pub(crate) fn queue_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
+}
+
+/// A command as it arrived.
+#[derive(Debug)]
+pub(crate) enum Body<'a> {
+    /// An SQS message's body.
+    Text(&'a str),
+    /// A direct Lambda invocation's payload.
+    Value(Value),
 }
 
 /// What became of a message.
@@ -182,9 +196,11 @@ impl Participant {
     }
 
     /// Why a message is not a command this participant can run.
-    fn decode(&self, body: &str) -> Result<(Command, Arc<Saga>, usize), String> {
-        let command: Command =
-            serde_json::from_str(body).map_err(|e| format!("not a saga command: {e}"))?;
+    fn decode(
+        &self,
+        command: serde_json::Result<Command>,
+    ) -> Result<(Command, Arc<Saga>, usize), String> {
+        let command = command.map_err(|e| format!("not a saga command: {e}"))?;
         if command.v != saga_core::asl::COMMAND_VERSION {
             return Err(format!("unsupported command version {}", command.v));
         }
@@ -209,14 +225,15 @@ impl Participant {
         Ok((command, saga.clone(), index))
     }
 
-    /// Answers the command in `body`. `deliveries` is how often this message was delivered
+    /// Answers the command in `body` (JSON text or, invoked directly, a JSON value).
+    /// `delivery.deliveries` is how often this message was delivered
     /// (logged; the step context's attempt is Step Functions' retry count plus one, the same
     /// numbering as the in-memory executor's); `keep_alive(timeout_seconds)` runs at every
     /// heartbeat besides SendTaskHeartbeat (an SQS worker extends the message's visibility
     /// there).
     pub(crate) async fn answer<K, F>(
         &self,
-        body: &str,
+        body: Body<'_>,
         delivery: &Delivery,
         keep_alive: K,
     ) -> Disposition
@@ -224,20 +241,31 @@ impl Participant {
         K: Fn(u32) -> F,
         F: Future<Output = ()>,
     {
-        let (command, saga, index) = match self.decode(body) {
+        let parsed = match body {
+            Body::Text(text) => serde_json::from_str(text),
+            Body::Value(value) => serde_json::from_value(value),
+        };
+        let (command, saga, index) = match self.decode(parsed) {
             Ok(decoded) => decoded,
             Err(reason) => return Disposition::Malformed(reason),
         };
-        // One span per command, after OpenTelemetry's messaging conventions, in the saga's
-        // trace (its parent is the saga's root span, from the message's trace context).
+        let mut delivery = std::borrow::Cow::Borrowed(delivery);
+        if delivery.traceparent.is_none() && command.traceparent.is_some() {
+            delivery.to_mut().traceparent = command.traceparent.clone();
+        }
+        // One span per command, in the saga's trace (its parent is the saga's root span, from
+        // the command's trace context), after OpenTelemetry's conventions: messaging for a
+        // command from a queue, FaaS for a direct Lambda invocation.
         let (trace_id, parent_span_id) = delivery.parent().unzip();
+        let queue = delivery.queue.as_deref();
         let span = tracing::info_span!(
             "saga.step",
-            otel.kind = "consumer",
-            messaging.system = "aws_sqs",
-            messaging.operation.type = "process",
-            messaging.destination.name = %delivery.queue,
-            messaging.message.id = %delivery.message_id,
+            otel.kind = if queue.is_some() { "consumer" } else { "server" },
+            messaging.system = queue.map(|_| "aws_sqs"),
+            messaging.operation.type = queue.map(|_| "process"),
+            messaging.destination.name = queue,
+            messaging.message.id = queue.map(|_| delivery.id.as_str()),
+            faas.invocation_id = queue.is_none().then_some(delivery.id.as_str()),
             saga.name = %command.saga,
             saga.id = %command.saga_id,
             saga.step = %command.step,
@@ -248,6 +276,10 @@ impl Participant {
             parent_span_id = parent_span_id.as_deref(),
             task_token = short(&command.task_token),
         );
+        #[cfg(feature = "opentelemetry")]
+        if let (Some(trace_id), Some(parent_span_id)) = (&trace_id, &parent_span_id) {
+            crate::otel::join(&span, trace_id, parent_span_id);
+        }
         use tracing::Instrument;
         self.answer_decoded(command, saga, index, delivery.deliveries, keep_alive)
             .instrument(span)

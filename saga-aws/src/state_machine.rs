@@ -294,6 +294,12 @@ impl StepFunctions {
             trace_id = %saga_core::asl::trace_id(saga_id),
             span_id = %saga_core::asl::saga_span_id(saga),
         );
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::join(
+            &span,
+            &saga_core::asl::trace_id(saga_id),
+            &saga_core::asl::saga_span_id(saga),
+        );
         use tracing::Instrument;
         self.start_in_span(state_machine_arn, saga_id, input)
             .instrument(span)

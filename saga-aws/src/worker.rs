@@ -27,7 +27,7 @@ use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::AwsError;
-use crate::participant::{Delivery, Disposition, Participant, queue_name};
+use crate::participant::{Body, Delivery, Disposition, Participant, queue_name};
 
 /// What a worker did, counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -281,8 +281,8 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
             .cloned()
     };
     let delivery = Delivery {
-        queue: queue_name(&inner.queue_url).to_owned(),
-        message_id: id.clone(),
+        queue: Some(queue_name(&inner.queue_url).to_owned()),
+        id: id.clone(),
         deliveries: system(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|n| n.parse().ok())
             .unwrap_or(1),
@@ -299,7 +299,11 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
         let receipt = receipt.clone();
         async move { hide(inner, &receipt, timeout_seconds).await }
     };
-    match inner.participant.answer(body, &delivery, keep_hidden).await {
+    match inner
+        .participant
+        .answer(Body::Text(body), &delivery, keep_hidden)
+        .await
+    {
         Disposition::Answered { succeeded } => {
             let counter = if succeeded {
                 &inner.counters.succeeded

@@ -1,7 +1,7 @@
 //! The Lambda adapter: the SQS event and batch response formats (fixtures as AWS documents
 //! them), and a participant answering a real command from a state machine on the local emulator
-//! (moto), with a malformed record beside it. The emulator starts with the tests; it is never
-//! skipped.
+//! (moto), with a malformed record beside it, in an SQS event or invoked directly. The emulator
+//! starts with the tests; it is never skipped.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +10,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::Client as Sqs;
 use lambda_runtime::tracing::subscriber;
 use lambda_runtime::tracing::subscriber::util::SubscriberInitExt;
-use saga_aws::lambda::LambdaParticipant;
+use lambda_runtime::{Context, LambdaEvent};
+use saga_aws::lambda::{InvocationError, LambdaParticipant};
 use saga_aws::testing::Emulator;
 use saga_aws::{Bindings, ExecutionState, Queues, Status, StepFunctions};
 use saga_core::asl::substitution_key;
@@ -99,10 +100,17 @@ struct Logs(Arc<Mutex<Vec<u8>>>);
 impl Logs {
     /// Collects what the current thread logs until the guard is dropped.
     fn capture() -> (Logs, lambda_runtime::tracing::dispatcher::DefaultGuard) {
+        Self::capture_at(lambda_runtime::tracing::Level::INFO)
+    }
+
+    /// Collects what the current thread logs at `level` and up until the guard is dropped.
+    fn capture_at(
+        level: lambda_runtime::tracing::Level,
+    ) -> (Logs, lambda_runtime::tracing::dispatcher::DefaultGuard) {
         let logs = Logs::default();
         let guard = subscriber::fmt()
             .with_writer(logs.clone())
-            .with_max_level(lambda_runtime::tracing::Level::INFO)
+            .with_max_level(level)
             .with_ansi(false)
             .without_time()
             .finish()
@@ -398,4 +406,120 @@ async fn a_malformed_record_without_a_message_id_cannot_be_reported() {
         "the record with an id is reported; the other one is only logged"
     );
     assert_eq!(logs.lines_with("without a message id").len(), 1);
+}
+
+/// A Lambda invocation of `payload` with request id `request_id`.
+fn invocation(payload: Value, request_id: &str) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    LambdaEvent::new(payload, context)
+}
+
+#[tokio::test]
+async fn a_direct_invocation_answers_the_command_once_in_the_sagas_trace() {
+    let s = setup().await;
+    let execution = s
+        .sfn
+        .start(&s.machine_arn, "order-3", &json!({ "order_id": "o-3" }))
+        .await
+        .unwrap();
+    // The command as Step Functions invokes a `lambda` step's function with it: the same
+    // fields as over SQS, and the trace context in the payload (no message attributes).
+    let mut command: Value = serde_json::from_str(&next_body(&s).await).unwrap();
+    let saga = command["saga"].as_str().unwrap().to_owned();
+    let traceparent = saga_core::asl::traceparent(&saga, "order-3");
+    command["traceparent"] = json!(traceparent);
+
+    let answered = s
+        .participant
+        .handle_event(invocation(command.clone(), "request-1"))
+        .await
+        .expect("answered");
+    assert_eq!(answered, Value::Null, "the answer went to Step Functions");
+    let end = wait_for_end(&s, &execution.arn).await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        end.output.unwrap()["steps"]["reserve"],
+        json!({ "reservation": "r-o-3" })
+    );
+
+    // Lambda retries an invocation (or Step Functions' asynchronous invoke arrives twice): the
+    // stored answer is replayed, refused (the token is used), and the invocation succeeds.
+    let (logs, guard) = Logs::capture_at(lambda_runtime::tracing::Level::DEBUG);
+    let again = s
+        .participant
+        .handle_event(invocation(command, "request-2"))
+        .await;
+    drop(guard);
+    assert!(matches!(again, Ok(Value::Null)), "{again:?}");
+    assert_eq!(
+        *s.effects.lock().unwrap(),
+        [("order-3/reserve/execute".to_owned(), 1)],
+        "applied once"
+    );
+    let spanned = logs.lines_with("faas.invocation_id=\"request-2\"");
+    assert!(!spanned.is_empty(), "the step's span names the invocation");
+    let trace_id = saga_core::asl::trace_id("order-3");
+    assert!(
+        spanned
+            .iter()
+            .all(|line| line.contains(&format!("trace_id=\"{trace_id}\""))
+                && line.contains(&format!(
+                    "parent_span_id=\"{}\"",
+                    saga_core::asl::saga_span_id(&saga)
+                ))
+                && !line.contains("messaging.")),
+        "the span joins the saga's trace through the payload's traceparent: {spanned:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_direct_invocation_fails_with_its_reason() {
+    let config = Emulator::shared().config().await;
+    let participant = LambdaParticipant::builder(&config).build();
+    let (logs, guard) = Logs::capture();
+    let failed = participant
+        .handle_event(invocation(json!({ "v": 1, "saga": "nope" }), "request-bad"))
+        .await;
+    drop(guard);
+    match failed {
+        Err(InvocationError::Malformed(ref reason)) => {
+            assert!(reason.contains("not a saga command"), "{reason}")
+        }
+        ref other => panic!("expected a malformed command, got {other:?}"),
+    }
+    // What Lambda records for the failed invocation (and hands to its on-failure destination).
+    let diagnostic = lambda_runtime::Diagnostic::from(failed.unwrap_err());
+    assert_eq!(diagnostic.error_type, "Saga.MalformedCommand");
+    assert!(
+        diagnostic
+            .error_message
+            .starts_with("not a command this function runs: not a saga command")
+    );
+    let warned = logs.lines_with("request-bad");
+    assert!(
+        warned.len() == 1 && warned[0].contains("WARN") && warned[0].contains("not a saga command"),
+        "logged once with the reason: {warned:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_sqs_event_through_the_entry_point_gets_the_batch_response() {
+    let config = Emulator::shared().config().await;
+    let participant = LambdaParticipant::builder(&config).build();
+    // Neither fixture record is a command: both are to be delivered again.
+    let response = participant
+        .handle_event(invocation(
+            serde_json::from_str(SQS_EVENT).unwrap(),
+            "request-sqs",
+        ))
+        .await
+        .expect("an SQS event is answered with a batch response");
+    assert_eq!(
+        response,
+        json!({ "batchItemFailures": [
+            { "itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d" },
+            { "itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da" },
+        ] })
+    );
 }

@@ -1,11 +1,15 @@
 //! Tracing: the spans of a saga run end to end on the emulator form one trace (the saga's root
 //! span from `start`, and a span per command in the worker whose parent, carried in the SQS
-//! `traceparent` attribute, is that root), and task tokens never appear whole.
+//! `traceparent` attribute, is that root), both as span fields and as the spans OpenTelemetry
+//! exports (feature `opentelemetry`); task tokens never appear whole.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use opentelemetry::trace::{SpanId, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use saga_aws::testing::Emulator;
 use saga_aws::{Bindings, Queues, Status, StepFunctions, Worker};
 use saga_core::asl::substitution_key;
@@ -68,15 +72,55 @@ where
     }
 }
 
-/// The process-wide capture (the worker's tasks run on other threads).
-fn spans() -> &'static Spans {
-    static SPANS: OnceLock<Spans> = OnceLock::new();
-    SPANS.get_or_init(|| {
+/// The spans OpenTelemetry exported.
+#[derive(Debug, Clone, Default)]
+struct Exported(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Exported {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+/// The process-wide capture (the worker's tasks run on other threads): the spans as `tracing`
+/// sees them, and as OpenTelemetry exports them (through `tracing-opentelemetry`).
+fn capture() -> &'static (Spans, SdkTracerProvider, Exported) {
+    static CAPTURE: OnceLock<(Spans, SdkTracerProvider, Exported)> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
         let spans = Spans::default();
-        let subscriber = tracing_subscriber::registry().with(spans.clone());
+        let exported = Exported::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exported.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(spans.clone())
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("saga-tests")));
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        spans
+        (spans, provider, exported)
     })
+}
+
+fn spans() -> &'static Spans {
+    &capture().0
+}
+
+/// The spans OpenTelemetry exported for saga `saga_id` (by their `saga.id` attribute).
+fn exported_of_saga(saga_id: &str) -> Vec<SpanData> {
+    let (_, provider, exported) = capture();
+    provider.force_flush().expect("flush");
+    exported
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "saga.id" && kv.value.as_str() == saga_id)
+        })
+        .cloned()
+        .collect()
 }
 
 fn of_saga(saga_id: &str) -> Vec<Captured> {
@@ -198,6 +242,26 @@ async fn the_spans_of_a_saga_on_step_functions_form_one_trace() {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["charge", "reserve", "ship"]);
+
+    // As OpenTelemetry exports them: `start`'s span and the three step spans, all in the
+    // saga's trace, all children of its (implied) root span.
+    let exported = exported_of_saga("traced-1");
+    let mut names: Vec<&str> = exported.iter().map(|s| s.name.as_ref()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["saga", "saga.step", "saga.step", "saga.step"],
+        "{exported:#?}"
+    );
+    for span in &exported {
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            *trace_id,
+            "{span:#?}"
+        );
+        assert_eq!(span.parent_span_id.to_string(), *span_id, "{span:#?}");
+        assert_ne!(span.span_context.span_id(), SpanId::INVALID);
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -79,6 +79,10 @@ struct CommandTemplate<'a> {
     input: &'static str,
     #[serde(rename = "task_token.$")]
     task_token: &'static str,
+    /// The trace context, in the payload of a directly invoked Lambda function (an SQS command
+    /// carries it as a message attribute instead).
+    #[serde(rename = "traceparent.$", skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,6 +132,14 @@ pub fn trace_id(saga_id: &str) -> String {
 /// The `traceparent` of the commands of saga instance `saga_id` of saga `saga`.
 pub fn traceparent(saga: &str, saga_id: &str) -> String {
     format!("00-{}-{}-01", trace_id(saga_id), saga_span_id(saga))
+}
+
+/// The intrinsic function that computes [`traceparent`] in the state machine.
+fn traceparent_expression(saga: &str) -> String {
+    format!(
+        "States.Format('00-{{}}-{}-01', States.Hash($$.Execution.Name, 'MD5'))",
+        saga_span_id(saga)
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -188,6 +200,7 @@ fn parameters(saga: &str, step: &StepDefinition, action: Action) -> serde_json::
         retry_count: "$$.State.RetryCount",
         input: "$",
         task_token: "$$.Task.Token",
+        traceparent: None,
     };
     let variable = format!("${{{}}}", substitution_key(&step.participant));
     let value = match &step.participant {
@@ -197,17 +210,17 @@ fn parameters(saga: &str, step: &StepDefinition, action: Action) -> serde_json::
             message_attributes: TraceAttributes {
                 traceparent: StringAttribute {
                     data_type: "String",
-                    string_value: format!(
-                        "States.Format('00-{{}}-{}-01', States.Hash($$.Execution.Name, 'MD5'))",
-                        saga_span_id(saga)
-                    ),
+                    string_value: traceparent_expression(saga),
                 },
             },
         }),
         Participant::Lambda(_) => serde_json::to_value(LambdaParameters {
             function_name: variable,
             invocation_type: "Event",
-            payload: command,
+            payload: CommandTemplate {
+                traceparent: Some(traceparent_expression(saga)),
+                ..command
+            },
         }),
     };
     value.expect("parameters always serialise")
@@ -490,5 +503,33 @@ mod trace_context {
             attribute["StringValue.$"],
             "States.Format('00-{}-3eeb7e96e59ce40f-01', States.Hash($$.Execution.Name, 'MD5'))"
         );
+        assert!(
+            json["States"]["a"]["Parameters"]["MessageBody"]
+                .get("traceparent.$")
+                .is_none(),
+            "an SQS command carries it once, as an attribute"
+        );
+    }
+
+    #[test]
+    fn a_lambda_payload_carries_the_traceparent() {
+        let mut step = crate::StepDefinition::new(
+            "a",
+            crate::StepKind::Compensable,
+            Participant::lambda("payments"),
+        );
+        step.set_timing(Some(10), None);
+        let definition = crate::SagaDefinition {
+            name: "order".into(),
+            version: 1,
+            steps: vec![step],
+        };
+        let json = serde_json::to_value(definition.state_machine()).unwrap();
+        let parameters = &json["States"]["a"]["Parameters"];
+        assert_eq!(
+            parameters["Payload"]["traceparent.$"],
+            "States.Format('00-{}-3eeb7e96e59ce40f-01', States.Hash($$.Execution.Name, 'MD5'))"
+        );
+        assert!(parameters.get("MessageAttributes").is_none());
     }
 }
