@@ -89,18 +89,15 @@ fn generated_shapes() -> Vec<SagaDefinition> {
                 .new_tree(&mut runner)
                 .unwrap()
                 .current();
-            let mut definition = shape
+            let definition = shape
                 .build(&format!("generated-{i}"), &ledger)
                 .definition()
                 .clone();
             if i % 2 == 1 {
-                for (n, step) in definition.steps.iter_mut().enumerate() {
-                    if n % 2 == 1 {
-                        step.participant = Participant::lambda(format!("fn{n}"));
-                    }
-                }
+                support::with_lambdas(definition)
+            } else {
+                definition
             }
-            definition
         })
         .collect()
 }

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
+use saga::SagaDefinition;
 use saga::cloudformation::{TASK_CALLBACK_ACTIONS, TemplateOptions, template, to_json, to_yaml};
-use saga::{Participant, SagaDefinition};
 use serde_json::{Value, json};
 
 const CFN_LINT: &str = "cfn-lint==1.58.0";
@@ -93,18 +93,15 @@ fn shapes() -> Vec<SagaDefinition> {
                 .new_tree(&mut runner)
                 .unwrap()
                 .current();
-            let mut definition = shape
+            let definition = shape
                 .build(&format!("shape{i}"), &ledger)
                 .definition()
                 .clone();
             if i % 2 == 1 {
-                for (n, step) in definition.steps.iter_mut().enumerate() {
-                    if n % 2 == 1 {
-                        step.participant = Participant::lambda(format!("fn{n}"));
-                    }
-                }
+                support::with_lambdas(definition)
+            } else {
+                definition
             }
-            definition
         })
         .collect()
 }

@@ -177,6 +177,17 @@ pub struct StepShape {
     pub compensate_on_failure: bool,
 }
 
+/// `definition` with every other step (the second, the fourth, ...) run by a Lambda function
+/// that Step Functions invokes directly, `fn<index>`: for the tests of what is generated.
+pub fn with_lambdas(mut definition: saga::SagaDefinition) -> saga::SagaDefinition {
+    for (index, step) in definition.steps.iter_mut().enumerate() {
+        if index % 2 == 1 {
+            step.participant = saga::Participant::lambda(format!("fn{index}"));
+        }
+    }
+    definition
+}
+
 /// A random saga: kinds obey the pivot rules (compensable*, pivot?, retriable*).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shape {

@@ -486,17 +486,21 @@ mod trace_context {
         );
     }
 
-    #[test]
-    fn every_queue_command_carries_the_traceparent() {
-        let mut step =
-            crate::StepDefinition::new("a", crate::StepKind::Compensable, Participant::queue("q"));
+    /// The state machine of saga `order` with one step `a` run by `participant`, as JSON.
+    fn one_step(participant: Participant) -> serde_json::Value {
+        let mut step = crate::StepDefinition::new("a", crate::StepKind::Compensable, participant);
         step.set_timing(Some(10), None);
         let definition = crate::SagaDefinition {
             name: "order".into(),
             version: 1,
             steps: vec![step],
         };
-        let json = serde_json::to_value(definition.state_machine()).unwrap();
+        serde_json::to_value(definition.state_machine()).unwrap()
+    }
+
+    #[test]
+    fn every_queue_command_carries_the_traceparent() {
+        let json = one_step(Participant::queue("q"));
         let attribute = &json["States"]["a"]["Parameters"]["MessageAttributes"]["traceparent"];
         assert_eq!(attribute["DataType"], "String");
         assert_eq!(
@@ -513,18 +517,7 @@ mod trace_context {
 
     #[test]
     fn a_lambda_payload_carries_the_traceparent() {
-        let mut step = crate::StepDefinition::new(
-            "a",
-            crate::StepKind::Compensable,
-            Participant::lambda("payments"),
-        );
-        step.set_timing(Some(10), None);
-        let definition = crate::SagaDefinition {
-            name: "order".into(),
-            version: 1,
-            steps: vec![step],
-        };
-        let json = serde_json::to_value(definition.state_machine()).unwrap();
+        let json = one_step(Participant::lambda("payments"));
         let parameters = &json["States"]["a"]["Parameters"];
         assert_eq!(
             parameters["Payload"]["traceparent.$"],
