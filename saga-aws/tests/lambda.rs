@@ -445,12 +445,18 @@ async fn a_direct_invocation_answers_the_command_once_in_the_sagas_trace() {
 
     // Lambda retries an invocation (or Step Functions' asynchronous invoke arrives twice): the
     // stored answer is replayed, refused (the token is used), and the invocation succeeds.
-    let (logs, guard) = Logs::capture_at(lambda_runtime::tracing::Level::DEBUG);
+    let token = command["task_token"].as_str().unwrap().to_owned();
+    let (logs, guard) = Logs::capture_at(lambda_runtime::tracing::Level::TRACE);
     let again = s
         .participant
         .handle_event(invocation(command, "request-2"))
         .await;
     drop(guard);
+    assert_eq!(
+        logs.lines_with(&token),
+        Vec::<String>::new(),
+        "the task token never appears whole, not even in the SDK's trace-level logs"
+    );
     assert!(matches!(again, Ok(Value::Null)), "{again:?}");
     assert_eq!(
         *s.effects.lock().unwrap(),
