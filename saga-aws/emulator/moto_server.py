@@ -58,38 +58,62 @@ def _send_task_failure(self):  # type: ignore[no-untyped-def]
 StepFunctionResponse.send_task_failure = _send_task_failure
 
 # An emulator deviation fixed here: moto takes any number of answers for one task token (each
-# SendTaskSuccess/SendTaskFailure overwrites the last), and keeps the token, with its last
-# answer, across the retries of a state. On AWS a token takes one answer; a second gets
+# SendTaskSuccess/SendTaskFailure overwrites the last), and keeps one token, with its last
+# answer, for all the retries of a state. On AWS a token takes one answer; a second gets
 # `TaskTimedOut` ("Provided task does not exist anymore"; e.g.
 # https://github.com/aws-samples/amazon-mwaa-examples/issues/61), and each retry is a new task
-# with no answer yet. Without this, a duplicate delivery answered twice, and both answers
-# counted (its saga events were published twice), and a retry could read the answer of the
-# attempt before it. So: each attempt starts with no answer, and takes one.
+# with a token of its own (`$$.Task.Token` is "the task token of the current task", and a
+# retry schedules a new one: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html),
+# so an answer to an attempt that has ended is refused. Without this, a duplicate delivery
+# answered twice and both answers counted (its saga events were published twice), a retry could
+# read the answer of the attempt before it, and a late answer to one attempt answered the next.
+# So: each attempt gets a token of its own, takes one answer, and takes none once it is over.
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E402
     StateTaskServiceCallback,
 )
-from moto.stepfunctions.parser.asl.eval.callback.callback import (  # noqa: E402
-    CallbackConsumerTimeout,
-    CallbackNotifyConsumerError,
-    CallbackPoolManager,
-)
+from moto.core.exceptions import AWSError  # noqa: E402
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackPoolManager  # noqa: E402
+
+
+class _TaskTimedOut(AWSError):
+    """AWS's answer to a token whose task has ended. (moto's own `TaskTimedOut` is not one of
+    its server's errors: raised, it became an HTTP 500 page.)"""
+
+    TYPE = "TaskTimedOut"
+    STATUS = 400
+
+    def __init__(self) -> None:
+        super().__init__("Provided task does not exist anymore")
+
 
 _answers_lock = threading.Lock()
 _eval_attempt = StateTaskServiceCallback._eval_execution
 
 
-def _fresh_attempt(self, env):  # type: ignore[no-untyped-def]
-    task = env.states.context_object.context_object_data.get("Task") or {}
-    endpoint = env.callback_pool_manager.get(task.get("Token"))
+def _close(endpoint) -> None:  # type: ignore[no-untyped-def]
+    """The attempt of `endpoint` is over: its token takes no more answers."""
     if endpoint is not None:
         with _answers_lock:
-            endpoint._outcome = None
-            endpoint._notify_event.clear()
-            endpoint._answered = False
-    return _eval_attempt(self, env)
+            endpoint._answered = True
 
 
-StateTaskServiceCallback._eval_execution = _fresh_attempt
+def _own_token_attempt(self, env):  # type: ignore[no-untyped-def]
+    context = env.states.context_object
+    data = context.context_object_data
+    task = data.get("Task") or {}
+    endpoint = env.callback_pool_manager.get(task.get("Token"))
+    if endpoint is not None and (data.get("State") or {}).get("RetryCount", 0) > 0:
+        # A retry: the previous attempt's token is closed (its attempt may have timed out with
+        # its evaluation still waiting), and this attempt gets a new one.
+        _close(endpoint)
+        endpoint = env.callback_pool_manager.add(context.update_task_token())
+    try:
+        return _eval_attempt(self, env)
+    finally:
+        _close(endpoint)
+
+
+StateTaskServiceCallback._eval_execution = _own_token_attempt
 _notify = CallbackPoolManager.notify
 
 
@@ -97,7 +121,7 @@ def _notify_once(self, callback_id, outcome):  # type: ignore[no-untyped-def]
     endpoint = self.get(callback_id)
     with _answers_lock:
         if endpoint is not None and getattr(endpoint, "_answered", False):
-            raise CallbackNotifyConsumerError(callback_consumer_error=CallbackConsumerTimeout())
+            raise _TaskTimedOut()
         accepted = _notify(self, callback_id, outcome)
         if accepted and endpoint is not None:
             endpoint._answered = True

@@ -190,6 +190,90 @@ async fn an_execution_runs_the_steps_and_is_started_once() {
     );
 }
 
+/// Answers `token` with success: what the emulator said, as the error's code.
+async fn answer(s: &Setup, token: &str, output: &str) -> Result<(), String> {
+    s.sfn_client
+        .send_task_success()
+        .task_token(token)
+        .output(output)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let service = e.into_service_error();
+            service
+                .meta()
+                .code()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{service:?}"))
+        })
+}
+
+// The launcher's fix of moto (saga-aws/emulator/moto_server.py): as on AWS, each retry is a new
+// task with a token of its own, a token takes one answer, and an attempt that has ended takes
+// none (`TaskTimedOut`), so a late answer to one attempt cannot answer the next.
+#[tokio::test]
+async fn each_retry_is_a_new_task_and_an_ended_attempt_takes_no_answer() {
+    let s = setup().await;
+    let mut definition = s.definition.clone();
+    definition.steps[0].retry = RetryPolicy::new(1).interval_seconds(1);
+    let machine = s.sfn.deploy(&definition, &s.bindings).await.unwrap();
+    let execution = s
+        .sfn
+        .start(&machine.arn, "order-retried", &json!({ "order_id": "o-4" }))
+        .await
+        .unwrap();
+
+    let first = next_command(&s).await;
+    assert_eq!(
+        (first["step"].as_str(), first["retry_count"].as_u64()),
+        (Some("reserve"), Some(0))
+    );
+    let first_token = first["task_token"].as_str().unwrap().to_owned();
+    s.sfn_client
+        .send_task_failure()
+        .task_token(&first_token)
+        .error("Saga.Retryable")
+        .cause("Busy: try again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(&s, &first_token, "{}").await,
+        Err("TaskTimedOut".to_owned()),
+        "a token takes one answer"
+    );
+
+    let retry = next_command(&s).await;
+    assert_eq!(
+        (retry["step"].as_str(), retry["retry_count"].as_u64()),
+        (Some("reserve"), Some(1))
+    );
+    let retry_token = retry["task_token"].as_str().unwrap().to_owned();
+    assert_ne!(retry_token, first_token, "a retry is a new task");
+    assert_eq!(
+        answer(&s, &first_token, r#"{"reservation":"late"}"#).await,
+        Err("TaskTimedOut".to_owned()),
+        "a late answer to the first attempt does not answer the retry"
+    );
+    answer(&s, &retry_token, r#"{"reservation":"r-4"}"#)
+        .await
+        .unwrap();
+
+    let charge = next_command(&s).await;
+    assert_eq!(charge["step"], "charge");
+    answer(&s, charge["task_token"].as_str().unwrap(), "{}")
+        .await
+        .unwrap();
+    let end = wait_for_end(&s, &execution.arn).await;
+    assert_eq!(end.status, Status::Succeeded, "{end:?}");
+    assert_eq!(
+        end.output.unwrap()["steps"]["reserve"],
+        json!({ "reservation": "r-4" }),
+        "the retry's own answer"
+    );
+}
+
 #[tokio::test]
 async fn a_terminal_failure_compensates_and_ends_as_compensated() {
     let s = setup().await;

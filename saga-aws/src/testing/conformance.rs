@@ -28,11 +28,10 @@
 //! behaviour, so that this module compares like with like:
 //!
 //! - `SendTaskFailure` dropped the cause: restored (the cause carries the failure's code).
-//! - A task token took any number of answers, and a state kept its token and last answer
-//!   across retries: each attempt now starts with no answer and takes one; a second answer
-//!   gets `TaskTimedOut` as on AWS. (The token itself is still shared by a state's attempts;
-//!   a late answer to an earlier attempt could answer a later one, which AWS refuses. The
-//!   relay never delays a command, so no case here sends one.)
+//! - A task token took any number of answers, and a state kept one token, with its last
+//!   answer, across its retries: now each attempt has a token of its own and takes one
+//!   answer; a second answer, or a late one to an attempt that has ended, gets `TaskTimedOut`
+//!   as on AWS (moto's own `TaskTimedOut` came out as an HTTP 500).
 //! - DynamoDB conditional writes were not atomic: requests are serialised.
 //! - Differences that cannot matter here: `StartExecution` needs a name (executions are named
 //!   after the saga id), `SendTaskHeartbeat` fails without `HeartbeatSeconds` (every task has
