@@ -130,6 +130,27 @@ def _notify_once(self, callback_id, outcome):  # type: ignore[no-untyped-def]
 
 CallbackPoolManager.notify = _notify_once
 
+# An emulator race fixed here: a task's heartbeat watch is set up after its command is sent, and
+# wakes only for a heartbeat or an answer that arrives once it exists. A participant answering
+# in between (a fast one, or any on a loaded machine) had its answer stored but never looked at:
+# the task "missed its heartbeat" after HeartbeatSeconds and was retried, though the answer was
+# accepted. On AWS the answer ends the task. So a watch set up after the answer sees it.
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint  # noqa: E402
+
+_setup_heartbeat = CallbackEndpoint.setup_heartbeat_endpoint
+
+
+def _setup_heartbeat_seeing_answers(self, heartbeat_seconds):  # type: ignore[no-untyped-def]
+    watch = _setup_heartbeat(self, heartbeat_seconds)
+    # `notify` stores the outcome, then wakes the watch if there is one; this sets the watch,
+    # then looks for an outcome: whichever runs second wakes it.
+    if self._outcome is not None:
+        watch.notify()
+    return watch
+
+
+CallbackEndpoint.setup_heartbeat_endpoint = _setup_heartbeat_seeing_answers
+
 # Speed, not semantics: four costs that made moto's server spend most of its one core (its
 # threads share one GIL) on work that gives the same answer every time, so it could not run many
 # executions at once (py-spy, 200 concurrent sagas: ~19% parsing ASL, ~10% building boto3
