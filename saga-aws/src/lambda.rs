@@ -98,7 +98,7 @@ use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
 use serde_json::Value;
 
 use crate::error::AwsError;
-use crate::participant::{Body, Delivery, Disposition, Participant};
+use crate::participant::{Delivery, Disposition, Participant};
 
 /// Why a directly invoked command was not answered (see
 /// [`LambdaParticipant::handle_command`]): returned from the function, it makes Lambda retry
@@ -263,7 +263,7 @@ impl LambdaParticipant {
         let keep_alive = |_timeout_seconds: u32| std::future::ready(());
         let again = match self
             .participant
-            .answer(Body::Text(body), &delivery, keep_alive)
+            .answer(serde_json::from_str(body), &delivery, keep_alive)
             .await
         {
             Disposition::Answered { succeeded } => {
@@ -371,7 +371,7 @@ impl LambdaParticipant {
         let keep_alive = |_timeout_seconds: u32| std::future::ready(());
         match self
             .participant
-            .answer(Body::Value(payload), &delivery, keep_alive)
+            .answer(serde_json::from_value(payload), &delivery, keep_alive)
             .await
         {
             Disposition::Answered { succeeded } => {

@@ -57,17 +57,19 @@ pub(crate) struct Delivery {
     pub(crate) id: String,
     /// How often this message was delivered.
     pub(crate) deliveries: u32,
-    /// The W3C `traceparent` message attribute (or, invoked directly, the command's field).
+    /// The W3C `traceparent` message attribute, if any.
     pub(crate) traceparent: Option<String>,
     /// The `AWSTraceHeader` system attribute (X-Ray), or a Lambda invocation's X-Ray trace id.
     pub(crate) aws_trace_header: Option<String>,
 }
 
 impl Delivery {
-    /// The trace id and the parent span id the command carries: from `traceparent`
-    /// (`00-<trace>-<parent>-<flags>`), else from X-Ray's `Root=1-<8>-<24>;Parent=<16>`.
-    pub(crate) fn parent(&self) -> Option<(String, String)> {
-        if let Some(tp) = &self.traceparent {
+    /// The trace id and the parent span id the command carries: from the message's
+    /// `traceparent`, else the one `carried` in the command itself (a direct Lambda
+    /// invocation's), both `00-<trace>-<parent>-<flags>`; else from X-Ray's
+    /// `Root=1-<8>-<24>;Parent=<16>`.
+    pub(crate) fn parent(&self, carried: Option<&str>) -> Option<(String, String)> {
+        if let Some(tp) = self.traceparent.as_deref().or(carried) {
             let parts: Vec<&str> = tp.split('-').collect();
             if let [_, trace, parent, _] = parts.as_slice()
                 && trace.len() == 32
@@ -91,15 +93,6 @@ impl Delivery {
 /// The queue's name, the last segment of its URL.
 pub(crate) fn queue_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
-}
-
-/// A command as it arrived.
-#[derive(Debug)]
-pub(crate) enum Body<'a> {
-    /// An SQS message's body.
-    Text(&'a str),
-    /// A direct Lambda invocation's payload.
-    Value(Value),
 }
 
 /// What became of a message.
@@ -225,7 +218,7 @@ impl Participant {
         Ok((command, saga.clone(), index))
     }
 
-    /// Answers the command in `body` (JSON text or, invoked directly, a JSON value).
+    /// Answers `command`, as decoded from the message (or, invoked directly, the payload).
     /// `delivery.deliveries` is how often this message was delivered
     /// (logged; the step context's attempt is Step Functions' retry count plus one, the same
     /// numbering as the in-memory executor's); `keep_alive(timeout_seconds)` runs at every
@@ -233,7 +226,7 @@ impl Participant {
     /// there).
     pub(crate) async fn answer<K, F>(
         &self,
-        body: Body<'_>,
+        command: serde_json::Result<Command>,
         delivery: &Delivery,
         keep_alive: K,
     ) -> Disposition
@@ -241,22 +234,14 @@ impl Participant {
         K: Fn(u32) -> F,
         F: Future<Output = ()>,
     {
-        let parsed = match body {
-            Body::Text(text) => serde_json::from_str(text),
-            Body::Value(value) => serde_json::from_value(value),
-        };
-        let (command, saga, index) = match self.decode(parsed) {
+        let (command, saga, index) = match self.decode(command) {
             Ok(decoded) => decoded,
             Err(reason) => return Disposition::Malformed(reason),
         };
-        let mut delivery = std::borrow::Cow::Borrowed(delivery);
-        if delivery.traceparent.is_none() && command.traceparent.is_some() {
-            delivery.to_mut().traceparent = command.traceparent.clone();
-        }
         // One span per command, in the saga's trace (its parent is the saga's root span, from
         // the command's trace context), after OpenTelemetry's conventions: messaging for a
         // command from a queue, FaaS for a direct Lambda invocation.
-        let (trace_id, parent_span_id) = delivery.parent().unzip();
+        let (trace_id, parent_span_id) = delivery.parent(command.traceparent.as_deref()).unzip();
         let queue = delivery.queue.as_deref();
         let span = tracing::info_span!(
             "saga.step",
@@ -444,7 +429,7 @@ mod tests {
             ..Delivery::default()
         };
         assert_eq!(
-            delivery.parent(),
+            delivery.parent(None),
             Some((
                 "ab8e7263ab3ab8220b9ada31fa9c435c".into(),
                 "3eeb7e96e59ce40f".into()
@@ -452,14 +437,14 @@ mod tests {
         );
         delivery.traceparent = Some("garbage".into());
         assert_eq!(
-            delivery.parent(),
+            delivery.parent(None),
             Some((
                 "5759e988bd862e3fe1be46a994272793".into(),
                 "53995c3f42cd8ad8".into()
             ))
         );
         delivery.aws_trace_header = Some("Root=1-5759e988;Parent=x".into());
-        assert_eq!(delivery.parent(), None);
+        assert_eq!(delivery.parent(None), None);
     }
 
     #[test]

@@ -286,20 +286,20 @@ impl StepFunctions {
         // The saga's root span: its trace id and span id are the ones the state machine puts
         // in every command's `traceparent`, so each participant's span joins this trace.
         let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();
+        let (trace_id, span_id) = (
+            saga_core::asl::trace_id(saga_id),
+            saga_core::asl::saga_span_id(saga),
+        );
         let span = tracing::info_span!(
             "saga",
             otel.kind = "producer",
             saga.name = saga,
             saga.id = saga_id,
-            trace_id = %saga_core::asl::trace_id(saga_id),
-            span_id = %saga_core::asl::saga_span_id(saga),
+            trace_id = %trace_id,
+            span_id = %span_id,
         );
         #[cfg(feature = "opentelemetry")]
-        crate::otel::join(
-            &span,
-            &saga_core::asl::trace_id(saga_id),
-            &saga_core::asl::saga_span_id(saga),
-        );
+        crate::otel::join(&span, &trace_id, &span_id);
         use tracing::Instrument;
         self.start_in_span(state_machine_arn, saga_id, input)
             .instrument(span)

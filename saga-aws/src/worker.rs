@@ -27,7 +27,7 @@ use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::AwsError;
-use crate::participant::{Body, Delivery, Disposition, Participant, queue_name};
+use crate::participant::{Delivery, Disposition, Participant, queue_name};
 
 /// What a worker did, counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -301,7 +301,7 @@ async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender
     };
     match inner
         .participant
-        .answer(Body::Text(body), &delivery, keep_hidden)
+        .answer(serde_json::from_str(body), &delivery, keep_hidden)
         .await
     {
         Disposition::Answered { succeeded } => {
