@@ -387,6 +387,13 @@ fn the_emulator_exits_when_its_owner_exits() {
         std::thread::sleep(Duration::from_millis(100));
         !answers()
     });
+    // The server goes first, then its script: give the script a moment to end by itself.
+    for _ in 0..50 {
+        if server.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = server.kill();
     assert!(down, "the emulator outlived its owner");
     let status = server.wait().unwrap();
