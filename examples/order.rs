@@ -298,6 +298,11 @@ pub async fn run_on_aws(
     let sfn = StepFunctions::new(config, role);
     let deployed = sfn.deploy(saga().definition(), &bindings).await?;
     println!("state machine {} ({:?})", deployed.arn, deployed.change);
+    // The workers' idempotency table, by the name they look for (`<saga>-idempotency`).
+    let table = saga_aws::store::default_table_name(name);
+    saga_aws::dynamodb::DynamoDbIdempotencyStore::new(config, &table)
+        .create_table()
+        .await?;
 
     // Each service would run its own worker; here one process runs all three.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -307,7 +312,8 @@ pub async fn run_on_aws(
             let worker = Worker::builder(config, url)
                 .saga(saga())
                 .wait_time(std::time::Duration::from_secs(1))
-                .build();
+                .build()
+                .expect("the worker of one saga finds its table by its name");
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 worker

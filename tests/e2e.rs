@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use saga::asl::substitution_key;
 use saga::{Action, Participant, StepContext, StepError, saga};
+use saga_aws::dynamodb::DynamoDbIdempotencyStore;
 use saga_aws::testing::Emulator;
 use saga_aws::{
     Bindings, EventBus, EventPublisher, ExecutionState, ParticipantQueue, Queues, SagaNotification,
@@ -211,11 +212,18 @@ async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> En
         .await
         .expect("deploy")
         .arn;
+    // The worker's idempotency table, by the name it looks for (`<saga>-idempotency`).
+    let table = saga_aws::store::default_table_name(&saga_name);
+    DynamoDbIdempotencyStore::new(&config, &table)
+        .create_table()
+        .await
+        .expect("idempotency table");
     let worker = Worker::builder(&config, &queue.url)
         .saga(saga)
         .events(EventPublisher::new(&config, bus.name()))
         .wait_time(Duration::from_secs(1))
-        .build();
+        .build()
+        .expect("worker");
     let (stop, stopped) = oneshot::channel();
     if with_worker {
         let running = worker.clone();
@@ -573,7 +581,7 @@ async fn a_worker_that_dies_mid_step_leads_to_redelivery_and_one_effect() {
         "worker A never got to `charge` within 60 s"
     );
     doomed.abort();
-    // Worker B (a new process: its own idempotency store) gets the command again once the
+    // Worker B (a new process, on the same idempotency table) gets the command again once the
     // message's visibility timeout (5 s) runs out, and answers it.
     let successor = Worker::builder(&env.config, &env.queue.url)
         .saga(
@@ -585,7 +593,8 @@ async fn a_worker_that_dies_mid_step_leads_to_redelivery_and_one_effect() {
             .unwrap(),
         )
         .wait_time(Duration::from_secs(1))
-        .build();
+        .build()
+        .expect("worker");
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         successor

@@ -160,7 +160,10 @@ fn needless_wildcards(template: &Value) -> Vec<String> {
                 found.push(format!("{id}: resource {resource} for {actions:?}"));
             }
         }
-        if statement["Principal"].to_string().contains('*') {
+        // A wildcard principal may only be denied, and only with a condition that names
+        // who is spared (the participant queues' "only the state machine sends").
+        let conditional_deny = statement["Effect"] == "Deny" && statement["Condition"].is_object();
+        if statement["Principal"].to_string().contains('*') && !conditional_deny {
             found.push(format!("{id}: principal {}", statement["Principal"]));
         }
     }
@@ -283,4 +286,50 @@ fn the_state_machine_role_reaches_only_its_own_participants_and_bus() {
     ));
     expected.sort();
     assert_eq!(granted, expected);
+}
+
+#[test]
+fn only_the_state_machine_may_send_to_a_participant_queue() {
+    // The threat model: a participant runs whatever command it receives, so its queue admits
+    // no sender but the state machine's role.
+    let mut definitions = vec![order::OrderSaga::definition()];
+    definitions.extend(shapes());
+    for definition in &definitions {
+        let t = template(definition, &TemplateOptions::default());
+        let resources = t["Resources"].as_object().unwrap();
+        let queues: Vec<&String> = resources
+            .iter()
+            .filter(|(id, r)| {
+                r["Type"] == "AWS::SQS::Queue"
+                    && !id.ends_with("DeadLetterQueue")
+                    && resources.contains_key(&id.replace("Queue", "WorkerRole"))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        assert!(
+            !queues.is_empty()
+                || definition
+                    .steps
+                    .iter()
+                    .all(|s| matches!(s.participant, saga::Participant::Lambda(_))),
+            "{}: no participant queue found",
+            definition.name
+        );
+        for queue in queues {
+            let policy = &resources[&format!("{queue}Policy")];
+            assert_eq!(policy["Properties"]["Queues"], json!([{ "Ref": queue }]));
+            let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap();
+            assert!(
+                statements.iter().any(|s| s["Effect"] == "Deny"
+                    && s["Principal"] == "*"
+                    && s["Action"] == "sqs:SendMessage"
+                    && s["Resource"] == json!({ "Fn::GetAtt": [queue, "Arn"] })
+                    && s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+                        == json!({ "Fn::GetAtt": ["StateMachineRole", "Arn"] })),
+                "{queue}: {policy:#}"
+            );
+        }
+    }
 }

@@ -34,6 +34,10 @@ pub enum AwsError {
         /// What it stands for.
         what: String,
     },
+    /// The client or participant is not configured to run (what is missing, and how to give
+    /// it).
+    #[error("{0}")]
+    Config(String),
     /// The saga cannot be started.
     #[error("invalid saga input: {0}")]
     InvalidInput(String),

@@ -44,15 +44,15 @@
 //!   `FunctionResponseTypes: ["ReportBatchItemFailures"]`.)
 //! - Allow the function `states:SendTaskSuccess`, `states:SendTaskFailure` and
 //!   `states:SendTaskHeartbeat`, the queue's `sqs:ReceiveMessage`, `sqs:DeleteMessage` and
-//!   `sqs:GetQueueAttributes`, and, with the DynamoDB store, `dynamodb:PutItem`, `GetItem`,
-//!   `UpdateItem` and `DeleteItem` on its table.
+//!   `sqs:GetQueueAttributes`, and `dynamodb:PutItem`, `GetItem`, `UpdateItem` and
+//!   `DeleteItem` on the idempotency table.
+//! - Name the table in the function's environment, `SAGA_IDEMPOTENCY_TABLE` (the template's
+//!   `IdempotencyTableName` output): Lambda runs many instances at once and replaces them at
+//!   will, so they share the DynamoDB store, which is the default (see [`crate::store`]).
 //!
 //! The function's `main` (built for the `provided.al2023` runtime, e.g. with `cargo lambda`):
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//!
-//! use saga_aws::dynamodb::DynamoDbIdempotencyStore;
 //! use saga_aws::lambda::LambdaParticipant;
 //! # fn inventory_saga() -> saga_core::Saga { unimplemented!() }
 //!
@@ -60,12 +60,9 @@
 //! async fn main() -> Result<(), lambda_runtime::Error> {
 //!     lambda_runtime::tracing::init_default_subscriber();
 //!     let config = saga_aws::config::from_env().await;
-//!     // Lambda runs many instances at once: they share the DynamoDB store.
-//!     let store = DynamoDbIdempotencyStore::new(&config, "saga-idempotency");
 //!     LambdaParticipant::builder(&config)
 //!         .saga(inventory_saga())
-//!         .store(Arc::new(store))
-//!         .build()
+//!         .build()?
 //!         .run()
 //!         .await
 //! }
@@ -94,11 +91,12 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
 use lambda_runtime::{Context, LambdaEvent, service_fn};
-use saga_core::{IdempotencyStore, InMemoryIdempotencyStore, Saga};
+use saga_core::{IdempotencyStore, Saga};
 use serde_json::Value;
 
 use crate::error::AwsError;
 use crate::participant::{Delivery, Disposition, Participant};
+use crate::store::StoreChoice;
 
 /// Why a directly invoked command was not answered (see
 /// [`LambdaParticipant::handle_command`]): returned from the function, it makes Lambda retry
@@ -151,7 +149,7 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
 /// let config = saga_aws::config::from_env().await;
 /// saga_aws::lambda::LambdaParticipant::builder(&config)
 ///     .saga(saga)
-///     .build()
+///     .build()?
 ///     .run()
 ///     .await
 /// # }
@@ -167,7 +165,7 @@ pub struct LambdaParticipant {
 pub struct LambdaParticipantBuilder {
     config: SdkConfig,
     sagas: HashMap<String, Arc<Saga>>,
-    store: Option<Arc<dyn IdempotencyStore>>,
+    store: StoreChoice,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::EventPublisher>,
 }
@@ -186,27 +184,41 @@ impl LambdaParticipantBuilder {
         self
     }
 
-    /// The idempotency store (default: in memory). An in-memory store only dedups within one
-    /// Lambda instance, and Lambda runs several instances of a function at once and replaces
-    /// them at will: deployed, a function needs the shared DynamoDB store
-    /// (`saga_aws::dynamodb::DynamoDbIdempotencyStore`, feature `dynamodb`).
-    pub fn store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
-        self.store = Some(store);
+    /// Keeps idempotency records in this DynamoDB table. By default the table is the one
+    /// `SAGA_IDEMPOTENCY_TABLE` names (set it to the template's `IdempotencyTableName`), else
+    /// `<saga>-idempotency` for a function of one saga; see [`crate::store`].
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.store = StoreChoice::Table(table.into());
         self
     }
 
-    /// The participant.
-    pub fn build(self) -> LambdaParticipant {
-        let store = self
+    /// Keeps idempotency records in `store` instead of the DynamoDB table.
+    pub fn store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.store = StoreChoice::Given(store);
+        self
+    }
+
+    /// Keeps idempotency records in memory: for tests and demos only. Lambda runs several
+    /// instances of a function at once and replaces them at will, and each forgets what it
+    /// ran, so a redelivered command runs again. Logged as a warning when built.
+    pub fn in_memory_store(mut self) -> Self {
+        self.store = StoreChoice::InMemory;
+        self
+    }
+
+    /// The participant; an error if its idempotency table cannot be named (a function of
+    /// several sagas without `table` or `SAGA_IDEMPOTENCY_TABLE`).
+    pub fn build(self) -> Result<LambdaParticipant, AwsError> {
+        let chosen = self
             .store
-            .unwrap_or_else(|| Arc::new(InMemoryIdempotencyStore::new()));
-        let participant = Participant::new(&self.config, self.sagas, store);
+            .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
+        let participant = Participant::new(&self.config, self.sagas, chosen.store);
         #[cfg(feature = "eventbridge")]
         let participant = match self.events {
             Some(events) => participant.with_events(events),
             None => participant,
         };
-        LambdaParticipant { participant }
+        Ok(LambdaParticipant { participant })
     }
 }
 
@@ -216,7 +228,7 @@ impl LambdaParticipant {
         LambdaParticipantBuilder {
             config: config.clone(),
             sagas: HashMap::new(),
-            store: None,
+            store: StoreChoice::default(),
             #[cfg(feature = "eventbridge")]
             events: None,
         }
@@ -255,6 +267,10 @@ impl LambdaParticipant {
                 .get(saga_core::asl::TRACEPARENT_ATTRIBUTE)
                 .and_then(|v| v.string_value.clone()),
             aws_trace_header: record.attributes.get("AWSTraceHeader").cloned(),
+            sent_at_ms: record
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|n| n.parse().ok()),
         };
         let body = record.body.as_deref().unwrap_or_default();
         // Nothing to keep alive besides the heartbeats: Lambda keeps the message invisible for
@@ -270,8 +286,8 @@ impl LambdaParticipant {
                 tracing::debug!(message_id = %id, succeeded, "command answered");
                 false
             }
-            Disposition::Expired(error) => {
-                tracing::warn!(message_id = %id, %error, "the task token is no longer valid; dropping the command");
+            Disposition::Expired(reason) => {
+                tracing::warn!(message_id = %id, %reason, "the task can no longer be answered; dropping the command");
                 false
             }
             Disposition::Malformed(reason) => {
@@ -313,7 +329,7 @@ impl LambdaParticipant {
     /// let config = saga_aws::config::from_env().await;
     /// let participant = saga_aws::lambda::LambdaParticipant::builder(&config)
     ///     .saga(saga)
-    ///     .build();
+    ///     .build()?;
     /// participant.run().await
     /// # }
     /// ```
@@ -366,20 +382,21 @@ impl LambdaParticipant {
             deliveries: 1,
             traceparent: None,
             aws_trace_header: context.xray_trace_id.clone(),
+            sent_at_ms: None,
         };
         let id = &context.request_id;
         let keep_alive = |_timeout_seconds: u32| std::future::ready(());
         match self
             .participant
-            .answer(serde_json::from_value(payload), &delivery, keep_alive)
+            .answer(Ok(payload), &delivery, keep_alive)
             .await
         {
             Disposition::Answered { succeeded } => {
                 tracing::debug!(request_id = %id, succeeded, "command answered");
                 Ok(())
             }
-            Disposition::Expired(error) => {
-                tracing::warn!(request_id = %id, %error, "the task token is no longer valid; dropping the command");
+            Disposition::Expired(reason) => {
+                tracing::warn!(request_id = %id, %reason, "the task can no longer be answered; dropping the command");
                 Ok(())
             }
             Disposition::Malformed(reason) => {

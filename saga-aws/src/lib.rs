@@ -40,6 +40,8 @@ mod participant;
 mod queues;
 #[cfg(feature = "sfn")]
 mod state_machine;
+#[cfg(any(feature = "sqs", feature = "lambda"))]
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]
@@ -67,4 +69,4 @@ pub use state_machine::{
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]
 pub use trigger::{Trigger, TriggerStats, execution_name as trigger_execution_name};
 #[cfg(feature = "sqs")]
-pub use worker::{Worker, WorkerBuilder, WorkerStats};
+pub use worker::{DEAD_LETTER_REASON, Worker, WorkerBuilder, WorkerStats};

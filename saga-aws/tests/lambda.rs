@@ -231,7 +231,11 @@ async fn setup() -> Setup {
         sqs: Sqs::new(&config),
         queue_url: created.url,
         machine_arn: machine.arn,
-        participant: LambdaParticipant::builder(&config).saga(saga).build(),
+        participant: LambdaParticipant::builder(&config)
+            .saga(saga)
+            .in_memory_store()
+            .build()
+            .unwrap(),
         effects,
     }
 }
@@ -369,11 +373,14 @@ async fn an_answered_record_delivered_again_succeeds_without_running_again() {
         response.batch_item_failures.is_empty(),
         "the token is used: nothing to deliver again, {response:?}"
     );
-    // The stored answer was sent again and refused: the token is used (the emulator says
-    // InvalidToken once the execution has ended; AWS says TaskTimedOut or InvalidToken).
+    // A redelivery may have outlived its task: its token is checked (a heartbeat) before
+    // anything runs, and refused: the task has ended (the emulator says InvalidToken once the
+    // execution has ended; AWS says TaskTimedOut or InvalidToken).
     let expired = logs.lines_with(&good);
     assert!(
-        expired.len() == 1 && expired[0].contains("no longer valid"),
+        expired.len() == 1
+            && expired[0].contains("can no longer be answered")
+            && expired[0].contains("SendTaskHeartbeat"),
         "{expired:?}"
     );
     assert_eq!(
@@ -388,7 +395,10 @@ async fn an_answered_record_delivered_again_succeeds_without_running_again() {
 #[tokio::test]
 async fn a_malformed_record_without_a_message_id_cannot_be_reported() {
     let config = Emulator::shared().config().await;
-    let participant = LambdaParticipant::builder(&config).build();
+    let participant = LambdaParticipant::builder(&config)
+        .in_memory_store()
+        .build()
+        .unwrap();
     let mut event: SqsEvent = serde_json::from_str(SQS_EVENT).unwrap();
     event.records[0].message_id = None;
     event.records[1].body = Some("not a command".to_owned());
@@ -482,7 +492,10 @@ async fn a_direct_invocation_answers_the_command_once_in_the_sagas_trace() {
 #[tokio::test]
 async fn a_malformed_direct_invocation_fails_with_its_reason() {
     let config = Emulator::shared().config().await;
-    let participant = LambdaParticipant::builder(&config).build();
+    let participant = LambdaParticipant::builder(&config)
+        .in_memory_store()
+        .build()
+        .unwrap();
     let (logs, guard) = Logs::capture();
     let failed = participant
         .handle_event(invocation(json!({ "v": 1, "saga": "nope" }), "request-bad"))
@@ -512,7 +525,10 @@ async fn a_malformed_direct_invocation_fails_with_its_reason() {
 #[tokio::test]
 async fn an_sqs_event_through_the_entry_point_gets_the_batch_response() {
     let config = Emulator::shared().config().await;
-    let participant = LambdaParticipant::builder(&config).build();
+    let participant = LambdaParticipant::builder(&config)
+        .in_memory_store()
+        .build()
+        .unwrap();
     // Neither fixture record is a command: both are to be delivered again.
     let response = participant
         .handle_event(invocation(

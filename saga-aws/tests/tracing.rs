@@ -187,7 +187,9 @@ async fn the_spans_of_a_saga_on_step_functions_form_one_trace() {
     let worker = Worker::builder(&config, &queue.url)
         .saga(saga)
         .wait_time(Duration::from_secs(1))
-        .build();
+        .in_memory_store()
+        .build()
+        .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         worker

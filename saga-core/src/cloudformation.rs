@@ -211,12 +211,19 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
                                     "sqs:ReceiveMessage",
                                     "sqs:DeleteMessage",
                                     "sqs:ChangeMessageVisibility",
+                                    "sqs:GetQueueAttributes",
                                 ],
                                 vec![get_att(&queue, "Arn")],
                             ),
                             statement(
+                                "DeadLetterMalformedCommands",
+                                &["sqs:GetQueueUrl", "sqs:SendMessage"],
+                                vec![get_att(&format!("{stem}DeadLetterQueue"), "Arn")],
+                            ),
+                            statement(
                                 "IdempotencyStore",
                                 &[
+                                    "dynamodb:DescribeTable",
                                     "dynamodb:GetItem",
                                     "dynamodb:PutItem",
                                     "dynamodb:UpdateItem",
@@ -266,6 +273,41 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
         &["events:PutEvents"],
         vec![get_att("EventBus", "Arn")],
     ));
+    // Only the state machine sends commands: a command is run by whoever receives it, so a
+    // principal that may send one could make a participant act. The Deny holds even where an
+    // identity policy in the account would allow it.
+    for (stem, (participant, _)) in &participants {
+        if let Participant::Queue(name) = participant {
+            let queue = format!("{stem}Queue");
+            let mut only_the_machine = json!({
+                "Sid": "OnlyTheStateMachineSendsCommands",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:SendMessage",
+                "Resource": get_att(&queue, "Arn"),
+                "Condition": {
+                    "ArnNotEquals": { "aws:PrincipalArn": get_att("StateMachineRole", "Arn") },
+                },
+            });
+            only_the_machine[COMMENT_KEY] = json!(format!(
+                "Participant `{name}` runs whatever command it receives: no one but the state\n\
+                 machine's role may send one (a Deny, which no identity policy can override)."
+            ));
+            resources.insert(
+                format!("{stem}QueuePolicy"),
+                json!({
+                    "Type": "AWS::SQS::QueuePolicy",
+                    "Properties": {
+                        "Queues": [reference(&queue)],
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [only_the_machine],
+                        },
+                    },
+                }),
+            );
+        }
+    }
     resources.insert(
         "StateMachineRole".into(),
         role(

@@ -88,7 +88,7 @@ pub use error::{ErrorKind, FailureKind, ResultExt, StepError, StepFailure};
 pub use executor::{ExecutorError, InMemoryExecutor, InMemoryExecutorBuilder, Observer};
 pub use idempotency::{
     Action, Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, InMemoryIdempotencyStore,
-    Lease, PayloadHash, StoredOutcome,
+    Lease, Lock, PayloadHash, StoredOutcome,
 };
 pub use log::{Finish, LogError, LogRecord, OutOfOrder, Phase, SagaEvent, SagaLog, SagaState};
 pub use report::{Invocation, InvocationResult, Outcome, SagaReport, Trace};

@@ -11,15 +11,38 @@ use serde_json::Value;
 
 use crate::error::{FailureKind, StepError, StepFailure};
 use crate::idempotency::{
-    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, PayloadHash, StoredOutcome,
+    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lock, PayloadHash, StoredOutcome,
 };
+
+/// The failure codes [`run_idempotent`] answers with when the store, not the handler, decides.
+pub mod codes {
+    /// Another delivery holds the key's lease (retryable): answer later.
+    pub const IN_PROGRESS: &str = "InProgress";
+    /// A compensation found its step's execute still running elsewhere (retryable): it
+    /// compensates once that run has ended.
+    pub const EXECUTE_IN_PROGRESS: &str = "ExecuteInProgress";
+    /// The key was used before with another payload (terminal): a bug or a tampered command.
+    pub const KEY_REUSED: &str = "IdempotencyKeyReused";
+    /// An execute claimed after its step's compensation (terminal): the semantic lock.
+    pub const COMPENSATED: &str = "Compensated";
+    /// The idempotency store failed (retryable).
+    pub const STORE: &str = "IdempotencyStore";
+}
 
 /// Runs `handler` at most once per idempotency key and returns its answer.
 ///
+/// - A compensation first takes the semantic lock on its step's execute key
+///   ([`IdempotencyStore::lock`]), so no execute runs after it, however late it arrives. If an
+///   execute holds that key's lease, the answer is a retryable `ExecuteInProgress` failure: the
+///   compensation is retried once the run it would undo has ended.
 /// - The key is claimed with the payload's hash and a lease (the step's timeout). If it is
 ///   already complete, the stored outcome is returned without running anything; if another
 ///   delivery holds it, the answer is a retryable `InProgress` failure; if it was used with
-///   another payload, a terminal `IdempotencyKeyReused` failure.
+///   another payload, a terminal `IdempotencyKeyReused` failure; an execute whose step was
+///   compensated, a terminal `Compensated` failure.
+/// - The handler runs for at most the lease: after that the key may be taken over (or locked by
+///   the compensation), so it is cancelled and answers the step's timeout, and the key is
+///   released.
 /// - A success or a terminal error is stored as the key's outcome; a retryable error or a panic
 ///   releases the key so the retry can run the handler again.
 /// - A panic is caught and answered as a retryable `Panic` failure.
@@ -33,6 +56,23 @@ pub async fn run_idempotent<F>(
 where
     F: Future<Output = Result<Value, StepError>>,
 {
+    if let Some(execute) = key.execute_key() {
+        match store.lock(&execute).await {
+            Ok(Lock::Locked) => {}
+            Ok(Lock::InProgress { expires_in }) => {
+                return Err(failure(
+                    FailureKind::Retryable,
+                    codes::EXECUTE_IN_PROGRESS,
+                    format!(
+                        "`{execute}` is still running elsewhere (lease ends in {expires_in:?}); \
+                         compensating once it has ended"
+                    ),
+                ));
+            }
+            Err(err) => return Err(store_failure(&err)),
+        }
+    }
+    let lease_time = lease;
     let lease = match store.claim(key, PayloadHash::of(payload), lease).await {
         Ok(Claim::Acquired(lease)) => lease,
         Ok(Claim::Completed(StoredOutcome::Succeeded(output))) => return Ok(output),
@@ -40,52 +80,56 @@ where
         Ok(Claim::InProgress { expires_in }) => {
             return Err(failure(
                 FailureKind::Retryable,
-                "InProgress",
+                codes::IN_PROGRESS,
                 format!("another delivery of `{key}` is running (lease ends in {expires_in:?})"),
+            ));
+        }
+        Ok(Claim::Compensated) => {
+            return Err(failure(
+                FailureKind::Terminal,
+                codes::COMPENSATED,
+                format!("`{key}` was compensated: an execute after its compensation never runs"),
             ));
         }
         Err(err @ IdempotencyError::PayloadMismatch { .. }) => {
             return Err(failure(
                 FailureKind::Terminal,
-                "IdempotencyKeyReused",
+                codes::KEY_REUSED,
                 err.to_string(),
             ));
         }
-        Err(err) => {
-            return Err(failure(
-                FailureKind::Retryable,
-                "IdempotencyStore",
-                err.to_string(),
-            ));
-        }
+        Err(err) => return Err(store_failure(&err)),
     };
-    let answer = AssertUnwindSafe(handler).catch_unwind().await;
+    let answer = tokio::time::timeout(lease_time, AssertUnwindSafe(handler).catch_unwind()).await;
     let recorded = match &answer {
-        Ok(Ok(output)) => {
+        Ok(Ok(Ok(output))) => {
             store
                 .complete(&lease, StoredOutcome::Succeeded(output.clone()))
                 .await
         }
-        Ok(Err(error)) if error.is_terminal() => {
+        Ok(Ok(Err(error))) if error.is_terminal() => {
             store
                 .complete(&lease, StoredOutcome::Failed(error.clone()))
                 .await
         }
-        Ok(Err(_)) | Err(_) => store.release(&lease).await,
+        Ok(Ok(Err(_)) | Err(_)) | Err(_) => store.release(&lease).await,
     };
     if let Err(err) = recorded {
         // The effect may have been applied, but the record of it is lost; a retry will find the
         // stored outcome of whoever took over, or run again on the handler's own idempotency.
-        return Err(failure(
-            FailureKind::Retryable,
-            "IdempotencyStore",
-            err.to_string(),
-        ));
+        return Err(store_failure(&err));
     }
     match answer {
-        Ok(result) => result.map_err(StepFailure::from),
-        Err(panic) => Err(StepFailure::panicked(panic_message(panic.as_ref()))),
+        Ok(Ok(result)) => result.map_err(StepFailure::from),
+        Ok(Err(panic)) => Err(StepFailure::panicked(panic_message(panic.as_ref()))),
+        Err(_) => Err(StepFailure::timeout(
+            u32::try_from(lease_time.as_secs()).unwrap_or(u32::MAX),
+        )),
     }
+}
+
+fn store_failure(err: &IdempotencyError) -> StepFailure {
+    failure(FailureKind::Retryable, codes::STORE, err.to_string())
 }
 
 /// What a step span records as `saga.outcome`: `succeeded`, or the failure's kind and code
@@ -172,6 +216,94 @@ mod tests {
         assert_eq!(first, again, "a terminal answer is stored and replayed");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn no_execute_runs_after_its_compensation() {
+        let store = InMemoryIdempotencyStore::new();
+        let execute = IdempotencyKey::new("s", "reserve", Action::Execute);
+        let compensate = IdempotencyKey::new("s", "reserve", Action::Compensate);
+        let lease = Duration::from_secs(5);
+        let payload = serde_json::json!({"order": 1});
+        // The execute's command was lost; the step timed out and is compensated.
+        run_idempotent(&store, &compensate, &payload, lease, async {
+            Ok(Value::Null)
+        })
+        .await
+        .unwrap();
+        // Then the command turns up, with any payload: it never runs.
+        for payload in [payload.clone(), serde_json::json!({"forged": true})] {
+            let ran = AtomicU32::new(0);
+            let err = run_idempotent(&store, &execute, &payload, lease, async {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(Value::Null)
+            })
+            .await
+            .unwrap_err();
+            assert_eq!(
+                (err.kind, err.code.as_str(), ran.load(Ordering::SeqCst)),
+                (FailureKind::Terminal, codes::COMPENSATED, 0)
+            );
+        }
+        // The compensation itself is still answered from the store when it is redelivered.
+        let again = run_idempotent(&store, &compensate, &payload, lease, async {
+            Err(StepError::terminal("Twice", "ran twice"))
+        })
+        .await;
+        assert_eq!(again, Ok(Value::Null));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_compensation_waits_for_a_running_execute() {
+        let store = InMemoryIdempotencyStore::new();
+        let execute = IdempotencyKey::new("s", "reserve", Action::Execute);
+        let compensate = IdempotencyKey::new("s", "reserve", Action::Compensate);
+        let lease = Duration::from_secs(5);
+        let Claim::Acquired(_running) = store
+            .claim(&execute, PayloadHash::of(&Value::Null), lease)
+            .await
+            .unwrap()
+        else {
+            panic!("fresh key");
+        };
+        let ran = AtomicU32::new(0);
+        let compensation = || {
+            run_idempotent(&store, &compensate, &Value::Null, lease, async {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(Value::Null)
+            })
+        };
+        let err = compensation().await.unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (FailureKind::Retryable, codes::EXECUTE_IN_PROGRESS)
+        );
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "nothing undone while it may still happen"
+        );
+        // Once the execute's lease has ended, the compensation locks it out and runs.
+        tokio::time::advance(lease).await;
+        assert_eq!(compensation().await, Ok(Value::Null));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_runs_no_longer_than_its_lease() {
+        let store = InMemoryIdempotencyStore::new();
+        let key = IdempotencyKey::new("s", "slow", Action::Execute);
+        let err = run_idempotent(&store, &key, &Value::Null, Duration::from_secs(3), async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Value::Null)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (FailureKind::Timeout, "Timeout")
+        );
+        assert!(store.is_empty(), "the key is released for the retry");
+    }
+
     #[tokio::test]
     async fn a_reused_key_is_terminal() {
         let store = InMemoryIdempotencyStore::new();
@@ -189,7 +321,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             (err.kind, err.code.as_str()),
-            (FailureKind::Terminal, "IdempotencyKeyReused")
+            (FailureKind::Terminal, codes::KEY_REUSED)
         );
     }
 }

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::idempotency::{
-    Action, Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, PayloadHash, StoredOutcome,
+    Action, Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lock, PayloadHash,
+    StoredOutcome,
 };
 
 pub use crate::fault::{Fault, FaultEffect, FaultPlan};
@@ -100,6 +101,89 @@ pub async fn check_idempotency_store_contract<F, Fut>(
     assert_eq!(
         store.claim(&key, hash, lease).await.expect("claim"),
         Claim::Completed(declined)
+    );
+
+    check_semantic_lock(store, unique, &advance).await;
+}
+
+/// The semantic lock: once a compensation has locked a step's execute key, no claim of it
+/// runs, whatever the record was and whatever the payload.
+async fn check_semantic_lock<F, Fut>(store: &dyn IdempotencyStore, unique: &str, advance: &F)
+where
+    F: Fn(Duration) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let lease = Duration::from_secs(1);
+    let saga = format!("lock-{unique}");
+    let hash = PayloadHash::of(&serde_json::json!({"n": 1}));
+    let other = PayloadHash::of(&serde_json::json!({"n": 2}));
+    let refused = |claim: Result<Claim, IdempotencyError>, what: &str| {
+        assert!(
+            matches!(claim, Ok(Claim::Compensated)),
+            "{what}: a claim after the lock must be Compensated, got {claim:?}"
+        );
+    };
+
+    // Absent: locked before any execute arrived (its command was lost or is late).
+    let absent = IdempotencyKey::new(&saga, "absent", Action::Execute);
+    assert_eq!(store.lock(&absent).await.expect("lock"), Lock::Locked);
+    refused(store.claim(&absent, hash, lease).await, "absent");
+    refused(
+        store.claim(&absent, other, lease).await,
+        "absent, other payload",
+    );
+    assert_eq!(
+        store.lock(&absent).await.expect("lock"),
+        Lock::Locked,
+        "locking twice is harmless (a compensation's retry)"
+    );
+
+    // Complete: a late duplicate of an execute that ran does not run either.
+    let complete = IdempotencyKey::new(&saga, "complete", Action::Execute);
+    let Claim::Acquired(held) = store.claim(&complete, hash, lease).await.expect("claim") else {
+        panic!("a fresh key must be acquired");
+    };
+    store
+        .complete(&held, StoredOutcome::Succeeded(serde_json::json!(1)))
+        .await
+        .expect("complete");
+    assert_eq!(store.lock(&complete).await.expect("lock"), Lock::Locked);
+    refused(store.claim(&complete, hash, lease).await, "complete");
+
+    // In progress: the lock waits for the lease, then takes the key from its holder.
+    let running = IdempotencyKey::new(&saga, "running", Action::Execute);
+    let Claim::Acquired(holder) = store.claim(&running, hash, lease).await.expect("claim") else {
+        panic!("a fresh key must be acquired");
+    };
+    assert!(
+        matches!(
+            store.lock(&running).await.expect("lock"),
+            Lock::InProgress { .. }
+        ),
+        "a live lease is not locked out: its run may still apply the effect"
+    );
+    advance(lease + Duration::from_secs(1)).await;
+    assert_eq!(store.lock(&running).await.expect("lock"), Lock::Locked);
+    refused(store.claim(&running, hash, lease).await, "expired lease");
+    assert!(
+        matches!(
+            store
+                .complete(&holder, StoredOutcome::Succeeded(serde_json::json!(1)))
+                .await,
+            Err(IdempotencyError::LeaseLost { .. })
+        ),
+        "the locked-out holder must not complete"
+    );
+    assert!(
+        matches!(
+            store.release(&holder).await,
+            Err(IdempotencyError::LeaseLost { .. })
+        ),
+        "nor release"
+    );
+    refused(
+        store.claim(&running, hash, lease).await,
+        "after the holder gave up",
     );
 }
 

@@ -484,7 +484,9 @@ impl Lab {
         let sfn = StepFunctions::new(config, Emulator::ROLE_ARN).with_events(publisher.clone());
         let ledger = Arc::new(Ledger::default());
 
+        // One lab at a time in this process: the in-memory store is the participant's memory.
         let mut worker = Worker::builder(config, &participant.url)
+            .in_memory_store()
             .events(publisher)
             .concurrency(64)
             .wait_time(Duration::from_secs(1));
@@ -505,7 +507,7 @@ impl Lab {
             plans.insert(saga.name().to_owned(), case.plan.clone());
             worker = worker.saga(recorded(saga, &ledger, Some(&case.plan)));
         }
-        let worker = worker.build();
+        let worker = worker.build()?;
 
         let mut stops = Vec::new();
         let mut tasks = Vec::new();

@@ -1,6 +1,7 @@
 //! The in-memory [`IdempotencyStore`], on tokio's clock so tests can pause time.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,39 +10,103 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lease, PayloadHash, StoredOutcome,
+    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lease, Lock, PayloadHash,
+    StoredOutcome,
 };
 
 #[derive(Debug)]
-enum Record {
-    InProgress {
-        payload: PayloadHash,
-        token: u64,
-        expires_at: Instant,
-    },
-    Complete {
-        payload: PayloadHash,
-        outcome: StoredOutcome,
-    },
+enum State {
+    InProgress { token: u64, expires_at: Instant },
+    Complete(StoredOutcome),
+    Compensated,
 }
 
-/// An [`IdempotencyStore`] in a mutex-guarded map. Expiry uses tokio's clock, so a test with
-/// paused time sees leases expire exactly when the clock says.
+#[derive(Debug)]
+struct Record {
+    /// The payload that claimed the key (`None` for a key locked before any claim).
+    payload: Option<PayloadHash>,
+    state: State,
+    /// When the record may be forgotten: the end of its retention (or, in progress, of its
+    /// lease plus the retention: a holder that vanished leaves nothing behind for ever).
+    evict_at: Instant,
+}
+
 #[derive(Debug, Default)]
+struct Records {
+    by_key: HashMap<IdempotencyKey, Record>,
+    /// Candidates for eviction, soonest first. An entry whose record has since changed (its
+    /// `evict_at` moved) is skipped when it comes up.
+    evictions: BinaryHeap<Reverse<(Instant, IdempotencyKey)>>,
+}
+
+impl Records {
+    fn put(&mut self, key: &IdempotencyKey, record: Record) {
+        self.evictions.push(Reverse((record.evict_at, key.clone())));
+        self.by_key.insert(key.clone(), record);
+    }
+
+    /// Forgets every record whose time has come.
+    fn evict(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.evictions.peek() {
+            if *at > now {
+                return;
+            }
+            let Some(Reverse((at, key))) = self.evictions.pop() else {
+                return;
+            };
+            if self.by_key.get(&key).is_some_and(|r| r.evict_at == at) {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+}
+
+/// An [`IdempotencyStore`] in a mutex-guarded map: for tests, demos and the in-memory executor.
+/// It forgets everything when the process ends, so a worker that restarts with it runs again
+/// every redelivered command; on AWS use the DynamoDB store.
+///
+/// Expiry uses tokio's clock, so a test with paused time sees leases expire exactly when the
+/// clock says. Finished records (COMPLETE, COMPENSATED) are forgotten after the
+/// [retention](Self::with_retention) ([`DEFAULT_RETENTION`](Self::DEFAULT_RETENTION), 7 days), an in-progress one after
+/// its lease plus the retention; a duplicate that arrives later than that runs again.
+#[derive(Debug)]
 pub struct InMemoryIdempotencyStore {
-    records: Mutex<HashMap<IdempotencyKey, Record>>,
+    records: Mutex<Records>,
     next_token: AtomicU64,
+    retention: Duration,
+}
+
+impl Default for InMemoryIdempotencyStore {
+    fn default() -> Self {
+        Self::with_retention(Self::DEFAULT_RETENTION)
+    }
 }
 
 impl InMemoryIdempotencyStore {
-    /// An empty store.
+    /// How long finished records are kept unless [`with_retention`](Self::with_retention) says
+    /// otherwise: 7 days, as the DynamoDB store's.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+    /// An empty store that keeps finished records for [`DEFAULT_RETENTION`](Self::DEFAULT_RETENTION).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How many keys have a record (in progress or complete).
+    /// An empty store that keeps finished records for `retention`.
+    pub fn with_retention(retention: Duration) -> Self {
+        Self {
+            records: Mutex::default(),
+            next_token: AtomicU64::new(0),
+            retention,
+        }
+    }
+
+    /// How many keys have a record (in progress, complete or compensated), after forgetting
+    /// those past their retention.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let mut records = self.lock_records();
+        records.evict(Instant::now());
+        records.by_key.len()
     }
 
     /// Whether no key has a record.
@@ -51,13 +116,16 @@ impl InMemoryIdempotencyStore {
 
     /// The outcome stored for `key`, if it is complete.
     pub fn outcome(&self, key: &IdempotencyKey) -> Option<StoredOutcome> {
-        match self.lock().get(key) {
-            Some(Record::Complete { outcome, .. }) => Some(outcome.clone()),
+        match self.lock_records().by_key.get(key) {
+            Some(Record {
+                state: State::Complete(outcome),
+                ..
+            }) => Some(outcome.clone()),
             _ => None,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IdempotencyKey, Record>> {
+    fn lock_records(&self) -> std::sync::MutexGuard<'_, Records> {
         // A panic while holding this lock cannot leave a record half-written (every update is a
         // single insert or remove), so a poisoned lock is still consistent.
         self.records
@@ -65,16 +133,29 @@ impl InMemoryIdempotencyStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn with_lease<T>(
+    fn finished(&self, payload: Option<PayloadHash>, state: State) -> Record {
+        Record {
+            payload,
+            state,
+            evict_at: Instant::now() + self.retention,
+        }
+    }
+
+    fn with_lease(
         &self,
         lease: &Lease,
-        f: impl FnOnce(&mut HashMap<IdempotencyKey, Record>, PayloadHash) -> T,
-    ) -> Result<T, IdempotencyError> {
-        let mut records = self.lock();
-        match records.get(&lease.key) {
-            Some(Record::InProgress { token, payload, .. }) if *token == lease.token => {
+        f: impl FnOnce(&mut Records, Option<PayloadHash>),
+    ) -> Result<(), IdempotencyError> {
+        let mut records = self.lock_records();
+        match records.by_key.get(&lease.key) {
+            Some(Record {
+                state: State::InProgress { token, .. },
+                payload,
+                ..
+            }) if *token == lease.token => {
                 let payload = *payload;
-                Ok(f(&mut records, payload))
+                f(&mut records, payload);
+                Ok(())
             }
             _ => Err(IdempotencyError::LeaseLost {
                 key: lease.key.clone(),
@@ -92,41 +173,34 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         lease: Duration,
     ) -> Result<Claim, IdempotencyError> {
         let now = Instant::now();
-        let mut records = self.lock();
-        match records.get(key) {
-            Some(Record::Complete {
-                payload: stored,
-                outcome,
-            }) => {
-                if *stored != payload {
-                    return Err(IdempotencyError::PayloadMismatch { key: key.clone() });
-                }
-                return Ok(Claim::Completed(outcome.clone()));
+        let mut records = self.lock_records();
+        records.evict(now);
+        if let Some(record) = records.by_key.get(key) {
+            if matches!(record.state, State::Compensated) {
+                return Ok(Claim::Compensated);
             }
-            Some(Record::InProgress {
-                payload: stored,
-                expires_at,
-                ..
-            }) => {
-                if *stored != payload {
-                    return Err(IdempotencyError::PayloadMismatch { key: key.clone() });
-                }
-                if *expires_at > now {
+            if record.payload != Some(payload) {
+                return Err(IdempotencyError::PayloadMismatch { key: key.clone() });
+            }
+            match &record.state {
+                State::Complete(outcome) => return Ok(Claim::Completed(outcome.clone())),
+                State::InProgress { expires_at, .. } if *expires_at > now => {
                     return Ok(Claim::InProgress {
                         expires_in: *expires_at - now,
                     });
                 }
-                // Expired: fall through and take over.
+                // Expired: take over.
+                State::InProgress { .. } | State::Compensated => {}
             }
-            None => {}
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        records.insert(
-            key.clone(),
-            Record::InProgress {
-                payload,
-                token,
-                expires_at: now + lease,
+        let expires_at = now + lease;
+        records.put(
+            key,
+            Record {
+                payload: Some(payload),
+                state: State::InProgress { token, expires_at },
+                evict_at: expires_at + self.retention,
             },
         );
         Ok(Claim::Acquired(Lease {
@@ -141,13 +215,107 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         outcome: StoredOutcome,
     ) -> Result<(), IdempotencyError> {
         self.with_lease(lease, |records, payload| {
-            records.insert(lease.key.clone(), Record::Complete { payload, outcome });
+            records.put(&lease.key, self.finished(payload, State::Complete(outcome)));
         })
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError> {
         self.with_lease(lease, |records, _| {
-            records.remove(&lease.key);
+            records.by_key.remove(&lease.key);
         })
+    }
+
+    async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {
+        let now = Instant::now();
+        let mut records = self.lock_records();
+        records.evict(now);
+        let payload = match records.by_key.get(key) {
+            Some(Record {
+                state: State::InProgress { expires_at, .. },
+                ..
+            }) if *expires_at > now => {
+                return Ok(Lock::InProgress {
+                    expires_in: *expires_at - now,
+                });
+            }
+            Some(record) => record.payload,
+            None => None,
+        };
+        records.put(key, self.finished(payload, State::Compensated));
+        Ok(Lock::Locked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idempotency::Action;
+
+    #[tokio::test(start_paused = true)]
+    async fn finished_records_are_forgotten_after_the_retention() {
+        let store = InMemoryIdempotencyStore::with_retention(Duration::from_secs(60));
+        let hash = PayloadHash::of(&1);
+        let lease = Duration::from_secs(5);
+        for n in 0..100 {
+            let key = IdempotencyKey::new(&format!("s-{n}"), "step", Action::Execute);
+            let Claim::Acquired(held) = store.claim(&key, hash, lease).await.unwrap() else {
+                panic!("fresh key");
+            };
+            store
+                .complete(&held, StoredOutcome::Succeeded(serde_json::Value::Null))
+                .await
+                .unwrap();
+        }
+        let locked = IdempotencyKey::new("s-locked", "step", Action::Execute);
+        assert_eq!(store.lock(&locked).await.unwrap(), Lock::Locked);
+        // A crashed holder's record, never finished.
+        let abandoned = IdempotencyKey::new("s-abandoned", "step", Action::Execute);
+        store.claim(&abandoned, hash, lease).await.unwrap();
+        assert_eq!(store.len(), 102);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(store.len(), 102, "kept for the whole retention");
+        let first = IdempotencyKey::new("s-0", "step", Action::Execute);
+        assert!(matches!(
+            store.claim(&first, hash, lease).await.unwrap(),
+            Claim::Completed(_)
+        ));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            store.len(),
+            1,
+            "only the abandoned lease is left (lease + retention)"
+        );
+        tokio::time::advance(lease).await;
+        assert!(store.is_empty());
+        assert!(
+            matches!(
+                store.claim(&first, hash, lease).await.unwrap(),
+                Claim::Acquired(_)
+            ),
+            "a duplicate after the retention runs again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_updated_late_is_kept_for_its_own_retention() {
+        let store = InMemoryIdempotencyStore::with_retention(Duration::from_secs(60));
+        let key = IdempotencyKey::new("s", "step", Action::Execute);
+        let hash = PayloadHash::of(&1);
+        let Claim::Acquired(held) = store
+            .claim(&key, hash, Duration::from_secs(30))
+            .await
+            .unwrap()
+        else {
+            panic!("fresh key");
+        };
+        tokio::time::advance(Duration::from_secs(20)).await;
+        store
+            .complete(&held, StoredOutcome::Succeeded(serde_json::Value::Null))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(store.outcome(&key).is_some() && store.len() == 1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(store.is_empty());
     }
 }

@@ -70,6 +70,28 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The action the key is for (`execute` or `compensate`, its last segment).
+    pub fn action(&self) -> Option<Action> {
+        match self.0.rsplit_once('/') {
+            Some((_, "execute")) => Some(Action::Execute),
+            Some((_, "compensate")) => Some(Action::Compensate),
+            _ => None,
+        }
+    }
+
+    /// The key of the forward action this compensation undoes: `{saga_id}/{step}/execute` for
+    /// `{saga_id}/{step}/compensate`, `None` for any other key. The semantic lock is taken on it.
+    ///
+    /// ```
+    /// use saga_core::{Action, IdempotencyKey};
+    /// let undo = IdempotencyKey::new("order-17", "reserve", Action::Compensate);
+    /// assert_eq!(undo.execute_key(), Some(IdempotencyKey::new("order-17", "reserve", Action::Execute)));
+    /// ```
+    pub fn execute_key(&self) -> Option<IdempotencyKey> {
+        let stem = self.0.strip_suffix("/compensate")?;
+        Some(Self(format!("{stem}/execute")))
+    }
 }
 
 impl fmt::Display for IdempotencyKey {
@@ -157,6 +179,22 @@ pub enum Claim {
         /// Time left on the other holder's lease.
         expires_in: Duration,
     },
+    /// The step's compensation has claimed it (see [`IdempotencyStore::lock`]): the action
+    /// must not run, now or ever. Only an execute key is ever locked.
+    Compensated,
+}
+
+/// What [`IdempotencyStore::lock`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// The execute key is locked: every later claim of it is [`Claim::Compensated`].
+    Locked,
+    /// A delivery of the execute holds a live lease and may still apply its effect; lock again
+    /// once it ends (in `expires_in`), then compensate.
+    InProgress {
+        /// Time left on the execute's lease.
+        expires_in: Duration,
+    },
 }
 
 /// Why the store refused.
@@ -191,7 +229,8 @@ pub enum IdempotencyError {
 ///
 /// # Contract
 ///
-/// A record per [`IdempotencyKey`] moves through `absent -> INPROGRESS -> COMPLETE`:
+/// A record per [`IdempotencyKey`] moves through `absent -> INPROGRESS -> COMPLETE`, and an
+/// execute key may end COMPENSATED (the semantic lock):
 ///
 /// - [`claim`](Self::claim) on an absent key writes INPROGRESS with the payload's hash and an
 ///   expiry of `lease` from now, and returns [`Claim::Acquired`]. The caller then runs the
@@ -210,6 +249,17 @@ pub enum IdempotencyError {
 ///   retryable failure, a panic or a timeout). Both fail with [`IdempotencyError::LeaseLost`] if
 ///   the caller's lease was taken over, so a slow first delivery cannot overwrite the result of
 ///   the one that replaced it.
+///
+/// - [`lock`](Self::lock) turns an execute key that is absent, COMPLETE, COMPENSATED or held on
+///   an expired lease into COMPENSATED, and answers [`Lock::Locked`]; from then on every claim
+///   of it is [`Claim::Compensated`], whatever its payload, so an execute that arrives after its
+///   step's compensation never runs (on AWS a late or stray command can, long after the step
+///   failed). On a live INPROGRESS it changes nothing and answers [`Lock::InProgress`]: the
+///   compensation waits for that run (its lease) to end. A holder whose lease was locked out
+///   gets [`IdempotencyError::LeaseLost`] on `complete` and `release`. Every compensation locks
+///   its step's execute key before it claims its own key.
+/// - Finished records (COMPLETE, COMPENSATED) are kept for a retention the implementation
+///   documents, then forgotten: a duplicate later than that would run again.
 ///
 /// Every operation is atomic per key. Implementations: [`InMemoryIdempotencyStore`] here, and a
 /// DynamoDB store (conditional writes, TTL) in `saga-aws`; both pass the same contract tests.
@@ -250,6 +300,10 @@ pub trait IdempotencyStore: Send + Sync + fmt::Debug {
 
     /// Gives the key up without an outcome, so a retry may run the action again.
     async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError>;
+
+    /// Locks the execute key `key` against any later run: the semantic lock a compensation
+    /// takes before it undoes the step; see the trait docs.
+    async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError>;
 }
 
 #[cfg(test)]

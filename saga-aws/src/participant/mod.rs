@@ -10,84 +10,32 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use saga_core::analysis::check_payload;
-use saga_core::participant::run_idempotent;
+use saga_core::participant::{codes, run_idempotent};
 use saga_core::{
     Action, FailureKind, IdempotencyKey, IdempotencyStore, Saga, StepContext, StepFailure,
 };
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::AwsError;
 
-/// The command a participant receives (`v` 1), as the generated state machine sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Command {
-    /// The format's version.
-    pub v: u32,
-    /// The saga's name.
-    pub saga: String,
-    /// The saga instance (the execution's name).
-    pub saga_id: String,
-    /// The step.
-    pub step: String,
-    /// Execute or compensate.
-    pub action: Action,
-    /// `{saga_id}/{step}/{action}`.
-    pub idempotency_key: String,
-    /// How often Step Functions has retried this action before (`$$.State.RetryCount`): the
-    /// step context's attempt is one more. Redeliveries of one attempt share it.
-    pub retry_count: u32,
-    /// The saga document.
-    pub input: Value,
-    /// The token to answer with.
-    pub task_token: String,
-    /// The W3C trace context, in the payload of a directly invoked Lambda function. (An SQS
-    /// command carries it as the message attribute `traceparent` instead.)
-    #[serde(default)]
-    pub traceparent: Option<String>,
-}
+mod command;
+mod delivery;
 
-/// Where a command came from, for its span: the message (or the Lambda invocation) and its
-/// trace context.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Delivery {
-    /// The queue's name; `None` for a command that invoked a Lambda function directly.
-    pub(crate) queue: Option<String>,
-    /// The SQS message id, or the Lambda request id of a direct invocation.
-    pub(crate) id: String,
-    /// How often this message was delivered.
-    pub(crate) deliveries: u32,
-    /// The W3C `traceparent` message attribute, if any.
-    pub(crate) traceparent: Option<String>,
-    /// The `AWSTraceHeader` system attribute (X-Ray), or a Lambda invocation's X-Ray trace id.
-    pub(crate) aws_trace_header: Option<String>,
-}
+pub use command::Command;
+pub(crate) use delivery::Delivery;
 
-impl Delivery {
-    /// The trace id and the parent span id the command carries: from the message's
-    /// `traceparent`, else the one `carried` in the command itself (a direct Lambda
-    /// invocation's), both `00-<trace>-<parent>-<flags>`; else from X-Ray's
-    /// `Root=1-<8>-<24>;Parent=<16>`.
-    pub(crate) fn parent(&self, carried: Option<&str>) -> Option<(String, String)> {
-        if let Some(tp) = self.traceparent.as_deref().or(carried) {
-            let parts: Vec<&str> = tp.split('-').collect();
-            if let [_, trace, parent, _] = parts.as_slice()
-                && trace.len() == 32
-                && parent.len() == 16
-            {
-                return Some(((*trace).to_owned(), (*parent).to_owned()));
-            }
-        }
-        let header = self.aws_trace_header.as_deref()?;
-        let field = |name: &str| {
-            header
-                .split(';')
-                .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
-        };
-        let root = field("Root")?.strip_prefix("1-")?.replace('-', "");
-        let parent = field("Parent")?;
-        (root.len() == 32 && parent.len() == 16).then(|| (root, parent.to_owned()))
-    }
+/// Why a command is moved to the dead-letter queue when its payload differs from the one first
+/// seen under its idempotency key (a tampered or mistaken copy; the real one is answered).
+pub(crate) const PAYLOAD_DIFFERS: &str =
+    "payload differs from the command first seen under this key";
+
+/// The error codes with which Step Functions refuses an answer (or a heartbeat) because the
+/// task has ended or never existed: the command's answer is moot.
+fn task_is_gone(error: &AwsError) -> bool {
+    matches!(
+        error.code(),
+        Some("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")
+    )
 }
 
 /// The queue's name, the last segment of its URL.
@@ -103,9 +51,11 @@ pub(crate) enum Disposition {
         /// SendTaskSuccess (or SendTaskFailure).
         succeeded: bool,
     },
-    /// The token expired or is invalid: the answer is moot; delete the message.
-    Expired(AwsError),
-    /// Not a command this participant runs: leave it for the dead-letter queue.
+    /// The task can no longer be answered (its token expired, is invalid, or the step was
+    /// compensated): nothing ran, or the answer is moot; delete the message.
+    Expired(String),
+    /// Not a command this participant runs, or a copy whose payload differs from the command
+    /// first seen under its key: to the dead-letter queue, with this reason.
     Malformed(String),
     /// Another delivery of the same command is running: answer later.
     Duplicate {
@@ -191,12 +141,9 @@ impl Participant {
     /// Why a message is not a command this participant can run.
     fn decode(
         &self,
-        command: serde_json::Result<Command>,
+        body: serde_json::Result<Value>,
     ) -> Result<(Command, Arc<Saga>, usize), String> {
-        let command = command.map_err(|e| format!("not a saga command: {e}"))?;
-        if command.v != saga_core::asl::COMMAND_VERSION {
-            return Err(format!("unsupported command version {}", command.v));
-        }
+        let command = Command::decode(body)?;
         let saga = self
             .sagas
             .get(&command.saga)
@@ -226,7 +173,7 @@ impl Participant {
     /// there).
     pub(crate) async fn answer<K, F>(
         &self,
-        command: serde_json::Result<Command>,
+        command: serde_json::Result<Value>,
         delivery: &Delivery,
         keep_alive: K,
     ) -> Disposition
@@ -266,7 +213,7 @@ impl Participant {
             crate::otel::join(&span, trace_id, parent_span_id);
         }
         use tracing::Instrument;
-        self.answer_decoded(command, saga, index, delivery.deliveries, keep_alive)
+        self.answer_decoded(command, saga, index, delivery, keep_alive)
             .instrument(span)
             .await
     }
@@ -276,23 +223,31 @@ impl Participant {
         command: Command,
         saga: Arc<Saga>,
         index: usize,
-        deliveries: u32,
+        delivery: &Delivery,
         keep_alive: K,
     ) -> Disposition
     where
         K: Fn(u32) -> F,
         F: Future<Output = ()>,
     {
-        if deliveries > 1 {
-            tracing::debug!(
-                saga_id = %command.saga_id,
-                step = %command.step,
-                action = %command.action,
-                deliveries,
-                "command delivered again"
-            );
-        }
         let step = &saga.definition().steps[index];
+        // A command whose task may have ended runs nothing until Step Functions says the task
+        // is alive (a heartbeat, which also restarts the task's heartbeat clock).
+        if delivery.may_be_dead(step.heartbeat_seconds, now_ms()) {
+            tracing::debug!(
+                deliveries = delivery.deliveries,
+                sent_at_ms = delivery.sent_at_ms,
+                "checking the task token before running"
+            );
+            if let Err(error) = self.send_heartbeat(&command.task_token).await {
+                if task_is_gone(&error) {
+                    return Disposition::Expired(format!(
+                        "the task ended before its command ran ({error})"
+                    ));
+                }
+                return Disposition::Unanswered(error);
+            }
+        }
         let handler = saga.handler_at(index);
         let key = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
         let error = command
@@ -345,12 +300,22 @@ impl Participant {
                 saga_core::participant::span_outcome(&answer),
             );
         }
-        if let Err(failure) = &answer
-            && failure.code == "InProgress"
-        {
-            return Disposition::Duplicate {
-                timeout_seconds: step.timeout_seconds,
-            };
+        if let Err(failure) = &answer {
+            match failure.code.as_str() {
+                codes::IN_PROGRESS => {
+                    return Disposition::Duplicate {
+                        timeout_seconds: step.timeout_seconds,
+                    };
+                }
+                // Never answered on the task: the task is the real command's, and answering it
+                // would fail a saga whose effect was applied.
+                codes::KEY_REUSED => return Disposition::Malformed(PAYLOAD_DIFFERS.to_owned()),
+                // The step was compensated, so its task ended long ago; nothing ran.
+                codes::COMPENSATED => {
+                    return Disposition::Expired(format!("nothing ran: {}", failure.message));
+                }
+                _ => {}
+            }
         }
         let sent = match &answer {
             Ok(output) => self
@@ -388,64 +353,41 @@ impl Participant {
                     succeeded: answer.is_ok(),
                 }
             }
-            Err(error)
-                if matches!(
-                    error.code(),
-                    Some("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")
-                ) =>
-            {
+            Err(error) if task_is_gone(&error) => {
                 tracing::debug!(token = short(&command.task_token), "expired token");
-                Disposition::Expired(error)
+                Disposition::Expired(format!("the answer was refused ({error})"))
             }
             Err(error) => Disposition::Unanswered(error),
         }
     }
 
     async fn heartbeat(&self, token: &str) {
-        if let Err(e) = self
-            .sfn
+        if let Err(error) = self.send_heartbeat(token).await {
+            tracing::debug!(token = short(token), %error, "heartbeat refused");
+        }
+    }
+
+    async fn send_heartbeat(&self, token: &str) -> Result<(), AwsError> {
+        self.sfn
             .send_task_heartbeat()
             .task_token(token)
             .send()
             .await
-        {
-            let error = AwsError::from_sdk("SendTaskHeartbeat", e);
-            tracing::debug!(token = short(token), %error, "heartbeat refused");
-        }
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("SendTaskHeartbeat", e))
     }
+}
+
+/// The wall clock in epoch milliseconds (SQS's `SentTimestamp` is on the same clock).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_parent_comes_from_traceparent_else_from_the_xray_header() {
-        let mut delivery = Delivery {
-            traceparent: Some("00-ab8e7263ab3ab8220b9ada31fa9c435c-3eeb7e96e59ce40f-01".into()),
-            aws_trace_header: Some(
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into(),
-            ),
-            ..Delivery::default()
-        };
-        assert_eq!(
-            delivery.parent(None),
-            Some((
-                "ab8e7263ab3ab8220b9ada31fa9c435c".into(),
-                "3eeb7e96e59ce40f".into()
-            ))
-        );
-        delivery.traceparent = Some("garbage".into());
-        assert_eq!(
-            delivery.parent(None),
-            Some((
-                "5759e988bd862e3fe1be46a994272793".into(),
-                "53995c3f42cd8ad8".into()
-            ))
-        );
-        delivery.aws_trace_header = Some("Root=1-5759e988;Parent=x".into());
-        assert_eq!(delivery.parent(None), None);
-    }
 
     #[test]
     fn a_token_is_cut_at_a_character_boundary() {

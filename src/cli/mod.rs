@@ -22,13 +22,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use saga_aws::{Bindings, Progress, Queues, Status, StepFunctions, Worker};
+use saga_aws::{Bindings, Progress, Queues, Status, StepFunctions};
 use saga_core::testing::FaultPlan;
 use saga_core::{
     Action, InMemoryExecutor, InvocationResult, Outcome, Participant, Saga, SagaDefinition,
     StepError, Trace,
 };
 use serde_json::Value;
+
+mod worker;
 
 /// A saga the command line knows: its declaration, and its handlers when it can run here.
 #[derive(Debug, Clone)]
@@ -241,7 +243,8 @@ enum Command {
     Deploy {
         #[command(flatten)]
         which: Which,
-        /// Create a queue (with a dead-letter queue) per queue participant, `<saga>-<participant>`.
+        /// Create a queue (with a dead-letter queue) per queue participant, `<saga>-<participant>`,
+        /// and the participants' idempotency table, `<saga>-idempotency`.
         #[arg(long)]
         create_queues: bool,
         /// A substitution, `KEY=VALUE` (queue URLs, function ARNs, `EventBusName`).
@@ -278,9 +281,9 @@ enum Command {
         /// The saga id.
         id: String,
     },
-    /// Run the participants of the sagas: answer their commands on a queue until Ctrl-C.
+    /// Run the participants of the sagas: answer their commands on a queue until SIGINT or SIGTERM.
     #[command(
-        after_help = "Examples:\n  order worker                     # every queue participant, queues named as by deploy --create-queues\n  order worker --queue https://sqs.../order-inventory"
+        after_help = "Examples:\n  order worker                     # every queue participant, queues and table named as by deploy --create-queues\n  order worker --queue https://sqs.../order-inventory --table order-idempotency"
     )]
     Worker {
         #[command(flatten)]
@@ -294,6 +297,18 @@ enum Command {
         /// Publish saga events on this EventBridge bus.
         #[arg(long)]
         bus: Option<String>,
+        /// The DynamoDB idempotency table (default: `SAGA_IDEMPOTENCY_TABLE`, else
+        /// `<saga>-idempotency`, as `deploy --create-queues` creates it).
+        #[arg(long, conflicts_with = "in_memory_store")]
+        table: Option<String>,
+        /// Keep idempotency records in memory (a demo: a restart forgets them, and redelivered
+        /// commands run again).
+        #[arg(long)]
+        in_memory_store: bool,
+        /// Seconds a graceful stop (SIGINT or SIGTERM) may take before the commands still
+        /// running are released for redelivery; a second signal stops at once.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        drain_timeout: u64,
     },
     /// Run the saga in memory (no AWS), optionally with injected failures.
     #[command(
@@ -492,6 +507,13 @@ impl Command {
                             url,
                         );
                     }
+                    // The participants' idempotency table, by the name their workers look for.
+                    let table = saga_aws::store::default_table_name(&entry.definition.name);
+                    saga_aws::dynamodb::DynamoDbIdempotencyStore::new(&config, &table)
+                        .create_table()
+                        .await
+                        .map_err(aws)?;
+                    write(out, format!("table {table}"))?;
                 }
                 let sfn = StepFunctions::new(&config, role);
                 let deployed = sfn
@@ -565,6 +587,9 @@ impl Command {
                 queue,
                 concurrency,
                 bus,
+                table,
+                in_memory_store,
+                drain_timeout,
             } => {
                 let chosen: Vec<&Entry> = match &which.saga {
                     Some(_) => vec![pick(sagas, &which)?],
@@ -587,51 +612,18 @@ impl Command {
                 if urls.is_empty() {
                     return fail("no queue to read: these sagas have no queue participant");
                 }
-                let mut workers = Vec::new();
-                for url in &urls {
-                    let mut builder = Worker::builder(&config, url).concurrency(concurrency);
-                    for entry in &chosen {
-                        builder = builder.saga(runnable(entry)?.clone());
-                    }
-                    if let Some(bus) = &bus {
-                        builder = builder.events(saga_aws::EventPublisher::new(&config, bus));
-                    }
-                    write(out, format!("worker on {url}"))?;
-                    workers.push(builder.build());
-                }
-                out.flush().ok();
-                let (stop, stopped) = tokio::sync::watch::channel(false);
-                let running: Vec<_> = workers
-                    .into_iter()
-                    .zip(urls.clone())
-                    .map(|(worker, url)| {
-                        let mut stopped = stopped.clone();
-                        let stats = tokio::spawn(async move {
-                            worker
-                                .run_until(async move {
-                                    let _ = stopped.wait_for(|s| *s).await;
-                                })
-                                .await
-                        });
-                        (url, stats)
-                    })
-                    .collect();
-                let _ = tokio::signal::ctrl_c().await;
-                write(out, "stopping: finishing the commands in flight")?;
-                let _ = stop.send(true);
-                for (url, worker) in running {
-                    match worker.await {
-                        Ok(Ok(s)) => write(
-                            out,
-                            format!(
-                                "{url}: {} received, {} succeeded, {} failed, {} malformed, {} expired",
-                                s.received, s.succeeded, s.failed, s.malformed, s.expired
-                            ),
-                        )?,
-                        Ok(Err(e)) => return Err(aws(e)),
-                        Err(e) => return fail(format!("a worker panicked: {e}")),
-                    }
-                }
+                let sagas = chosen
+                    .iter()
+                    .map(|entry| runnable(entry).cloned())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let options = worker::WorkerOptions {
+                    concurrency,
+                    bus,
+                    table,
+                    in_memory_store,
+                    drain_timeout: Duration::from_secs(drain_timeout),
+                };
+                worker::run(&config, &sagas, urls, options, out).await?;
             }
             Command::Run(args) => {
                 let entry = pick(sagas, &args.which)?;

@@ -10,7 +10,7 @@
 //! | attribute          | type | meaning                                                        |
 //! |--------------------|------|----------------------------------------------------------------|
 //! | `key`              | S    | the idempotency key, `{saga_id}/{step}/{execute\|compensate}`  |
-//! | `state`            | S    | `INPROGRESS` or `COMPLETE`                                     |
+//! | `state`            | S    | `INPROGRESS`, `COMPLETE`, or `COMPENSATED` (execute keys only)  |
 //! | `payload_hash`     | S    | [`PayloadHash::to_hex`] of the payload that claimed the key    |
 //! | `lease_token`      | S    | the holder's [`Lease::token`] (decimal; INPROGRESS only)       |
 //! | `lease_expires_ms` | N    | when the holder's lease ends, epoch milliseconds (INPROGRESS)  |
@@ -20,7 +20,7 @@
 //! `expires_at` is the lease's end plus [`INPROGRESS_TTL_MARGIN`] for an INPROGRESS item (a
 //! crashed holder's record does not stay forever; an expired lease may be taken over long
 //! before that anyway) and "now + [retention](DynamoDbIdempotencyStore::retention)" (7 days by
-//! default) for a COMPLETE one. DynamoDB deletes expired items lazily (typically within a few
+//! default) for a COMPLETE or COMPENSATED one. DynamoDB deletes expired items lazily (typically within a few
 //! days of `expires_at`); until then a COMPLETE record keeps answering duplicates, so a result is
 //! kept *at least* the retention.
 //!
@@ -46,6 +46,12 @@
 //!   ([`IdempotencyError::LeaseLost`]).
 //! - **release** is a `DeleteItem` with the same condition, for the same reason: a stale holder
 //!   must not delete the record of the delivery that replaced it.
+//! - **lock** (the semantic lock a compensation takes on its step's execute key) is an
+//!   `UpdateItem` to COMPENSATED with `attribute_not_exists(key) OR state <> INPROGRESS OR
+//!   lease_expires_ms <= :now`: it creates the item when the execute never arrived, and is
+//!   refused only by a live lease (the compensation then waits for that run). A COMPENSATED
+//!   item answers every claim [`Claim::Compensated`], whatever the payload; its lease fields
+//!   are removed, so a locked-out holder gets [`IdempotencyError::LeaseLost`].
 //!
 //! Leases use the wall clock of the hosts (`lease_expires_ms` is written and compared in epoch
 //! milliseconds), so hosts' clocks should agree to well within a lease. A holder whose lease has
@@ -75,16 +81,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use saga_core::{
-    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lease, PayloadHash, StoredOutcome,
+    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lease, Lock, PayloadHash,
+    StoredOutcome,
 };
 
 use crate::error::AwsError;
+
+mod table;
 
 /// How long COMPLETE records are kept unless [`DynamoDbIdempotencyStore::retention`] says
 /// otherwise: 7 days.
@@ -113,6 +118,7 @@ const EXPIRES_AT: &str = "expires_at";
 
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETE: &str = "COMPLETE";
+const COMPENSATED: &str = "COMPENSATED";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -149,136 +155,6 @@ impl DynamoDbIdempotencyStore {
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Creates the table if it does not exist (partition key `key` (S), on-demand billing),
-    /// waits until it is active, and enables the TTL on `expires_at`. Calling it again, or on a
-    /// table created elsewhere, changes nothing.
-    pub async fn create_table(&self) -> Result<(), AwsError> {
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(KEY)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| build_error("CreateTable", e))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(KEY)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| build_error("CreateTable", e))?,
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await;
-        match created {
-            Ok(_) => tracing::info!(table = %self.table, "created the idempotency table"),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
-            {
-                tracing::debug!(table = %self.table, "the idempotency table exists");
-            }
-            Err(e) => return Err(AwsError::from_sdk("CreateTable", e)),
-        }
-        self.wait_until_active().await?;
-        self.enable_ttl().await
-    }
-
-    /// Polls `DescribeTable` until the table is ACTIVE (a new table is CREATING for a few
-    /// seconds on DynamoDB; the emulator creates it active).
-    async fn wait_until_active(&self) -> Result<(), AwsError> {
-        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
-        loop {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
-            let status = out.table().and_then(|t| t.table_status()).cloned();
-            if status == Some(TableStatus::Active) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(AwsError::Unexpected {
-                    operation: "DescribeTable",
-                    message: format!(
-                        "table `{}` is still {} after {TABLE_ACTIVE_TIMEOUT:?}",
-                        self.table,
-                        status.as_ref().map_or("without a status", |s| s.as_str())
-                    ),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// Enables the TTL on `expires_at` unless it is already on. DynamoDB refuses to enable a TTL
-    /// that is already enabled (a `ValidationException`), hence the `DescribeTimeToLive` first;
-    /// the emulator (moto 5.2) accepts either call at any time and reports what was last set.
-    async fn enable_ttl(&self) -> Result<(), AwsError> {
-        let described = self
-            .client
-            .describe_time_to_live()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DescribeTimeToLive", e))?;
-        if let Some(ttl) = described.time_to_live_description() {
-            let on = matches!(
-                ttl.time_to_live_status(),
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-            );
-            match ttl.attribute_name() {
-                Some(EXPIRES_AT) if on => return Ok(()),
-                Some(other) if on => {
-                    // A table can have one TTL attribute, and changing it takes DynamoDB up to
-                    // an hour; the store still works, its records are just never expired.
-                    tracing::warn!(
-                        table = %self.table,
-                        attribute = other,
-                        "the idempotency table's TTL is on another attribute than `{EXPIRES_AT}`; \
-                         its records will not expire"
-                    );
-                    return Ok(());
-                }
-                _ => {}
-            }
-        }
-        let spec = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(EXPIRES_AT)
-            .build()
-            .map_err(|e| build_error("UpdateTimeToLive", e))?;
-        match self
-            .client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(spec)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Another process enabled it between our describe and update.
-            Err(e)
-                if e.as_service_error().is_some_and(|e| {
-                    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-                    e.code() == Some("ValidationException")
-                        && e.message()
-                            .is_some_and(|m| m.to_ascii_lowercase().contains("already enabled"))
-                }) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(AwsError::from_sdk("UpdateTimeToLive", e)),
-        }
     }
 
     /// One conditional `PutItem` of an INPROGRESS record; `Ok(None)` when the condition failed,
@@ -348,6 +224,9 @@ impl DynamoDbIdempotencyStore {
         hash: &str,
         item: &Item,
     ) -> Result<Option<Claim>, IdempotencyError> {
+        if string(item, STATE) == Some(COMPENSATED) {
+            return Ok(Some(Claim::Compensated));
+        }
         if string(item, PAYLOAD_HASH) != Some(hash) {
             return Err(IdempotencyError::PayloadMismatch { key: key.clone() });
         }
@@ -408,6 +287,45 @@ impl DynamoDbIdempotencyStore {
                 self.table
             ),
             source: None,
+        }
+    }
+
+    /// One conditional `UpdateItem` that makes `key` COMPENSATED; `Ok(Err(item))` when a live
+    /// lease refused it, with the item that did (if DynamoDB returned it).
+    async fn try_lock(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Result<(), Option<Item>>, IdempotencyError> {
+        let now = now_ms();
+        let expires_at = (now / 1000).saturating_add(self.retention.as_secs());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(key.as_str()))
+            .update_expression("SET #s = :compensated, #x = :expires REMOVE #t, #le, #o")
+            .condition_expression("attribute_not_exists(#k) OR #s <> :inprogress OR #le <= :now")
+            .expression_attribute_names("#k", KEY)
+            .expression_attribute_names("#s", STATE)
+            .expression_attribute_names("#t", LEASE_TOKEN)
+            .expression_attribute_names("#le", LEASE_EXPIRES_MS)
+            .expression_attribute_names("#o", OUTCOME)
+            .expression_attribute_names("#x", EXPIRES_AT)
+            .expression_attribute_values(":compensated", s(COMPENSATED))
+            .expression_attribute_values(":inprogress", s(IN_PROGRESS))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(expires_at))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                    failed,
+                )) => Ok(Err(failed.item().cloned())),
+                _ => Err(self.unavailable("UpdateItem", e)),
+            },
         }
     }
 
@@ -544,6 +462,34 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError> {
         self.conditional_lease_write(lease, None).await
+    }
+
+    async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let item = match self.try_lock(key).await? {
+                Ok(()) => return Ok(Lock::Locked),
+                Err(Some(item)) => Some(item),
+                Err(None) => self.read(key).await?,
+            };
+            // Refused only by a live lease; if it ended meanwhile, lock again.
+            if let Some(lease_end) = item.as_ref().and_then(|i| number(i, LEASE_EXPIRES_MS)) {
+                let now = now_ms();
+                if lease_end > now {
+                    return Ok(Lock::InProgress {
+                        expires_in: Duration::from_millis(lease_end - now),
+                    });
+                }
+            }
+            tracing::debug!(%key, "the execute's lease ended meanwhile; locking again");
+        }
+        Err(IdempotencyError::Unavailable {
+            message: format!(
+                "DynamoDB table `{}`: the record of `{key}` kept changing during {CLAIM_ATTEMPTS} \
+                 locks",
+                self.table
+            ),
+            source: None,
+        })
     }
 }
 

@@ -1,0 +1,545 @@
+//! The participant worker over SQS: receives the commands Step Functions sends to a participant's
+//! queue, runs the step's action or compensation behind the idempotency store, and answers with
+//! the task token.
+//!
+//! For each message: decode and validate the command; if it may have outlived its task (a
+//! redelivery, or a command that waited for half its step's heartbeat or more), check its token
+//! with a heartbeat and drop it unrun if the task has ended; claim its idempotency key (a
+//! duplicate gets the stored answer without running anything; an execute after its step's
+//! compensation is dropped unrun); run the handler, sending SendTaskHeartbeat and extending the
+//! message's visibility while it runs; answer SendTaskSuccess or SendTaskFailure
+//! (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`); delete the message (in
+//! batches). A second delivery of a command that is still running elsewhere is not answered: it
+//! is hidden until the first one's lease ends, then finds the stored answer. A message that is
+//! not a command, or a copy whose payload differs from the command first seen under its key,
+//! is moved to the queue's dead-letter queue at once, with the reason in its `saga.reason`
+//! attribute; nothing else in flight is affected. If the answer cannot be sent for another
+//! reason, the message stays and is delivered again later; the idempotency store then replays
+//! the same answer.
+
+mod queue;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use saga_core::{IdempotencyStore, Saga};
+use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::dynamodb::DynamoDbIdempotencyStore;
+use crate::error::AwsError;
+use crate::participant::{Delivery, Disposition, Participant, queue_name};
+use crate::store::StoreChoice;
+
+pub use queue::DEAD_LETTER_REASON;
+
+/// What a worker did, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Messages received.
+    pub received: u64,
+    /// Commands answered with SendTaskSuccess.
+    pub succeeded: u64,
+    /// Commands answered with SendTaskFailure.
+    pub failed: u64,
+    /// Messages that were not valid commands, or whose payload differed from the command first
+    /// seen under their key (moved to the dead-letter queue).
+    pub malformed: u64,
+    /// Commands whose task could no longer be answered (token expired or invalid, or the step
+    /// already compensated): deleted, mostly without running.
+    pub expired: u64,
+    /// Messages made visible again without being run: received while stopping, or abandoned
+    /// when the drain ended early.
+    pub released: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    malformed: AtomicU64,
+    expired: AtomicU64,
+    released: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    participant: Participant,
+    table: Option<DynamoDbIdempotencyStore>,
+    concurrency: usize,
+    wait_time: Duration,
+    drain_timeout: Duration,
+    counters: Counters,
+    /// The dead-letter queue's URL, looked up once.
+    dead_letters: OnceCell<Option<String>>,
+    /// The receipts of the messages being handled, by message id: released if the drain ends
+    /// before they are answered.
+    in_flight: Mutex<HashMap<String, String>>,
+    /// Set by [`Worker::stop_now`].
+    stop_now: watch::Sender<bool>,
+}
+
+/// Runs the steps of one or more sagas for the commands on one queue.
+///
+/// # Stopping
+///
+/// [`run_until`](Self::run_until) stops when its `shutdown` future completes (the command
+/// line's `worker` on SIGINT or SIGTERM): it receives nothing more, waits for a long poll in
+/// flight to return rather than dropping it (SQS would hide what it hands to a dropped receive
+/// for the whole visibility timeout) and makes what it returned visible again at once, then
+/// finishes and answers what is in flight. The drain ends after the
+/// [drain timeout](WorkerBuilder::drain_timeout) or at [`stop_now`](Self::stop_now) (a second signal):
+/// the commands still running are abandoned and their messages made visible again, so they are
+/// delivered again at once. Either way the counts are returned.
+///
+/// ```no_run
+/// # async fn example(saga: saga_core::Saga) -> Result<(), saga_aws::AwsError> {
+/// let config = saga_aws::config::from_env().await;
+/// let worker = saga_aws::Worker::builder(&config, "https://sqs.eu-west-1.amazonaws.com/1/inventory")
+///     .saga(saga)
+///     .table("order-idempotency")
+///     .concurrency(32)
+///     .build()?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// // ... call `stop.send(())` to shut down gracefully (e.g. on SIGTERM) ...
+/// # drop(stop);
+/// let stats = worker.run_until(async { let _ = stopped.await; }).await?;
+/// println!("{stats:?}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+/// Configures a [`Worker`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct WorkerBuilder {
+    config: SdkConfig,
+    queue_url: String,
+    sagas: HashMap<String, Arc<Saga>>,
+    store: StoreChoice,
+    concurrency: usize,
+    wait_time: Duration,
+    drain_timeout: Duration,
+    counter: Option<crate::RequestCounter>,
+    #[cfg(feature = "eventbridge")]
+    events: Option<crate::events::EventPublisher>,
+}
+
+impl WorkerBuilder {
+    /// Registers a saga whose steps this worker runs.
+    pub fn saga(mut self, saga: Saga) -> Self {
+        self.sagas.insert(saga.name().to_owned(), Arc::new(saga));
+        self
+    }
+
+    /// Keeps idempotency records in this DynamoDB table. By default the table is the one
+    /// `SAGA_IDEMPOTENCY_TABLE` names, else `<saga>-idempotency` for a worker of one saga; see
+    /// [`crate::store`]. [`run_until`](Worker::run_until) checks that it exists.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.store = StoreChoice::Table(table.into());
+        self
+    }
+
+    /// Keeps idempotency records in `store` instead of the DynamoDB table.
+    pub fn store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.store = StoreChoice::Given(store);
+        self
+    }
+
+    /// Keeps idempotency records in memory: for tests and demos only, since a restarted worker
+    /// forgets what it ran and runs redelivered commands again. Logged as a warning when built.
+    pub fn in_memory_store(mut self) -> Self {
+        self.store = StoreChoice::InMemory;
+        self
+    }
+
+    /// Publishes saga events on EventBridge as commands are answered.
+    #[cfg(feature = "eventbridge")]
+    pub fn events(mut self, publisher: crate::events::EventPublisher) -> Self {
+        self.events = Some(publisher);
+        self
+    }
+
+    /// Counts every request the worker sends (SQS and Step Functions) with `counter`.
+    pub fn request_counter(mut self, counter: crate::RequestCounter) -> Self {
+        self.counter = Some(counter);
+        self
+    }
+
+    /// How many commands run at once (default 16).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// The long-poll wait of each receive (default 20 s, the SQS maximum).
+    pub fn wait_time(mut self, wait: Duration) -> Self {
+        self.wait_time = wait.min(Duration::from_secs(20));
+        self
+    }
+
+    /// How long a graceful stop may take, from the shutdown to the end of the drain (default
+    /// 30 s); what still runs then is abandoned and its messages made visible again.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The worker; an error if its idempotency table cannot be named (a worker of several
+    /// sagas without [`table`](Self::table) or `SAGA_IDEMPOTENCY_TABLE`).
+    pub fn build(self) -> Result<Worker, AwsError> {
+        let chosen = self
+            .store
+            .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
+        let mut participant = Participant::new(&self.config, self.sagas, chosen.store);
+        let mut sqs = aws_sdk_sqs::Client::new(&self.config);
+        if let Some(counter) = &self.counter {
+            participant = participant.counting(&self.config, counter);
+            let conf = aws_sdk_sqs::config::Builder::from(&self.config)
+                .interceptor(counter.clone())
+                .build();
+            sqs = aws_sdk_sqs::Client::from_conf(conf);
+        }
+        #[cfg(feature = "eventbridge")]
+        let participant = match self.events {
+            Some(events) => participant.with_events(events),
+            None => participant,
+        };
+        Ok(Worker {
+            inner: Arc::new(Inner {
+                sqs,
+                queue_url: self.queue_url,
+                participant,
+                table: chosen.table,
+                concurrency: self.concurrency,
+                wait_time: self.wait_time,
+                drain_timeout: self.drain_timeout,
+                counters: Counters::default(),
+                dead_letters: OnceCell::new(),
+                in_flight: Mutex::default(),
+                stop_now: watch::Sender::new(false),
+            }),
+        })
+    }
+}
+
+impl Worker {
+    /// Configures a worker for the queue at `queue_url`.
+    pub fn builder(config: &SdkConfig, queue_url: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            config: config.clone(),
+            queue_url: queue_url.into(),
+            sagas: HashMap::new(),
+            store: StoreChoice::default(),
+            concurrency: 16,
+            wait_time: Duration::from_secs(20),
+            drain_timeout: Duration::from_secs(30),
+            counter: None,
+            #[cfg(feature = "eventbridge")]
+            events: None,
+        }
+    }
+
+    /// The queue this worker reads.
+    pub fn queue_url(&self) -> &str {
+        &self.inner.queue_url
+    }
+
+    /// What the worker has done so far.
+    pub fn stats(&self) -> WorkerStats {
+        let c = &self.inner.counters;
+        WorkerStats {
+            received: c.received.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
+            released: c.released.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ends a graceful stop now (the command line calls it on a second signal): the commands
+    /// still running are abandoned and their messages made visible again. Before a stop, it
+    /// stops the worker the same way.
+    pub fn stop_now(&self) {
+        self.inner.stop_now.send_replace(true);
+    }
+
+    /// Polls and runs commands until `shutdown` completes; then stops as the
+    /// [type's docs](Self#stopping) say, and returns the counts. An error only if it cannot
+    /// start: its idempotency table does not exist (or cannot be read).
+    pub async fn run_until(
+        &self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<WorkerStats, AwsError> {
+        let inner = &self.inner;
+        self.ready().await?;
+        let permits = Arc::new(Semaphore::new(inner.concurrency));
+        let (deletes, receipts) = mpsc::unbounded_channel();
+        let deleter = tokio::spawn(queue::delete_in_batches(
+            inner.sqs.clone(),
+            inner.queue_url.clone(),
+            receipts,
+        ));
+        let mut tasks = JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        let mut stop_now = inner.stop_now.subscribe();
+        let mut stopping = false;
+        let mut backoff = Backoff::default();
+        // Until shutdown: receive as many messages as there are free permits (up to 10).
+        'poll: while !stopping {
+            let first = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+                _ = stop_now.wait_for(|now| *now) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 10 {
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => batch.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let mut receive = pin!(self.receive(batch.len()));
+            let received = loop {
+                tokio::select! {
+                    received = &mut receive => break received,
+                    // Not dropped: what SQS hands to a dropped receive stays hidden.
+                    () = &mut shutdown, if !stopping => stopping = true,
+                    _ = stop_now.wait_for(|now| *now) => break 'poll,
+                }
+            };
+            let messages = match received {
+                Ok(messages) => {
+                    backoff.reset();
+                    messages
+                }
+                Err(error) if stopping => {
+                    tracing::warn!(queue = %inner.queue_url, %error, "the last receive failed while stopping");
+                    break;
+                }
+                Err(error) => {
+                    let wait = backoff.next();
+                    tracing::warn!(queue = %inner.queue_url, %error, "cannot receive from the queue; retrying in {} s", wait.as_secs());
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = &mut shutdown, if !stopping => break,
+                        _ = stop_now.wait_for(|now| *now) => break,
+                    }
+                }
+            };
+            inner
+                .counters
+                .received
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            if stopping {
+                let receipts = messages.into_iter().filter_map(|m| m.receipt_handle);
+                let released = queue::release(&inner.sqs, &inner.queue_url, receipts).await;
+                inner
+                    .counters
+                    .released
+                    .fetch_add(released, Ordering::Relaxed);
+                break;
+            }
+            for (message, permit) in messages.into_iter().zip(batch) {
+                if let (Some(id), Some(receipt)) = (&message.message_id, &message.receipt_handle) {
+                    lock(&inner.in_flight).insert(id.clone(), receipt.clone());
+                }
+                let (inner, deletes) = (self.inner.clone(), deletes.clone());
+                tasks.spawn(async move {
+                    handle(&inner, message, &deletes).await;
+                    drop(permit);
+                });
+            }
+        }
+        // The drain: everything in flight finishes and is answered, within the deadline.
+        let drained = tokio::select! {
+            drained = tokio::time::timeout(inner.drain_timeout, async {
+                while tasks.join_next().await.is_some() {}
+            }) => drained.is_ok(),
+            _ = stop_now.wait_for(|now| *now) => false,
+        };
+        if !drained {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let abandoned: Vec<String> = lock(&inner.in_flight).drain().map(|(_, r)| r).collect();
+            tracing::warn!(queue = %inner.queue_url, commands = abandoned.len(), "the drain ended before every command was answered; releasing their messages");
+            let released = queue::release(&inner.sqs, &inner.queue_url, abandoned).await;
+            inner
+                .counters
+                .released
+                .fetch_add(released, Ordering::Relaxed);
+        }
+        drop(deletes);
+        let _ = deleter.await;
+        Ok(self.stats())
+    }
+
+    /// Checks what the worker needs before it runs a command: that its idempotency table
+    /// exists. [`run_until`](Self::run_until) calls it first.
+    pub async fn ready(&self) -> Result<(), AwsError> {
+        match &self.inner.table {
+            Some(table) => table.check_table().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn receive(&self, max: usize) -> Result<Vec<Message>, AwsError> {
+        let inner = &self.inner;
+        inner
+            .sqs
+            .receive_message()
+            .queue_url(&inner.queue_url)
+            .max_number_of_messages(max as i32)
+            .wait_time_seconds(inner.wait_time.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+            .message_attribute_names(saga_core::asl::TRACEPARENT_ATTRIBUTE)
+            .send()
+            .await
+            .map(|out| out.messages.unwrap_or_default())
+            .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The wait before the next receive after a failed one: 1 s, doubling to 30 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        Duration::from_secs(1u64 << (self.failures - 1).min(5)).min(Duration::from_secs(30))
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender<String>) {
+    let id = message.message_id.clone().unwrap_or_default();
+    let Some(receipt) = message.receipt_handle.clone() else {
+        return;
+    };
+    let system = |name: MessageSystemAttributeName| {
+        message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&name))
+            .cloned()
+    };
+    let delivery = Delivery {
+        queue: Some(queue_name(&inner.queue_url).to_owned()),
+        id: id.clone(),
+        deliveries: system(MessageSystemAttributeName::ApproximateReceiveCount)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+        traceparent: message
+            .message_attributes
+            .as_ref()
+            .and_then(|a| a.get(saga_core::asl::TRACEPARENT_ATTRIBUTE))
+            .and_then(|v| v.string_value.clone()),
+        aws_trace_header: system(MessageSystemAttributeName::AwsTraceHeader),
+        sent_at_ms: system(MessageSystemAttributeName::SentTimestamp).and_then(|n| n.parse().ok()),
+    };
+    let body = message.body.as_deref().unwrap_or_default();
+    // While the handler runs, keep the message hidden from other workers.
+    let keep_hidden = |timeout_seconds: u32| {
+        let receipt = receipt.clone();
+        async move { queue::hide(&inner.sqs, &inner.queue_url, &receipt, timeout_seconds).await }
+    };
+    let disposition = inner
+        .participant
+        .answer(serde_json::from_str(body), &delivery, keep_hidden)
+        .await;
+    match disposition {
+        Disposition::Answered { succeeded } => {
+            let counter = if succeeded {
+                &inner.counters.succeeded
+            } else {
+                &inner.counters.failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = deletes.send(receipt);
+        }
+        Disposition::Expired(reason) => {
+            inner.counters.expired.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message_id = %id, %reason, "the task can no longer be answered; deleting the command");
+            let _ = deletes.send(receipt);
+        }
+        Disposition::Malformed(reason) => {
+            inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            match dead_letter(inner, &message, &reason).await {
+                Ok(true) => {
+                    tracing::warn!(message_id = %id, %reason, "moved to the dead-letter queue");
+                    let _ = deletes.send(receipt);
+                }
+                Ok(false) => {
+                    tracing::warn!(message_id = %id, %reason, "not a command this worker runs; the queue has no dead-letter queue, so it is left there");
+                }
+                Err(error) => {
+                    tracing::warn!(message_id = %id, %reason, %error, "could not move it to the dead-letter queue; the queue's redrive policy will");
+                }
+            }
+        }
+        Disposition::Duplicate { timeout_seconds } => {
+            // Another delivery of this very command is running it now: that one answers. Hide
+            // this copy until the other's lease ends; it then finds the stored answer.
+            queue::hide(&inner.sqs, &inner.queue_url, &receipt, timeout_seconds).await;
+            tracing::info!(message_id = %id, "duplicate delivery while the command runs elsewhere; answering later");
+        }
+        Disposition::Unanswered(error) => {
+            tracing::warn!(message_id = %id, %error, "could not answer; the command will be delivered again");
+        }
+    }
+    lock(&inner.in_flight).remove(&id);
+}
+
+/// Moves `message` to the queue's dead-letter queue with `reason`: `Ok(false)` if the queue
+/// has none.
+async fn dead_letter(inner: &Inner, message: &Message, reason: &str) -> Result<bool, AwsError> {
+    let url = inner
+        .dead_letters
+        .get_or_try_init(|| queue::dead_letter_queue(&inner.sqs, &inner.queue_url))
+        .await?;
+    let Some(url) = url else { return Ok(false) };
+    queue::send_dead_letter(&inner.sqs, url, message, reason).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_failures_back_off_to_30_seconds() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| backoff.next().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_secs(1));
+    }
+}

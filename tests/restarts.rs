@@ -1,0 +1,475 @@
+//! The worker restarted under load, on the emulator, as an operator restarts it: a separate
+//! process running the command line's `worker` (this binary, re-executed), killed with SIGKILL
+//! or stopped with SIGTERM while sagas are in flight, then started again on the same DynamoDB
+//! idempotency table. Every effect is recorded in a ledger file that outlives the process.
+//!
+//! A heavier binary of its own (`harness = false`): it runs its cases one after the other,
+//! each with up to a few hundred commands, and prints cargo's `test result:` line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use saga::{StepContext, StepError, saga};
+use saga_aws::dynamodb::DynamoDbIdempotencyStore;
+use saga_aws::testing::Emulator;
+use saga_aws::{Bindings, ParticipantQueue, Queues, Status, StepFunctions};
+use serde_json::{Value, json};
+
+/// Set in the environment of a worker process: the ledger file it appends effects to.
+const LEDGER_ENV: &str = "SAGA_RESTARTS_LEDGER";
+/// The saga's name in a worker process (each case deploys its own).
+const NAME_ENV: &str = "SAGA_RESTARTS_NAME";
+/// The test process a worker process must not outlive.
+const OWNER_ENV: &str = "SAGA_RESTARTS_OWNER";
+
+/// Three steps on one participant; each appends its idempotency key to the ledger, then takes
+/// a while, so that a stop finds commands in flight.
+struct Ledgered {
+    ledger: PathBuf,
+}
+
+impl Ledgered {
+    async fn effect(&self, cx: &StepContext<'_>) -> Result<Value, StepError> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.ledger)
+            .map_err(|e| StepError::retryable(format!("ledger: {e}")))?;
+        // One write per line: appends of a line are never interleaved.
+        file.write_all(format!("{}\n", cx.idempotency_key()).as_bytes())
+            .map_err(|e| StepError::retryable(format!("ledger: {e}")))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(json!({ "key": cx.idempotency_key().as_str() }))
+    }
+}
+
+#[saga(name = "restarts")]
+impl Ledgered {
+    #[compensable(compensate = release, participant = "svc", timeout = "30s", retry(max_attempts = 2, interval = "1s"))]
+    async fn reserve(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
+        self.effect(cx).await
+    }
+
+    async fn release(
+        &self,
+        cx: &StepContext<'_>,
+        _input: Value,
+        _output: Option<Value>,
+    ) -> Result<(), StepError> {
+        self.effect(cx).await.map(|_| ())
+    }
+
+    #[pivot(
+        participant = "svc",
+        timeout = "30s",
+        retry(max_attempts = 2, interval = "1s")
+    )]
+    async fn charge(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
+        self.effect(cx).await
+    }
+
+    #[retriable(
+        participant = "svc",
+        timeout = "30s",
+        retry(max_attempts = 2, interval = "1s")
+    )]
+    async fn ship(&self, cx: &StepContext<'_>, _input: Value) -> Result<Value, StepError> {
+        self.effect(cx).await
+    }
+}
+
+/// In a worker process: the command line over the ledgered saga, exiting if its owner does.
+fn worker_main(ledger: String) -> ExitCode {
+    let owner = std::env::var(OWNER_ENV).expect("the owner's pid");
+    std::thread::spawn(move || {
+        while Path::new(&format!("/proc/{owner}")).exists() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::process::exit(70);
+    });
+    let name = std::env::var(NAME_ENV).expect("the saga's name");
+    let saga = Ledgered {
+        ledger: ledger.into(),
+    }
+    .into_saga()
+    .renamed(name)
+    .expect("a valid name");
+    saga::cli::run([saga])
+}
+
+/// One case's saga, deployed with its queue and table.
+struct Lab {
+    config: saga_aws::SdkConfig,
+    sfn: StepFunctions,
+    machine: String,
+    name: String,
+    queue: ParticipantQueue,
+    ledger: PathBuf,
+}
+
+impl Lab {
+    async fn new(visibility_seconds: u32) -> Lab {
+        let config = Emulator::shared().config().await;
+        let name = Emulator::unique("restarts");
+        let queue = Queues::new(&config)
+            .create(&format!("{name}-svc"), 5, visibility_seconds)
+            .await
+            .expect("queue");
+        DynamoDbIdempotencyStore::new(&config, saga_aws::store::default_table_name(&name))
+            .create_table()
+            .await
+            .expect("table");
+        let saga = Ledgered {
+            ledger: PathBuf::new(),
+        }
+        .into_saga()
+        .renamed(name.clone())
+        .unwrap();
+        let mut bindings = Bindings::new();
+        bindings.insert(
+            saga::asl::substitution_key(&saga::Participant::queue("svc")),
+            queue.url.clone(),
+        );
+        let sfn = StepFunctions::new(&config, Emulator::ROLE_ARN);
+        let machine = sfn
+            .deploy(saga.definition(), &bindings)
+            .await
+            .expect("deploy")
+            .arn;
+        let ledger = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.ledger"));
+        let _ = std::fs::remove_file(&ledger);
+        Lab {
+            config,
+            sfn,
+            machine,
+            name,
+            queue,
+            ledger,
+        }
+    }
+
+    fn worker(&self) -> WorkerProcess {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["worker", "--queue", &self.queue.url, "--concurrency", "8"])
+            .args(["--drain-timeout", "20"])
+            .env(LEDGER_ENV, &self.ledger)
+            .env(NAME_ENV, &self.name)
+            .env(OWNER_ENV, std::process::id().to_string())
+            .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUST_LOG", "warn")
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the worker");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(String::new()));
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("worker on ") {
+                    let _ = ready.send(());
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        is_ready
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the worker names its queue within 60 s");
+        WorkerProcess { child, lines }
+    }
+
+    async fn start(&self, ids: &[String]) {
+        for id in ids {
+            self.sfn
+                .start(&self.machine, id, &json!({ "id": id }))
+                .await
+                .expect("start");
+        }
+    }
+
+    /// Waits until every saga of `ids` has ended, at most `limit`; their statuses.
+    async fn wait(&self, ids: &[String], limit: Duration) -> BTreeMap<String, Status> {
+        let deadline = Instant::now() + limit;
+        let mut ended = BTreeMap::new();
+        while ended.len() < ids.len() {
+            for id in ids {
+                if ended.contains_key(id) {
+                    continue;
+                }
+                let arn = saga_aws::execution_arn(&self.machine, id);
+                let state = self.sfn.describe(&arn).await.expect("describe");
+                if state.status != Status::Running {
+                    ended.insert(id.clone(), state.status);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} sagas ended within {limit:?}",
+                ended.len(),
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        ended
+    }
+
+    /// How often each idempotency key's handler ran.
+    fn runs(&self) -> BTreeMap<String, usize> {
+        let text = std::fs::read_to_string(&self.ledger).unwrap_or_default();
+        let mut runs = BTreeMap::new();
+        for line in text.lines() {
+            *runs.entry(line.to_owned()).or_default() += 1;
+        }
+        runs
+    }
+
+    /// The keys the table records as COMPLETE now.
+    async fn completed_keys(&self) -> BTreeSet<String> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.config);
+        let table = saga_aws::store::default_table_name(&self.name);
+        let mut keys = BTreeSet::new();
+        let mut start = None;
+        loop {
+            let page = dynamodb
+                .scan()
+                .table_name(&table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items() {
+                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                if field("state").as_deref() == Some("COMPLETE") {
+                    keys.extend(field("key"));
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return keys;
+            }
+        }
+    }
+
+    /// Waits until the ledger has at least `lines` lines.
+    async fn wait_for_runs(&self, lines: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.runs().values().sum::<usize>() < lines {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {lines} runs within 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A worker process, killed when dropped (however the case ends).
+struct WorkerProcess {
+    child: Child,
+    lines: Arc<Mutex<String>>,
+}
+
+impl WorkerProcess {
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// Sends SIGTERM and waits for the process to end (at most `limit`); its output.
+    fn terminate(&mut self, limit: Duration) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not stop within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader has the rest once the pipe closes.
+        std::thread::sleep(Duration::from_millis(200));
+        let out = self.lines.lock().unwrap().clone();
+        assert!(status.success(), "{status:?}: {out}");
+        out
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// SIGKILL with sagas in flight, then a restart: every saga completes, and no handler runs
+/// again for a key the table had recorded complete before the kill. A replay of every
+/// command afterwards runs nothing.
+async fn a_worker_killed_mid_flight_and_restarted_applies_each_effect_once() {
+    let lab = Lab::new(5).await;
+    let sagas = ids("kill", 50);
+    let mut first = lab.worker();
+    lab.start(&sagas).await;
+    lab.wait_for_runs(40).await;
+    first.kill();
+    let before = lab.runs();
+    let recorded = lab.completed_keys().await;
+    assert!(!recorded.is_empty(), "nothing was recorded before the kill");
+    let _second = lab.worker();
+    let ended = lab.wait(&sagas, Duration::from_secs(240)).await;
+    assert!(ended.values().all(|s| *s == Status::Succeeded), "{ended:?}");
+    let runs = lab.runs();
+    for id in &sagas {
+        for step in ["reserve", "charge", "ship"] {
+            let key = format!("{id}/{step}/execute");
+            let n = runs.get(&key).copied().unwrap_or(0);
+            assert!(n >= 1, "{key} never ran");
+            if recorded.contains(&key) {
+                assert_eq!(n, 1, "{key} was complete before the kill and ran again");
+            } else {
+                // Cut off by the kill mid-run (no record), it may run once more.
+                assert!(
+                    n <= before.get(&key).copied().unwrap_or(0) + 1,
+                    "{key} ran {n} times"
+                );
+            }
+        }
+    }
+    assert!(
+        runs.keys().all(|k| k.ends_with("/execute")),
+        "nothing was compensated: {runs:?}"
+    );
+}
+
+/// SIGTERM with sagas in flight and more arriving: the worker finishes and answers what it runs, hides nothing
+/// (the queue's visibility timeout is 120 s, four times a step's timeout, so a hidden command
+/// would time its step out and show as a second attempt), and prints its counts; a restarted
+/// worker completes every saga, each step at its first attempt and each effect once.
+async fn sigterm_drains_and_hides_nothing_from_the_next_worker() {
+    let lab = Lab::new(120).await;
+    let sagas = ids("term", 30);
+    let mut first = lab.worker();
+    // Commands keep arriving while the worker stops: its long poll is in flight then.
+    let starter = {
+        let (sfn, machine, sagas) = (lab.sfn.clone(), lab.machine.clone(), sagas.clone());
+        tokio::spawn(async move {
+            for id in &sagas {
+                sfn.start(&machine, id, &json!({ "id": id }))
+                    .await
+                    .expect("start");
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    lab.wait_for_runs(12).await;
+    let out = first.terminate(Duration::from_secs(40));
+    starter.await.expect("every saga started");
+    assert!(out.contains("stopping"), "{out}");
+    let stats = out
+        .lines()
+        .find(|l| l.contains(" received, "))
+        .unwrap_or_else(|| panic!("no counts: {out}"));
+    assert!(stats.contains(" 0 failed, 0 malformed, "), "{stats}");
+    // What ran before the stop was finished and recorded, not abandoned.
+    let before = lab.runs();
+    let recorded = lab.completed_keys().await;
+    for key in before.keys() {
+        assert!(
+            recorded.contains(key),
+            "{key} ran before SIGTERM and was not finished: {out}"
+        );
+    }
+    let _second = lab.worker();
+    let ended = lab.wait(&sagas, Duration::from_secs(100)).await;
+    assert!(ended.values().all(|s| *s == Status::Succeeded), "{ended:?}");
+    assert!(lab.runs().values().all(|n| *n == 1), "{:?}", lab.runs());
+    for id in &sagas {
+        let arn = saga_aws::execution_arn(&lab.machine, id);
+        let trace = lab.sfn.trace(&arn).await.expect("trace");
+        let retried: Vec<_> = trace.0.iter().filter(|i| i.attempt > 1).collect();
+        assert!(
+            retried.is_empty(),
+            "{id}: a command was hidden: {retried:?}"
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    if let Ok(ledger) = std::env::var(LEDGER_ENV) {
+        return worker_main(ledger);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    type Case = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+    let cases: [(&str, Case); 2] = [
+        (
+            "a_worker_killed_mid_flight_and_restarted_applies_each_effect_once",
+            || Box::pin(a_worker_killed_mid_flight_and_restarted_applies_each_effect_once()),
+        ),
+        (
+            "sigterm_drains_and_hides_nothing_from_the_next_worker",
+            || Box::pin(sigterm_drains_and_hides_nothing_from_the_next_worker()),
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0, 0);
+    println!("\nrunning {} tests", cases.len());
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(case());
+        }));
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED");
+            }
+        }
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
