@@ -8,9 +8,11 @@
 //! cargo run --example order -- cost                  # the saga command line (`saga::cli`)
 //! ```
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use saga::{InMemoryExecutor, Outcome, Saga, SagaEvent, StepContext, StepError, saga};
 use serde::{Deserialize, Serialize};
@@ -92,6 +94,8 @@ impl Service {
 #[derive(Debug, Default)]
 pub struct OrderSaga {
     inventory: Service,
+    /// The inventory's reservations, by the idempotency key of the request that made each.
+    reservations: Reservations,
     payments: Service,
     shipping: Service,
 }
@@ -114,24 +118,37 @@ impl OrderSaga {
             "OutOfStock",
             format!("no {} left", order.sku),
         ))?;
+        // The inventory keeps the reservation under the request's idempotency key.
+        let reservation_id = format!("res-{}", cx.saga_id());
+        self.reservations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(cx.idempotency_key().to_string(), reservation_id.clone());
         println!("    inventory: reserved {} x {}", order.quantity, order.sku);
         Ok(Reservation {
-            reservation_id: format!("res-{}", cx.saga_id()),
+            reservation_id,
             warehouse: "eu-west".into(),
         })
     }
 
-    /// Releases a reservation; a no-op when nothing was reserved.
+    /// Releases what `reserve_stock` reserved under its idempotency key: the key, not the
+    /// step's output, so that a reservation whose answer was lost (the step timed out after
+    /// reserving) is released too. A no-op when nothing was reserved.
     async fn release_stock(
         &self,
-        _cx: &StepContext<'_>,
+        cx: &StepContext<'_>,
         order: Order,
-        reservation: Option<Reservation>,
+        _reservation: Option<Reservation>,
     ) -> Result<(), StepError> {
-        match reservation {
-            Some(r) => println!(
-                "    inventory: released {} ({} x {})",
-                r.reservation_id, order.quantity, order.sku
+        let reserved = self
+            .reservations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(cx.execute_key().as_str());
+        match reserved {
+            Some(reservation_id) => println!(
+                "    inventory: released {reservation_id} ({} x {})",
+                order.quantity, order.sku
             ),
             None => println!(
                 "    inventory: nothing reserved for {}, nothing to release",
@@ -194,14 +211,23 @@ impl OrderSaga {
 /// The names of the steps, in order.
 pub const STEPS: [&str; 3] = ["reserve_stock", "charge_payment", "ship_order"];
 
+/// The inventory's reservations: reservation ids by the idempotency key of the request.
+pub type Reservations = Arc<Mutex<HashMap<String, String>>>;
+
 /// The order saga, with `misbehaving` steps.
 pub fn order_saga(misbehaving: &[(String, Misbehaviour)]) -> Saga {
+    order_saga_with(misbehaving, Reservations::default())
+}
+
+/// The order saga, with `misbehaving` steps, on the inventory's `reservations`.
+pub fn order_saga_with(misbehaving: &[(String, Misbehaviour)], reservations: Reservations) -> Saga {
     let service = |step: &str| Service {
         misbehaviour: misbehaving.iter().find(|(s, _)| s == step).map(|(_, m)| *m),
         calls: AtomicU32::new(0),
     };
     OrderSaga {
         inventory: service("reserve_stock"),
+        reservations,
         payments: service("charge_payment"),
         shipping: service("ship_order"),
     }

@@ -51,6 +51,32 @@ async fn a_failing_shipment_needs_an_operator() {
     );
 }
 
+/// A reservation whose answer was lost (the step timed out after reserving, every attempt) has
+/// no output to release by: the compensation releases it by the step's idempotency key.
+#[tokio::test(start_paused = true)]
+async fn a_reservation_whose_answer_was_lost_is_released_by_its_key() {
+    let reservations = order::Reservations::default();
+    let saga = order::order_saga_with(&[], reservations.clone());
+    let executor = saga::InMemoryExecutor::builder()
+        .saga(saga)
+        .faults(saga::testing::FaultPlan::new().lose_answer("reserve_stock", Action::Execute, 4))
+        .build();
+    let report = executor
+        .run("order", "o-lost", &order::order())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.outcome, Outcome::Compensated { failed_step, .. } if failed_step == "reserve_stock"),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        reservations.lock().unwrap().is_empty(),
+        "the reservation leaked: {:?}",
+        reservations.lock().unwrap()
+    );
+}
+
 #[test]
 fn every_event_of_a_run_is_described() {
     use saga::SagaEvent;

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use saga::participant::{codes, run_idempotent};
 use saga::testing::FaultPlan;
 use saga::{
-    Action, ExecutorError, InMemoryExecutor, InMemoryIdempotencyStore, InvocationResult,
-    JitterStrategy, Outcome, SagaEvent, SagaLog, SagaReport,
+    Action, ExecutorError, IdempotencyKey, InMemoryExecutor, InMemoryIdempotencyStore,
+    InvocationResult, JitterStrategy, Outcome, SagaEvent, SagaLog, SagaReport,
 };
 use serde_json::json;
 use support::{Case, Effect, Ledger, Prediction, case, paused_runtime, predict, step_name};
@@ -155,6 +156,45 @@ proptest! {
         let (report, effects) = run_once(&case, case.plan(), "saga-1");
         check_atomicity(&case, &report, &effects)?;
         check_prediction(&predict(&case, "saga-1"), &report, &effects)?;
+    }
+
+    /// No effect after its compensation (the semantic lock): after a saga has ended, an
+    /// execute of any step delivered late (a stray or delayed command, with any payload) never
+    /// runs where that step's compensation ran, and answers `Compensated`.
+    #[test]
+    fn no_execute_runs_after_its_compensation(case in case(1, 12)) {
+        let ledger = Arc::new(Ledger::default());
+        let store = Arc::new(InMemoryIdempotencyStore::new());
+        let executor = InMemoryExecutor::builder()
+            .saga(case.shape.build(SAGA, &ledger))
+            .store(store.clone())
+            .faults(case.plan())
+            .build();
+        let rt = paused_runtime();
+        let report = rt
+            .block_on(executor.run(SAGA, "saga-1", &json!({ "order": "saga-1" })))
+            .expect("the executor runs the saga to an outcome");
+        let effects = ledger.of("saga-1");
+        for index in 0..case.shape.steps.len() {
+            let step = step_name(index);
+            // The compensation ran through the store: its handler applied its effect, or it
+            // answered a success.
+            let compensated = effects.iter().any(|e| e.step == step && e.action == Action::Compensate)
+                || report.trace.0.iter().any(|i| {
+                    i.step == step && i.action == Action::Compensate && i.result == InvocationResult::Succeeded
+                });
+            let key = IdempotencyKey::new("saga-1", &step, Action::Execute);
+            let ran = std::sync::atomic::AtomicBool::new(false);
+            let late = rt.block_on(run_idempotent(&*store, &key, &json!({ "late": step }), Duration::from_secs(5), async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(json!(null))
+            }));
+            if compensated {
+                prop_assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "a late execute of `{}` ran after its compensation", step);
+                let code = late.map_err(|f| f.code);
+                prop_assert_eq!(code, Err(codes::COMPENSATED.to_owned()), "the late execute of `{}`", step);
+            }
+        }
     }
 
     /// Recovery: crashing the executor at any log position (twice), then resuming on a new

@@ -103,9 +103,13 @@ pub trait Step: Send + Sync + 'static {
 ///   nothing happened. `output` is then `None`, and [`StepContext::error`] says why the step
 ///   failed.
 ///
-/// So a compensation must be **idempotent** and a **no-op when there is nothing to undo** (look
-/// the effect up by the step's idempotency key, or by ids in the input). It is retried on its own
-/// long policy; if it still fails, the saga ends as `CompensationFailed` and needs an operator.
+/// So a compensation must be **idempotent** and a **no-op when there is nothing to undo**, and
+/// should look the effect up by the step's idempotency key ([`StepContext::execute_key`], the
+/// request id the forward action gave its service), not only by its `output`: a step that
+/// timed out after applying its effect has no output. It is retried on its own long policy; if
+/// it still fails, the saga ends as `CompensationFailed` and needs an operator. Once a
+/// compensation has started, no execute of its step runs again (the semantic lock), so what
+/// it undid stays undone.
 ///
 /// ```
 /// use saga_core::{Compensable, Step, StepContext, StepError};
@@ -210,6 +214,14 @@ impl<'a> StepContext<'a> {
     /// `{saga_id}/{step}/{action}`: the same for every retry and redelivery.
     pub fn idempotency_key(&self) -> &'a IdempotencyKey {
         self.key
+    }
+
+    /// The key of this step's forward action, `{saga_id}/{step}/execute`: in a compensation,
+    /// what to undo by. A step that failed or timed out may have applied its effect without
+    /// returning an output, so a compensation that looks its effect up by this key (the key
+    /// the forward action gave the service as its request id) undoes it all the same.
+    pub fn execute_key(&self) -> IdempotencyKey {
+        IdempotencyKey::new(self.saga_id, self.step, Action::Execute)
     }
 
     /// For a compensation: the failure that made the saga compensate.
