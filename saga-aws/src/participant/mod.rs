@@ -72,6 +72,8 @@ pub(crate) struct Participant {
     sfn: aws_sdk_sfn::Client,
     sagas: HashMap<String, Arc<Saga>>,
     store: Arc<dyn IdempotencyStore>,
+    /// Check every command's token before it runs, not only those that may be dead.
+    check_every_token: bool,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::events::EventPublisher>,
 }
@@ -94,9 +96,17 @@ impl Participant {
             sfn: aws_sdk_sfn::Client::new(config),
             sagas,
             store,
+            check_every_token: false,
             #[cfg(feature = "eventbridge")]
             events: None,
         }
+    }
+
+    /// Checks the token of every command before it runs (one SendTaskHeartbeat more per
+    /// step), not only of those that may have outlived their task and of compensations.
+    pub(crate) fn check_every_token(mut self, check: bool) -> Self {
+        self.check_every_token = check;
+        self
     }
 
     /// Counts this participant's Step Functions requests with `counter`.
@@ -232,8 +242,13 @@ impl Participant {
     {
         let step = &saga.definition().steps[index];
         // A command whose task may have ended runs nothing until Step Functions says the task
-        // is alive (a heartbeat, which also restarts the task's heartbeat clock).
-        if delivery.may_be_dead(step.heartbeat_seconds, now_ms()) {
+        // is alive (a heartbeat, which also restarts the task's heartbeat clock). So does a
+        // compensation, whatever its age: it is off the normal path, and a stray one would
+        // undo a step of a saga that went on (and lock the step's execute for good).
+        if self.check_every_token
+            || command.action == Action::Compensate
+            || delivery.may_be_dead(step.heartbeat_seconds, now_ms())
+        {
             tracing::debug!(
                 deliveries = delivery.deliveries,
                 sent_at_ms = delivery.sent_at_ms,

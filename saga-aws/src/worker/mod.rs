@@ -3,8 +3,8 @@
 //! the task token.
 //!
 //! For each message: decode and validate the command; if it may have outlived its task (a
-//! redelivery, or a command that waited for half its step's heartbeat or more), check its token
-//! with a heartbeat and drop it unrun if the task has ended; claim its idempotency key (a
+//! redelivery, or a command that waited for half its step's heartbeat or more), and before any
+//! compensation, check its token with a heartbeat and drop it unrun if the task has ended; claim its idempotency key (a
 //! duplicate gets the stored answer without running anything; an execute after its step's
 //! compensation is dropped unrun); run the handler, sending SendTaskHeartbeat and extending the
 //! message's visibility while it runs; answer SendTaskSuccess or SendTaskFailure
@@ -133,6 +133,7 @@ pub struct WorkerBuilder {
     concurrency: usize,
     wait_time: Duration,
     drain_timeout: Duration,
+    check_every_token: bool,
     counter: Option<crate::RequestCounter>,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::events::EventPublisher>,
@@ -198,13 +199,24 @@ impl WorkerBuilder {
         self
     }
 
+    /// Checks every command's task token (one SendTaskHeartbeat) before its handler runs.
+    /// By default only commands that may have outlived their task (a redelivery, a command
+    /// that waited half its step's heartbeat) and compensations are checked, and a forged
+    /// first delivery of an execute would run: use this where the queue's senders are not
+    /// restricted to the state machine's role (see the template's queue policy).
+    pub fn check_every_token(mut self) -> Self {
+        self.check_every_token = true;
+        self
+    }
+
     /// The worker; an error if its idempotency table cannot be named (a worker of several
     /// sagas without [`table`](Self::table) or `SAGA_IDEMPOTENCY_TABLE`).
     pub fn build(self) -> Result<Worker, AwsError> {
         let chosen = self
             .store
             .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
-        let mut participant = Participant::new(&self.config, self.sagas, chosen.store);
+        let mut participant = Participant::new(&self.config, self.sagas, chosen.store)
+            .check_every_token(self.check_every_token);
         let mut sqs = aws_sdk_sqs::Client::new(&self.config);
         if let Some(counter) = &self.counter {
             participant = participant.counting(&self.config, counter);
@@ -247,6 +259,7 @@ impl Worker {
             concurrency: 16,
             wait_time: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(30),
+            check_every_token: false,
             counter: None,
             #[cfg(feature = "eventbridge")]
             events: None,
