@@ -1,7 +1,5 @@
 //! The error of every AWS call, with the SDK's types kept out of the public API.
 
-use std::fmt;
-
 use thiserror::Error;
 
 /// Why an AWS call (or the work around it) failed.
@@ -60,11 +58,22 @@ impl AwsError {
         }
     }
 
-    /// Turns an SDK error into ours: the service's code and message when it answered, the
-    /// whole cause chain (`DisplayErrorContext`) when it did not.
-    pub(crate) fn from_sdk<E, R>(
+    /// Whether the call got no answer at all (connection refused, a timeout, a bad endpoint):
+    /// what to report with the endpoint's address.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, AwsError::Transport { .. })
+            || matches!(self, AwsError::Service { code, .. } if code.starts_with("HTTP "))
+    }
+
+    /// Turns an SDK error into ours: the service's code and message when it answered (with the
+    /// HTTP status of a refusal, 403, and of an answer that is no AWS error at all), the whole
+    /// cause chain (`DisplayErrorContext`) on one line when it did not.
+    pub(crate) fn from_sdk<E>(
         operation: &'static str,
-        error: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        error: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
     ) -> Self
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata
@@ -72,23 +81,59 @@ impl AwsError {
             + Send
             + Sync
             + 'static,
-        R: fmt::Debug,
     {
         use aws_smithy_runtime_api::client::result::SdkError;
+        let status = error.raw_response().map(|r| r.status().as_u16());
         match &error {
             SdkError::ServiceError(service) => {
                 let err = service.err();
-                AwsError::Service {
-                    operation,
-                    code: err.code().unwrap_or("Unknown").to_owned(),
-                    message: err.message().unwrap_or_default().to_owned(),
+                match err.code() {
+                    Some(code) => AwsError::Service {
+                        operation,
+                        code: code.to_owned(),
+                        message: match status {
+                            Some(403) => {
+                                format!("{} (HTTP 403)", err.message().unwrap_or_default())
+                            }
+                            _ => err.message().unwrap_or_default().to_owned(),
+                        },
+                    },
+                    None => not_aws(operation, service.raw()),
                 }
             }
+            SdkError::ResponseError(response) => not_aws(operation, response.raw()),
             _ => AwsError::Transport {
                 operation,
                 message: chain(&error),
             },
         }
+    }
+}
+
+/// An answer that is no AWS error: its HTTP status and the start of its body.
+fn not_aws(
+    operation: &'static str,
+    response: &aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+) -> AwsError {
+    let body = response
+        .body()
+        .bytes()
+        .map(|b| {
+            String::from_utf8_lossy(b)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let body: String = body.chars().take(80).collect();
+    AwsError::Service {
+        operation,
+        code: format!("HTTP {}", response.status().as_u16()),
+        message: if body.is_empty() {
+            "not an AWS answer".to_owned()
+        } else {
+            format!("not an AWS answer: {body}")
+        },
     }
 }
 
@@ -103,5 +148,44 @@ fn chain(error: &dyn std::error::Error) -> String {
         }
         next = e.source();
     }
-    parts.join(": ").replace('\n', " ")
+    without_request_dump(&parts.join(": ").replace('\n', " "))
+}
+
+/// The SDK's message for an endpoint it cannot use carries a debug dump of the whole request
+/// (`failed to apply endpoint `X` to request `Request { ... }`: cause`); keep the endpoint and
+/// the cause.
+fn without_request_dump(message: &str) -> String {
+    const START: &str = "failed to apply endpoint `";
+    let Some(at) = message.find(START) else {
+        return message.to_owned();
+    };
+    let rest = &message[at + START.len()..];
+    let (Some(end), Some(cause)) = (rest.find("` to request `"), rest.rfind("}`: ")) else {
+        return message.to_owned();
+    };
+    format!(
+        "the endpoint `{}` is not usable: {}",
+        &rest[..end],
+        &rest[cause + 4..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_endpoint_is_named_without_the_request_dump() {
+        let sdk = "dispatch failure: other: failed to apply endpoint `not a url` to request \
+                   `Request { body: SdkBody { inner: Once(Some(b\"{}\")) }, headers: {\"a\": \"b\"} }`: \
+                   endpoint is not a valid URI: invalid uri character";
+        assert_eq!(
+            without_request_dump(sdk),
+            "the endpoint `not a url` is not usable: endpoint is not a valid URI: invalid uri character"
+        );
+        assert_eq!(
+            without_request_dump("connection refused"),
+            "connection refused"
+        );
+    }
 }

@@ -117,8 +117,36 @@ fn fail<T>(message: impl Into<String>) -> Result<T, Failure> {
     Err(Failure::Error(message.into()))
 }
 
+tokio::task_local! {
+    /// Where the AWS calls of this command go, for errors that got no answer.
+    static ENDPOINT: String;
+}
+
+/// An AWS error as one line; one that got no answer (or no AWS answer) names the endpoint.
 fn aws(e: saga_aws::AwsError) -> Failure {
-    Failure::Error(e.to_string())
+    match ENDPOINT.try_with(Clone::clone) {
+        Ok(endpoint) if e.is_unanswered() => Failure::Error(format!("{e} ({endpoint})")),
+        _ => Failure::Error(e.to_string()),
+    }
+}
+
+/// `endpoint URL` of `config` (or of the environment), else the region's AWS endpoints.
+fn endpoint_of(config: Option<&saga_aws::SdkConfig>) -> String {
+    let url = match config {
+        Some(config) => config.endpoint_url().map(str::to_owned),
+        None => std::env::var("AWS_ENDPOINT_URL").ok(),
+    };
+    let region = match config {
+        Some(config) => config.region().map(ToString::to_string),
+        None => std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .ok(),
+    };
+    match (url, region) {
+        (Some(url), _) => format!("endpoint {url}"),
+        (None, Some(region)) => format!("the AWS endpoints of {region}"),
+        (None, None) => "the AWS endpoints; no region is set".to_owned(),
+    }
 }
 
 /// Runs one command line (`args[0]` is the program) over `sagas`, writing to `out`; the exit
@@ -152,7 +180,18 @@ pub fn execute_with(
             .build(),
     }
     .map_err(|e| Failure::Error(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(command.execute(sagas, out, config))
+    if config.is_none()
+        && let Ok(url) = std::env::var("AWS_ENDPOINT_URL")
+    {
+        let scheme = url.strip_prefix("https://").or(url.strip_prefix("http://"));
+        if scheme.is_none_or(|rest| rest.is_empty() || rest.contains(char::is_whitespace)) {
+            return fail(format!(
+                "AWS_ENDPOINT_URL `{url}` is not a URL: give http://HOST:PORT or https://HOST"
+            ));
+        }
+    }
+    let endpoint = endpoint_of(config.as_ref());
+    runtime.block_on(ENDPOINT.scope(endpoint, command.execute(sagas, out, config)))
 }
 
 #[derive(Debug, Parser)]

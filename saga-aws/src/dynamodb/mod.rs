@@ -260,10 +260,13 @@ impl DynamoDbIdempotencyStore {
         }
     }
 
-    fn unavailable<E, R>(
+    fn unavailable<E>(
         &self,
         operation: &'static str,
-        error: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        error: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
     ) -> IdempotencyError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata
@@ -271,7 +274,6 @@ impl DynamoDbIdempotencyStore {
             + Send
             + Sync
             + 'static,
-        R: std::fmt::Debug,
     {
         let error = AwsError::from_sdk(operation, error);
         IdempotencyError::Unavailable {
