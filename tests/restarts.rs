@@ -104,6 +104,7 @@ fn worker_main(ledger: String) -> ExitCode {
 /// One case's saga, deployed with its queue and table.
 struct Lab {
     config: saga_aws::SdkConfig,
+    endpoint: String,
     sfn: StepFunctions,
     machine: String,
     name: String,
@@ -113,8 +114,16 @@ struct Lab {
 
 impl Lab {
     async fn new(visibility_seconds: u32) -> Lab {
-        let config = Emulator::shared().config().await;
         let name = Emulator::unique("restarts");
+        let lab = Lab::on(Emulator::shared(), name, visibility_seconds).await;
+        let _ = std::fs::remove_file(&lab.ledger);
+        lab
+    }
+
+    /// The saga `name`, its queue and table, deployed on `emulator` (again, after a restart:
+    /// the queue's URL is the same).
+    async fn on(emulator: &Emulator, name: String, visibility_seconds: u32) -> Lab {
+        let config = emulator.config().await;
         let queue = Queues::new(&config)
             .create(&format!("{name}-svc"), 5, visibility_seconds)
             .await
@@ -141,9 +150,9 @@ impl Lab {
             .expect("deploy")
             .arn;
         let ledger = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.ledger"));
-        let _ = std::fs::remove_file(&ledger);
         Lab {
             config,
+            endpoint: emulator.endpoint().to_owned(),
             sfn,
             machine,
             name,
@@ -159,18 +168,25 @@ impl Lab {
             .env(LEDGER_ENV, &self.ledger)
             .env(NAME_ENV, &self.name)
             .env(OWNER_ENV, std::process::id().to_string())
-            .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
             .env("RUST_LOG", "warn")
             .env_remove("AWS_PROFILE")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start the worker");
         let stdout = child.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let logs = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let (ready, is_ready) = std::sync::mpsc::channel();
         let sink = lines.clone();
         std::thread::spawn(move || {
@@ -417,6 +433,45 @@ async fn sigterm_drains_and_hides_nothing_from_the_next_worker() {
     }
 }
 
+/// The emulator stops under a running worker and comes back on the same port with none of its
+/// state (as moto restarts): the worker says it cannot receive, backs off rather than exiting,
+/// and answers the commands of the restarted emulator; SIGTERM still stops it with its counts.
+async fn a_worker_outlives_an_emulator_restart() {
+    let emulator = Emulator::start().expect("an emulator of this case's own");
+    let port = emulator.port();
+    let name = Emulator::unique("outage");
+    let lab = Lab::on(&emulator, name.clone(), 5).await;
+    let _ = std::fs::remove_file(&lab.ledger);
+    let mut worker = lab.worker();
+    let before = ids("before", 2);
+    lab.start(&before).await;
+    let ended = lab.wait(&before, Duration::from_secs(60)).await;
+    assert!(ended.values().all(|s| *s == Status::Succeeded), "{ended:?}");
+
+    emulator.stop();
+    // A few failed receives: at 1 s, 2 s, 4 s.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker exited during the outage"
+    );
+    let emulator = Emulator::start_on(port).expect("the emulator restarts on its port");
+    let lab = Lab::on(&emulator, name, 5).await;
+    let after = ids("after", 2);
+    lab.start(&after).await;
+    let ended = lab.wait(&after, Duration::from_secs(90)).await;
+    assert!(ended.values().all(|s| *s == Status::Succeeded), "{ended:?}");
+
+    let out = worker.terminate(Duration::from_secs(40));
+    assert!(out.contains("cannot receive from the queue"), "{out}");
+    assert!(out.contains("retrying in"), "{out}");
+    let stats = out
+        .lines()
+        .find(|l| l.contains(" received, "))
+        .unwrap_or_else(|| panic!("no counts: {out}"));
+    assert!(stats.contains(" 12 succeeded, 0 failed"), "{stats}");
+}
+
 fn main() -> ExitCode {
     if let Ok(ledger) = std::env::var(LEDGER_ENV) {
         return worker_main(ledger);
@@ -427,7 +482,7 @@ fn main() -> ExitCode {
         .build()
         .expect("runtime");
     type Case = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
-    let cases: [(&str, Case); 2] = [
+    let cases: [(&str, Case); 3] = [
         (
             "a_worker_killed_mid_flight_and_restarted_applies_each_effect_once",
             || Box::pin(a_worker_killed_mid_flight_and_restarted_applies_each_effect_once()),
@@ -436,6 +491,9 @@ fn main() -> ExitCode {
             "sigterm_drains_and_hides_nothing_from_the_next_worker",
             || Box::pin(sigterm_drains_and_hides_nothing_from_the_next_worker()),
         ),
+        ("a_worker_outlives_an_emulator_restart", || {
+            Box::pin(a_worker_outlives_an_emulator_restart())
+        }),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)

@@ -46,6 +46,12 @@ impl Emulator {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
             .port();
+        Self::start_on(port)
+    }
+
+    /// Starts a new emulator on `port` (one that stopped there, say: a restart, with none of
+    /// its state) and waits until it answers.
+    pub fn start_on(port: u16) -> Result<Emulator, String> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/moto-server");
         let mut child = Command::new("bash")
             .arg(&script)
@@ -120,11 +126,39 @@ impl Emulator {
     pub const ROLE_ARN: &'static str = "arn:aws:iam::123456789012:role/saga-test";
 }
 
+impl Emulator {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends with its port")
+    }
+
+    /// Stops the emulator and waits until its port is free: SIGTERM to the launcher, which
+    /// stops the server (a SIGKILL would leave the server to its owner-exit watch), then
+    /// SIGKILL if it lingers.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
-        if let Ok(child) = self.child.get_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Ok(child) = self.child.get_mut() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

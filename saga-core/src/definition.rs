@@ -94,8 +94,31 @@ pub struct StepDefinition {
 impl StepDefinition {
     /// The default `TimeoutSeconds` of a step: 5 minutes.
     pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
-    /// The default `HeartbeatSeconds` of a step: 1 minute.
-    pub const DEFAULT_HEARTBEAT_SECONDS: u32 = 60;
+    /// The default `HeartbeatSeconds` of a step: [`default_heartbeat`](Self::default_heartbeat)
+    /// of the default timeout, 270 s.
+    pub const DEFAULT_HEARTBEAT_SECONDS: u32 =
+        Self::default_heartbeat(Self::DEFAULT_TIMEOUT_SECONDS);
+
+    /// The heartbeat of a step with `timeout_seconds` and no heartbeat of its own: the timeout
+    /// less a tenth (at least a second), e.g. 27 s of 30 s.
+    ///
+    /// Step Functions starts a task's heartbeat clock when it sends the command, so the
+    /// heartbeat also counts the time the command waits in the queue: a short one kills the
+    /// commands of a backlog before a worker reaches them (each kill a retry, adding to the
+    /// backlog). A worker heartbeats every half heartbeat while a step runs, checks the token
+    /// of a command that waited half a heartbeat before running it, and drops one whose task
+    /// has ended. What a short heartbeat would buy, noticing a worker that died mid-step, SQS
+    /// already gives: the message comes back after its visibility timeout and the idempotency
+    /// store lets the next worker take over. Set a shorter `heartbeat` where a step must be
+    /// retried soon after its worker dies.
+    pub const fn default_heartbeat(timeout_seconds: u32) -> u32 {
+        let margin = if timeout_seconds / 10 > 1 {
+            timeout_seconds / 10
+        } else {
+            1
+        };
+        timeout_seconds.saturating_sub(margin)
+    }
 
     /// A step with the defaults for its kind: ASL's default retry policy for compensable steps
     /// and the pivot, the long policy for retriable steps and for compensations.
@@ -117,19 +140,16 @@ impl StepDefinition {
     }
 
     /// Sets the timeout and the heartbeat (whole seconds). Without an explicit heartbeat, the
-    /// default minute is kept if it is below the timeout, else the heartbeat is half the timeout
-    /// (at least 1 s). The builder and the `#[saga]` macro both use this.
+    /// heartbeat follows the timeout: [`default_heartbeat`](Self::default_heartbeat). The
+    /// builder and the `#[saga]` macro both use this.
     pub fn set_timing(&mut self, timeout_seconds: Option<u32>, heartbeat_seconds: Option<u32>) {
         if let Some(timeout) = timeout_seconds {
             self.timeout_seconds = timeout;
         }
-        match heartbeat_seconds {
-            Some(heartbeat) => self.heartbeat_seconds = heartbeat,
-            None if self.heartbeat_seconds >= self.timeout_seconds => {
-                self.heartbeat_seconds = (self.timeout_seconds / 2).max(1);
-            }
-            None => {}
-        }
+        self.heartbeat_seconds = match heartbeat_seconds {
+            Some(heartbeat) => heartbeat,
+            None => Self::default_heartbeat(self.timeout_seconds),
+        };
     }
 
     /// Whether the step has a compensating action.
