@@ -21,16 +21,20 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use saga_aws::{Bindings, Progress, Queues, Status, StepFunctions};
-use saga_core::testing::FaultPlan;
-use saga_core::{
-    Action, InMemoryExecutor, InvocationResult, Outcome, Participant, Saga, SagaDefinition,
-    StepError, Trace,
-};
+use clap::Parser;
+use saga_aws::{Bindings, Queues, Status, StepFunctions};
+use saga_core::{Participant, Saga, SagaDefinition};
 use serde_json::Value;
 
+mod args;
+mod print;
+mod simulate;
 mod worker;
+
+use print::{trace_lines, watch, what};
+use simulate::exit_for;
+
+use args::{Cli, Command, GraphFormat, TemplateFormat, Which};
 
 /// A saga the command line knows: its declaration, and its handlers when it can run here.
 #[derive(Debug, Clone)]
@@ -192,192 +196,6 @@ pub fn execute_with(
     }
     let endpoint = endpoint_of(config.as_ref());
     runtime.block_on(ENDPOINT.scope(endpoint, command.execute(sagas, out, config)))
-}
-
-#[derive(Debug, Parser)]
-#[command(
-    about = "Print, draw, price, deploy, run and watch sagas",
-    long_about = "Print, draw, price, deploy, run and watch the sagas of this program.\n\n\
-                  Without a subcommand, `run` runs the (only) saga in memory.",
-    after_help = "Examples:\n  order asl\n  order graph --format dot\n  order run --fail charge_payment\n  order deploy --create-queues && order worker & order start o-1 && order watch o-1"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Args, Default, Clone)]
-struct Which {
-    /// The saga (its name); optional when the program has one.
-    #[arg(long, short)]
-    saga: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, ValueEnum)]
-enum GraphFormat {
-    /// A Mermaid flowchart.
-    #[default]
-    Mermaid,
-    /// Graphviz DOT.
-    Dot,
-    /// SVG, drawn by Graphviz's `dot` (which must be installed).
-    Svg,
-}
-
-#[derive(Debug, Clone, Copy, Default, ValueEnum)]
-enum TemplateFormat {
-    /// YAML, with comments.
-    #[default]
-    Yaml,
-    /// JSON.
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the saga's state machine (Amazon States Language).
-    #[command(
-        after_help = "Examples:\n  order asl\n  order asl --bind InventoryQueueUrl=https://sqs.../inventory --bind ..."
-    )]
-    Asl {
-        #[command(flatten)]
-        which: Which,
-        /// Fill in a deploy-time substitution, `KEY=VALUE` (all of them, or none).
-        #[arg(long = "bind", value_name = "KEY=VALUE")]
-        bindings: Vec<String>,
-    },
-    /// Draw the state machine: Mermaid, DOT, or SVG with Graphviz.
-    #[command(after_help = "Examples:\n  order graph\n  order graph --format svg > order.svg")]
-    Graph {
-        #[command(flatten)]
-        which: Which,
-        /// The drawing's format.
-        #[arg(long, value_enum, default_value_t)]
-        format: GraphFormat,
-    },
-    /// State transitions per path, and the price per million sagas (Standard workflows).
-    #[command(after_help = "Example:\n  order cost")]
-    Cost {
-        #[command(flatten)]
-        which: Which,
-    },
-    /// A CloudFormation template: state machine, queues, bus, table, least-privilege roles.
-    #[command(
-        after_help = "Examples:\n  order template > order.yaml\n  order template --trigger '{\"source\":[\"shop\"],\"detail-type\":[\"OrderPlaced\"]}'"
-    )]
-    Template {
-        #[command(flatten)]
-        which: Which,
-        /// YAML (with comments) or JSON.
-        #[arg(long, value_enum, default_value_t)]
-        format: TemplateFormat,
-        /// An EventBridge event pattern (JSON) that starts the saga: adds a trigger rule.
-        #[arg(long, value_name = "PATTERN")]
-        trigger: Option<String>,
-    },
-    /// Create or update the state machine (and, with --create-queues, the participants' queues).
-    #[command(
-        after_help = "Examples:\n  order deploy --create-queues\n  order deploy --bind InventoryQueueUrl=https://sqs.../inventory --role-arn arn:aws:iam::...:role/order"
-    )]
-    Deploy {
-        #[command(flatten)]
-        which: Which,
-        /// Create a queue (with a dead-letter queue) per queue participant, `<saga>-<participant>`,
-        /// and the participants' idempotency table, `<saga>-idempotency`.
-        #[arg(long)]
-        create_queues: bool,
-        /// A substitution, `KEY=VALUE` (queue URLs, function ARNs, `EventBusName`).
-        #[arg(long = "bind", value_name = "KEY=VALUE")]
-        bindings: Vec<String>,
-        /// The IAM role the state machine runs as (default: `SAGA_ROLE_ARN`).
-        #[arg(long, env = "SAGA_ROLE_ARN")]
-        role_arn: Option<String>,
-    },
-    /// Start a saga: an execution named by the saga id (starting it twice starts it once).
-    #[command(after_help = "Example:\n  order start o-1 --input '{\"order_id\":\"o-1\", ...}'")]
-    Start {
-        #[command(flatten)]
-        which: Which,
-        /// The saga id.
-        id: String,
-        /// The saga input (a JSON object; default: the program's example input).
-        #[arg(long)]
-        input: Option<String>,
-    },
-    /// Follow a saga live: each step as it runs, its attempts and outcome.
-    #[command(after_help = "Example:\n  order watch o-1")]
-    Watch {
-        #[command(flatten)]
-        which: Which,
-        /// The saga id.
-        id: String,
-    },
-    /// Where a saga stands: its status, what ran, and its outcome.
-    #[command(after_help = "Example:\n  order status o-1")]
-    Status {
-        #[command(flatten)]
-        which: Which,
-        /// The saga id.
-        id: String,
-    },
-    /// Run the participants of the sagas: answer their commands on a queue until SIGINT or SIGTERM.
-    #[command(
-        after_help = "Examples:\n  order worker                     # every queue participant, queues and table named as by deploy --create-queues\n  order worker --queue https://sqs.../order-inventory --table order-idempotency"
-    )]
-    Worker {
-        #[command(flatten)]
-        which: Which,
-        /// The queue to read (default: every queue participant's, as `deploy --create-queues` names them).
-        #[arg(long)]
-        queue: Vec<String>,
-        /// Commands handled at once, per queue.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Publish saga events on this EventBridge bus.
-        #[arg(long)]
-        bus: Option<String>,
-        /// The DynamoDB idempotency table (default: `SAGA_IDEMPOTENCY_TABLE`, else
-        /// `<saga>-idempotency`, as `deploy --create-queues` creates it).
-        #[arg(long, conflicts_with = "in_memory_store")]
-        table: Option<String>,
-        /// Keep idempotency records in memory (a demo: a restart forgets them, and redelivered
-        /// commands run again).
-        #[arg(long)]
-        in_memory_store: bool,
-        /// Seconds a graceful stop (SIGINT or SIGTERM) may take before the commands still
-        /// running are released for redelivery; a second signal stops at once.
-        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-        drain_timeout: u64,
-    },
-    /// Run the saga in memory (no AWS), optionally with injected failures.
-    #[command(
-        after_help = "Examples:\n  order run\n  order run --fail charge_payment\n  order run --flaky reserve_stock --timeout ship_order"
-    )]
-    Run(RunArgs),
-}
-
-impl Default for Command {
-    fn default() -> Self {
-        Command::Run(RunArgs::default())
-    }
-}
-
-#[derive(Debug, Args, Default)]
-struct RunArgs {
-    #[command(flatten)]
-    which: Which,
-    /// The saga input (a JSON object; default: the program's example input).
-    #[arg(long)]
-    input: Option<String>,
-    /// Make STEP fail with a terminal error (the compensation runs).
-    #[arg(long, value_name = "STEP")]
-    fail: Vec<String>,
-    /// Make STEP fail with a retryable error on its first two attempts (the retries run).
-    #[arg(long, value_name = "STEP")]
-    flaky: Vec<String>,
-    /// Make STEP's first attempt get no answer (it times out and is retried).
-    #[arg(long, value_name = "STEP")]
-    timeout: Vec<String>,
 }
 
 fn pick<'a>(sagas: &'a [Entry], which: &Which) -> Result<&'a Entry, Failure> {
@@ -668,47 +486,12 @@ impl Command {
                 let entry = pick(sagas, &args.which)?;
                 let saga = runnable(entry)?.clone();
                 let input = input(entry, args.input.as_deref())?;
-                let mut plan = FaultPlan::new();
-                for step in args.fail.iter().chain(&args.flaky).chain(&args.timeout) {
-                    if entry.definition.step(step).is_none() {
-                        return fail(format!(
-                            "saga `{}` has no step `{step}`",
-                            entry.definition.name
-                        ));
-                    }
-                }
-                for step in &args.fail {
-                    plan = plan.fail(
-                        step,
-                        Action::Execute,
-                        StepError::terminal("Injected", format!("--fail {step}")),
-                        u32::MAX,
-                    );
-                }
-                for step in &args.flaky {
-                    plan = plan.fail(
-                        step,
-                        Action::Execute,
-                        StepError::retryable(format!("--flaky {step}")),
-                        2,
-                    );
-                }
-                for step in &args.timeout {
-                    plan = plan.time_out(step, Action::Execute, 1);
-                }
-                let outcome = run_in_memory(saga, input, plan, out).await?;
+                let plan = simulate::plan(&entry.definition, &args)?;
+                let outcome = simulate::run(saga, input, plan, out).await?;
                 return Ok(exit_for(&outcome));
             }
         }
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// 0 for a completed saga, 3 for one that was compensated or is stuck.
-fn exit_for(outcome: &Outcome) -> ExitCode {
-    match outcome {
-        Outcome::Completed => ExitCode::SUCCESS,
-        _ => ExitCode::from(3),
     }
 }
 
@@ -767,101 +550,4 @@ fn svg(dot: &str) -> Result<String, Failure> {
         ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-fn what(step: &str, action: Action) -> String {
-    match action {
-        Action::Execute => step.to_owned(),
-        Action::Compensate => format!("compensation of {step}"),
-    }
-}
-
-fn trace_lines(trace: &Trace) -> Vec<String> {
-    trace
-        .0
-        .iter()
-        .map(|i| match &i.result {
-            InvocationResult::Succeeded => {
-                format!("ok {} (attempt {})", what(&i.step, i.action), i.attempt)
-            }
-            InvocationResult::Failed(error) => format!(
-                "!! {} failed (attempt {}): {error}",
-                what(&i.step, i.action),
-                i.attempt
-            ),
-        })
-        .collect()
-}
-
-/// Follows an execution until it ends: each finished invocation as a line, and on a terminal
-/// the running step on a line of its own that is redrawn in place.
-async fn watch(sfn: &StepFunctions, arn: &str, out: &mut dyn Write) -> Result<Outcome, Failure> {
-    let live = std::io::stderr().is_terminal();
-    let spinner = ['|', '/', '-', '\\'];
-    let mut printed = 0;
-    let mut last_running = None;
-    let mut tick = 0usize;
-    loop {
-        let Progress {
-            state,
-            trace,
-            running,
-        } = sfn.progress(arn).await.map_err(aws)?;
-        let lines = trace_lines(&trace);
-        if live && printed < lines.len() {
-            eprint!("\r\x1b[2K");
-        }
-        for line in &lines[printed.min(lines.len())..] {
-            write(out, line)?;
-        }
-        printed = lines.len();
-        if let Some((step, action, attempt)) = &running {
-            let now = format!("{} (attempt {attempt})", what(step, *action));
-            if live {
-                tick += 1;
-                eprint!("\r\x1b[2K{} running {now}", spinner[tick % spinner.len()]);
-            } else if last_running.as_ref() != Some(&now) {
-                write(out, format!(".. running {now}"))?;
-            }
-            last_running = Some(now);
-        }
-        out.flush().ok();
-        if state.status != Status::Running {
-            if live {
-                eprint!("\r\x1b[2K");
-            }
-            return match state.outcome(&trace) {
-                Some(outcome) => {
-                    write(out, format!("outcome: {outcome}"))?;
-                    Ok(outcome)
-                }
-                None => fail(format!(
-                    "the execution ended {:?}: {}",
-                    state.status,
-                    state.cause.as_deref().unwrap_or("no cause given")
-                )),
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(if live { 200 } else { 500 })).await;
-    }
-}
-
-async fn run_in_memory(
-    saga: Saga,
-    input: Value,
-    plan: FaultPlan,
-    out: &mut dyn Write,
-) -> Result<Outcome, Failure> {
-    let name = saga.name().to_owned();
-    let saga_id = format!("{name}-1");
-    let executor = InMemoryExecutor::builder().saga(saga).faults(plan).build();
-    let report = executor
-        .run(&name, &saga_id, &input)
-        .await
-        .map_err(|e| Failure::Error(e.to_string()))?;
-    for line in trace_lines(&report.trace) {
-        write(out, line)?;
-    }
-    write(out, format!("outcome: {}", report.outcome))?;
-    Ok(report.outcome)
 }

@@ -74,14 +74,12 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use saga_core::{
     Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lease, Lock, PayloadHash,
     StoredOutcome,
@@ -89,7 +87,13 @@ use saga_core::{
 
 use crate::error::AwsError;
 
+mod item;
 mod table;
+
+use item::{
+    COMPENSATED, COMPLETE, EXPIRES_AT, IN_PROGRESS, Item, KEY, LEASE_EXPIRES_MS, LEASE_TOKEN,
+    OUTCOME, PAYLOAD_HASH, STATE, millis, n, new_token, now_ms, number, s, string,
+};
 
 /// How long COMPLETE records are kept unless [`DynamoDbIdempotencyStore::retention`] says
 /// otherwise: 7 days.
@@ -107,20 +111,6 @@ const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How many times a claim is tried when the item changes between a refused write and the read
 /// that explains it.
 const CLAIM_ATTEMPTS: usize = 3;
-
-const KEY: &str = "key";
-const STATE: &str = "state";
-const PAYLOAD_HASH: &str = "payload_hash";
-const LEASE_TOKEN: &str = "lease_token";
-const LEASE_EXPIRES_MS: &str = "lease_expires_ms";
-const OUTCOME: &str = "outcome";
-const EXPIRES_AT: &str = "expires_at";
-
-const IN_PROGRESS: &str = "INPROGRESS";
-const COMPLETE: &str = "COMPLETE";
-const COMPENSATED: &str = "COMPENSATED";
-
-type Item = HashMap<String, AttributeValue>;
 
 /// An [`IdempotencyStore`] on a DynamoDB table; see the [module docs](self) for the table layout
 /// and why every write is conditional.
@@ -499,64 +489,5 @@ fn build_error(operation: &'static str, error: impl std::fmt::Display) -> AwsErr
     AwsError::Unexpected {
         operation,
         message: format!("cannot build the request: {error}"),
-    }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
-fn number(item: &Item, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The wall clock in epoch milliseconds (0 before 1970).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
-}
-
-/// A lease token no other claim uses: the wall clock and a process-wide counter, hashed with
-/// the standard library's randomly keyed SipHash so tokens of different processes (and of the
-/// same process after a restart) differ too.
-fn new_token() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_differ() {
-        let tokens: std::collections::HashSet<u64> = (0..10_000).map(|_| new_token()).collect();
-        assert_eq!(tokens.len(), 10_000);
     }
 }

@@ -17,6 +17,7 @@
 //! reason, the message stays and is delivered again later; the idempotency store then replays
 //! the same answer.
 
+mod handle;
 mod queue;
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use tokio::task::JoinSet;
 
 use crate::dynamodb::DynamoDbIdempotencyStore;
 use crate::error::AwsError;
-use crate::participant::{Delivery, Disposition, Participant, queue_name};
+use crate::participant::Participant;
 use crate::store::StoreChoice;
 
 pub use queue::DEAD_LETTER_REASON;
@@ -373,7 +374,7 @@ impl Worker {
                 }
                 let (inner, deletes) = (self.inner.clone(), deletes.clone());
                 tasks.spawn(async move {
-                    handle(&inner, message, &deletes).await;
+                    handle::handle(&inner, message, &deletes).await;
                     drop(permit);
                 });
             }
@@ -450,97 +451,6 @@ impl Backoff {
     fn reset(&mut self) {
         self.failures = 0;
     }
-}
-
-async fn handle(inner: &Inner, message: Message, deletes: &mpsc::UnboundedSender<String>) {
-    let id = message.message_id.clone().unwrap_or_default();
-    let Some(receipt) = message.receipt_handle.clone() else {
-        return;
-    };
-    let system = |name: MessageSystemAttributeName| {
-        message
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get(&name))
-            .cloned()
-    };
-    let delivery = Delivery {
-        queue: Some(queue_name(&inner.queue_url).to_owned()),
-        id: id.clone(),
-        deliveries: system(MessageSystemAttributeName::ApproximateReceiveCount)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1),
-        traceparent: message
-            .message_attributes
-            .as_ref()
-            .and_then(|a| a.get(saga_core::asl::TRACEPARENT_ATTRIBUTE))
-            .and_then(|v| v.string_value.clone()),
-        aws_trace_header: system(MessageSystemAttributeName::AwsTraceHeader),
-        sent_at_ms: system(MessageSystemAttributeName::SentTimestamp).and_then(|n| n.parse().ok()),
-    };
-    let body = message.body.as_deref().unwrap_or_default();
-    // While the handler runs, keep the message hidden from other workers.
-    let keep_hidden = |timeout_seconds: u32| {
-        let receipt = receipt.clone();
-        async move { queue::hide(&inner.sqs, &inner.queue_url, &receipt, timeout_seconds).await }
-    };
-    let disposition = inner
-        .participant
-        .answer(serde_json::from_str(body), &delivery, keep_hidden)
-        .await;
-    match disposition {
-        Disposition::Answered { succeeded } => {
-            let counter = if succeeded {
-                &inner.counters.succeeded
-            } else {
-                &inner.counters.failed
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            let _ = deletes.send(receipt);
-        }
-        Disposition::Expired(reason) => {
-            inner.counters.expired.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(message_id = %id, %reason, "the task can no longer be answered; deleting the command");
-            let _ = deletes.send(receipt);
-        }
-        Disposition::Malformed(reason) => {
-            inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
-            match dead_letter(inner, &message, &reason).await {
-                Ok(true) => {
-                    tracing::warn!(message_id = %id, %reason, "moved to the dead-letter queue");
-                    let _ = deletes.send(receipt);
-                }
-                Ok(false) => {
-                    tracing::warn!(message_id = %id, %reason, "not a command this worker runs; the queue has no dead-letter queue, so it is left there");
-                }
-                Err(error) => {
-                    tracing::warn!(message_id = %id, %reason, %error, "could not move it to the dead-letter queue; the queue's redrive policy will");
-                }
-            }
-        }
-        Disposition::Duplicate { timeout_seconds } => {
-            // Another delivery of this very command is running it now: that one answers. Hide
-            // this copy until the other's lease ends; it then finds the stored answer.
-            queue::hide(&inner.sqs, &inner.queue_url, &receipt, timeout_seconds).await;
-            tracing::info!(message_id = %id, "duplicate delivery while the command runs elsewhere; answering later");
-        }
-        Disposition::Unanswered(error) => {
-            tracing::warn!(message_id = %id, %error, "could not answer; the command will be delivered again");
-        }
-    }
-    lock(&inner.in_flight).remove(&id);
-}
-
-/// Moves `message` to the queue's dead-letter queue with `reason`: `Ok(false)` if the queue
-/// has none.
-async fn dead_letter(inner: &Inner, message: &Message, reason: &str) -> Result<bool, AwsError> {
-    let url = inner
-        .dead_letters
-        .get_or_try_init(|| queue::dead_letter_queue(&inner.sqs, &inner.queue_url))
-        .await?;
-    let Some(url) = url else { return Ok(false) };
-    queue::send_dead_letter(&inner.sqs, url, message, reason).await?;
-    Ok(true)
 }
 
 #[cfg(test)]

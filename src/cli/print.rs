@@ -1,0 +1,90 @@
+//! How the command line prints what ran: invocations as lines, and a saga followed live.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use saga_aws::{Progress, Status, StepFunctions};
+use saga_core::{Action, InvocationResult, Outcome, Trace};
+
+use super::{Failure, aws, fail, write};
+
+pub(super) fn what(step: &str, action: Action) -> String {
+    match action {
+        Action::Execute => step.to_owned(),
+        Action::Compensate => format!("compensation of {step}"),
+    }
+}
+
+pub(super) fn trace_lines(trace: &Trace) -> Vec<String> {
+    trace
+        .0
+        .iter()
+        .map(|i| match &i.result {
+            InvocationResult::Succeeded => {
+                format!("ok {} (attempt {})", what(&i.step, i.action), i.attempt)
+            }
+            InvocationResult::Failed(error) => format!(
+                "!! {} failed (attempt {}): {error}",
+                what(&i.step, i.action),
+                i.attempt
+            ),
+        })
+        .collect()
+}
+
+/// Follows an execution until it ends: each finished invocation as a line, and on a terminal
+/// the running step on a line of its own that is redrawn in place.
+pub(super) async fn watch(
+    sfn: &StepFunctions,
+    arn: &str,
+    out: &mut dyn Write,
+) -> Result<Outcome, Failure> {
+    let live = std::io::stderr().is_terminal();
+    let spinner = ['|', '/', '-', '\\'];
+    let mut printed = 0;
+    let mut last_running = None;
+    let mut tick = 0usize;
+    loop {
+        let Progress {
+            state,
+            trace,
+            running,
+        } = sfn.progress(arn).await.map_err(aws)?;
+        let lines = trace_lines(&trace);
+        if live && printed < lines.len() {
+            eprint!("\r\x1b[2K");
+        }
+        for line in &lines[printed.min(lines.len())..] {
+            write(out, line)?;
+        }
+        printed = lines.len();
+        if let Some((step, action, attempt)) = &running {
+            let now = format!("{} (attempt {attempt})", what(step, *action));
+            if live {
+                tick += 1;
+                eprint!("\r\x1b[2K{} running {now}", spinner[tick % spinner.len()]);
+            } else if last_running.as_ref() != Some(&now) {
+                write(out, format!(".. running {now}"))?;
+            }
+            last_running = Some(now);
+        }
+        out.flush().ok();
+        if state.status != Status::Running {
+            if live {
+                eprint!("\r\x1b[2K");
+            }
+            return match state.outcome(&trace) {
+                Some(outcome) => {
+                    write(out, format!("outcome: {outcome}"))?;
+                    Ok(outcome)
+                }
+                None => fail(format!(
+                    "the execution ended {:?}: {}",
+                    state.status,
+                    state.cause.as_deref().unwrap_or("no cause given")
+                )),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(if live { 200 } else { 500 })).await;
+    }
+}
