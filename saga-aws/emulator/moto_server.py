@@ -130,6 +130,24 @@ def _notify_once(self, callback_id, outcome):  # type: ignore[no-untyped-def]
 
 CallbackPoolManager.notify = _notify_once
 
+# A heartbeat on an ended attempt's token was accepted: moto keeps the token's endpoint and only
+# looks for a consumer error, so a worker checking whether a stale command's task still lives
+# was told yes, ran it, and had its answer refused. On AWS, SendTaskHeartbeat answers
+# TaskTimedOut when "the task token has either expired or the task associated with the token has
+# already been closed" (SendTaskHeartbeat, Errors, in the AWS Step Functions API Reference).
+_heartbeat = CallbackPoolManager.heartbeat
+
+
+def _heartbeat_while_open(self, callback_id):  # type: ignore[no-untyped-def]
+    endpoint = self.get(callback_id)
+    with _answers_lock:
+        if endpoint is not None and getattr(endpoint, "_answered", False):
+            raise _TaskTimedOut()
+    return _heartbeat(self, callback_id)
+
+
+CallbackPoolManager.heartbeat = _heartbeat_while_open
+
 # An emulator race fixed here: a task's heartbeat watch is set up after its command is sent, and
 # wakes only for a heartbeat or an answer that arrives once it exists. A participant answering
 # in between (a fast one, or any on a loaded machine) had its answer stored but never looked at:

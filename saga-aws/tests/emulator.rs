@@ -209,6 +209,23 @@ async fn answer(s: &Setup, token: &str, output: &str) -> Result<(), String> {
         })
 }
 
+async fn heartbeat(s: &Setup, token: &str) -> Result<(), String> {
+    s.sfn_client
+        .send_task_heartbeat()
+        .task_token(token)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let service = e.into_service_error();
+            service
+                .meta()
+                .code()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{service:?}"))
+        })
+}
+
 // The launcher's fix of moto (saga-aws/emulator/moto_server.py): as on AWS, each retry is a new
 // task with a token of its own, a token takes one answer, and an attempt that has ended takes
 // none (`TaskTimedOut`), so a late answer to one attempt cannot answer the next.
@@ -256,6 +273,12 @@ async fn each_retry_is_a_new_task_and_an_ended_attempt_takes_no_answer() {
         Err("TaskTimedOut".to_owned()),
         "a late answer to the first attempt does not answer the retry"
     );
+    assert_eq!(
+        heartbeat(&s, &first_token).await,
+        Err("TaskTimedOut".to_owned()),
+        "an ended attempt takes no heartbeat either: a worker checking a stale command is told"
+    );
+    assert_eq!(heartbeat(&s, &retry_token).await, Ok(()), "the live attempt takes one");
     answer(&s, &retry_token, r#"{"reservation":"r-4"}"#)
         .await
         .unwrap();
