@@ -11,7 +11,8 @@
 //!
 //! Knobs: `SAGA_BACKLOG_SAGAS` (500), `SAGA_BACKLOG_LIMIT` seconds (300),
 //! `SAGA_BACKLOG_STEP_MS` per step (200), `SAGA_BACKLOG_CONCURRENCY` (4): a capacity of
-//! 20 steps a second for 1,500 steps.
+//! 20 steps a second for 1,500 steps; `SAGA_BACKLOG_HEARTBEAT` seconds (the default of a
+//! 30 s step, 27).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,25 +60,25 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn saga(name: &str, millis: u64, runs: &Arc<AtomicU64>) -> Saga {
+fn saga(name: &str, millis: u64, heartbeat: Option<u64>, runs: &Arc<AtomicU64>) -> Saga {
     let slow = || Slow {
         millis,
         runs: runs.clone(),
     };
     let policy = RetryPolicy::new(2);
-    Saga::builder(name)
-        .compensable("reserve", slow())
-        .participant("backlog")
-        .timeout(Duration::from_secs(30))
-        .retry(policy.clone())
-        .pivot("charge", slow())
-        .participant("backlog")
-        .timeout(Duration::from_secs(30))
-        .retry(policy.clone())
-        .retriable("ship", slow())
-        .participant("backlog")
-        .timeout(Duration::from_secs(30))
-        .retry(policy)
+    let timing = |step: saga_core::StepBuilder| {
+        let step = step
+            .participant("backlog")
+            .timeout(Duration::from_secs(30))
+            .retry(policy.clone());
+        match heartbeat {
+            Some(seconds) => step.heartbeat(Duration::from_secs(seconds)),
+            None => step,
+        }
+    };
+    let builder = timing(Saga::builder(name).compensable("reserve", slow()));
+    let builder = timing(builder.pivot("charge", slow()));
+    timing(builder.retriable("ship", slow()))
         .build()
         .expect("a valid saga")
 }
@@ -95,7 +96,10 @@ async fn main() {
         .await
         .expect("queue");
     let runs = Arc::new(AtomicU64::new(0));
-    let saga = saga(&name, millis, &runs);
+    let heartbeat = std::env::var("SAGA_BACKLOG_HEARTBEAT")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let saga = saga(&name, millis, heartbeat, &runs);
     let heartbeat = saga.definition().steps[0].heartbeat_seconds;
     let mut bindings = Bindings::new();
     bindings.insert(

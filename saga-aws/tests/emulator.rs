@@ -278,7 +278,11 @@ async fn each_retry_is_a_new_task_and_an_ended_attempt_takes_no_answer() {
         Err("TaskTimedOut".to_owned()),
         "an ended attempt takes no heartbeat either: a worker checking a stale command is told"
     );
-    assert_eq!(heartbeat(&s, &retry_token).await, Ok(()), "the live attempt takes one");
+    assert_eq!(
+        heartbeat(&s, &retry_token).await,
+        Ok(()),
+        "the live attempt takes one"
+    );
     answer(&s, &retry_token, r#"{"reservation":"r-4"}"#)
         .await
         .unwrap();

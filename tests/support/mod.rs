@@ -1,5 +1,5 @@
 //! Test participants that record every applied effect in a ledger, random saga shapes and
-//! fault plans, and an oracle: a model of the saga semantics in DESIGN.md, written
+//! fault plans, and an oracle: a model of the saga semantics (README, "The semantics"), written
 //! independently of the executor, that predicts the outcome and the ledger of a case.
 
 #![allow(dead_code, unreachable_pub)]

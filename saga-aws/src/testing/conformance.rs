@@ -23,7 +23,7 @@
 //! - `LoseAnswer` and a crash position are not reproduced (the answer does not pass through
 //!   the relay, and Step Functions does not crash): a case that has them is refused.
 //!
-//! The emulator's known differences from AWS (DESIGN.md) are handled in one place, the
+//! The emulator's known differences from AWS are handled in one place, the
 //! emulator's launcher (`saga-aws/emulator/moto_server.py`), each with a comment giving the AWS
 //! behaviour, so that this module compares like with like:
 //!
@@ -32,6 +32,8 @@
 //!   answer, across its retries: now each attempt has a token of its own and takes one
 //!   answer; a second answer, or a late one to an attempt that has ended, gets `TaskTimedOut`
 //!   as on AWS (moto's own `TaskTimedOut` came out as an HTTP 500).
+//! - A heartbeat on the token of an attempt that had ended was accepted: now `TaskTimedOut`,
+//!   as on AWS (a worker checks a stale command's token with a heartbeat before it runs it).
 //! - DynamoDB conditional writes were not atomic: requests are serialised.
 //! - Differences that cannot matter here: `StartExecution` needs a name (executions are named
 //!   after the saga id), `SendTaskHeartbeat` fails without `HeartbeatSeconds` (every task has

@@ -1,4 +1,4 @@
-//! `SagaDefinition` -> Step Functions state machine, as DESIGN.md describes: one callback Task per
+//! `SagaDefinition` -> Step Functions state machine, as ARCHITECTURE.md describes: one callback Task per
 //! step, Retry on `Saga.Retryable` and `States.Timeout`, Catch `States.ALL` into one shared
 //! reverse compensation chain, and `Fail` ends. No Pass or Succeed padding: the happy path of N
 //! steps enters N states, a failure at step k (all compensable) enters 2k+1.
