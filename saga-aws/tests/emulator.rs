@@ -192,38 +192,29 @@ async fn an_execution_runs_the_steps_and_is_started_once() {
 
 /// Answers `token` with success: what the emulator said, as the error's code.
 async fn answer(s: &Setup, token: &str, output: &str) -> Result<(), String> {
-    s.sfn_client
+    let sent = s
+        .sfn_client
         .send_task_success()
         .task_token(token)
-        .output(output)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            let service = e.into_service_error();
-            service
-                .meta()
-                .code()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{service:?}"))
-        })
+        .output(output);
+    sent.send().await.map(|_| ()).map_err(code)
 }
 
 async fn heartbeat(s: &Setup, token: &str) -> Result<(), String> {
-    s.sfn_client
-        .send_task_heartbeat()
-        .task_token(token)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            let service = e.into_service_error();
-            service
-                .meta()
-                .code()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{service:?}"))
-        })
+    let sent = s.sfn_client.send_task_heartbeat().task_token(token);
+    sent.send().await.map(|_| ()).map_err(code)
+}
+
+/// The error code Step Functions answered with.
+fn code<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+    e.code()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 // The launcher's fix of moto (saga-aws/emulator/moto_server.py): as on AWS, each retry is a new
