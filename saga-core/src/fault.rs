@@ -27,6 +27,13 @@ pub enum FaultEffect {
     Duplicate,
     /// The handler panics (inside the participant, so the panic is caught).
     Panic,
+    /// The command is held back, so the step times out as for [`Timeout`](Self::Timeout), and
+    /// is delivered once more after the saga has ended: a late or stray execute, which must
+    /// not apply its effect after its step's compensation (the semantic lock). Its answer goes
+    /// nowhere. On a compensation it is a `Timeout` (on AWS a late compensation's task has
+    /// ended, and the worker checks a compensation's token before it runs it). A crashed
+    /// executor forgets the commands it held.
+    Late,
 }
 
 /// One injected fault: `effect` on the given attempts of `action` of `step`.
@@ -106,6 +113,12 @@ impl FaultPlan {
     /// The first `times` attempts run the handler but their answer is lost.
     pub fn lose_answer(self, step: &str, action: Action, times: u32) -> Self {
         self.add(step, action, 1..=times, FaultEffect::LoseAnswer)
+    }
+
+    /// The first `times` attempts are held back (the step times out) and delivered after the
+    /// saga has ended.
+    pub fn late(self, step: &str, action: Action, times: u32) -> Self {
+        self.add(step, action, 1..=times, FaultEffect::Late)
     }
 
     /// Every attempt is delivered twice.

@@ -302,3 +302,72 @@ async fn payloads_over_256_kib_are_refused_before_they_are_carried() {
         Some(&("a", Action::Compensate))
     );
 }
+
+/// A late execute (held back until the saga ended) never runs after its step's compensation,
+/// and a late duplicate of an attempt that was retried to success runs nothing either.
+#[tokio::test(start_paused = true)]
+async fn a_late_execute_runs_nothing_after_the_compensation_or_the_success() {
+    use saga_core::testing::FaultPlan;
+    let (late_reserve, reserve_runs) = scripted(|_| Behaviour::Succeed);
+    let (late_charge, charge_runs) = scripted(|_| Behaviour::Succeed);
+    let saga = Saga::builder("late")
+        .compensable("reserve", late_reserve)
+        .retry(RetryPolicy::new(1))
+        .timeout(Duration::from_secs(5))
+        .compensable("charge", late_charge)
+        .retry(RetryPolicy::new(1))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    // `reserve`: its first attempt is late, the retry succeeds. `charge`: every attempt is
+    // late, so it fails for good and both steps are compensated.
+    let plan =
+        FaultPlan::new()
+            .late("reserve", Action::Execute, 1)
+            .late("charge", Action::Execute, 2);
+    let executor = InMemoryExecutor::builder().saga(saga).faults(plan).build();
+    let report = executor.run("late", "s-1", &json!({})).await.unwrap();
+    assert!(
+        matches!(&report.outcome, Outcome::Compensated { failed_step, .. } if failed_step == "charge"),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(
+        reserve_runs.load(Ordering::SeqCst),
+        1,
+        "the late copy found the answer"
+    );
+    assert_eq!(
+        charge_runs.load(Ordering::SeqCst),
+        0,
+        "the late copies of `charge` came after its compensation"
+    );
+}
+
+/// A late execute of a step that was never compensated (a retriable step that gave up) is
+/// delivered, and runs: only a compensation locks a step.
+#[tokio::test(start_paused = true)]
+async fn a_late_execute_of_a_step_never_compensated_runs() {
+    use saga_core::testing::FaultPlan;
+    let (late_ship, ship_runs) = scripted(|_| Behaviour::Succeed);
+    let saga = Saga::builder("late")
+        .pivot("pay", ok())
+        .retriable("ship", late_ship)
+        .retry(RetryPolicy::new(1))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let plan = FaultPlan::new().late("ship", Action::Execute, 2);
+    let executor = InMemoryExecutor::builder().saga(saga).faults(plan).build();
+    let report = executor.run("late", "s-1", &json!({})).await.unwrap();
+    assert!(
+        matches!(&report.outcome, Outcome::CompensationFailed { step, .. } if step == "ship"),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(
+        ship_runs.load(Ordering::SeqCst),
+        1,
+        "the first late copy ran, the second found its answer"
+    );
+}

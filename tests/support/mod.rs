@@ -446,7 +446,8 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
                     deliver(&mut stored);
                     Err(FailureKind::Timeout)
                 }
-                Some(FaultEffect::Timeout) => Err(FailureKind::Timeout),
+                // The generators make no late commands; held back, one is a timeout here.
+                Some(FaultEffect::Timeout | FaultEffect::Late) => Err(FailureKind::Timeout),
                 // A panic happens inside the participant, after the idempotency check.
                 Some(FaultEffect::Panic) if stored.contains(&(index, action)) => Ok(()),
                 Some(FaultEffect::Panic) => Err(FailureKind::Retryable),

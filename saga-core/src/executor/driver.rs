@@ -29,6 +29,9 @@ pub(super) struct Driver<'a> {
     /// The document's size as compact JSON, kept up to date to enforce the payload limit.
     document_bytes: usize,
     faults: Option<&'a FaultPlan>,
+    /// Execute commands held back by a `Late` fault (the step, the attempt, the document they
+    /// carried), delivered once the saga has ended.
+    late: std::sync::Mutex<Vec<(usize, u32, Value)>>,
 }
 
 impl<'a> Driver<'a> {
@@ -85,6 +88,7 @@ impl<'a> Driver<'a> {
             document: Value::Null,
             document_bytes: 0,
             faults: exec.faults.for_saga(saga_id),
+            late: std::sync::Mutex::default(),
         }
     }
 
@@ -186,7 +190,10 @@ impl<'a> Driver<'a> {
                     step,
                     action: Action::Compensate,
                 },
-                Phase::Finished(_) => return Ok(self.report()),
+                Phase::Finished(_) => {
+                    self.deliver_late().await;
+                    return Ok(self.report());
+                }
             };
             self.append(event)?;
         }
@@ -290,6 +297,15 @@ impl<'a> Driver<'a> {
                 None => deliver().await,
                 Some(FaultEffect::Fail(error)) => Err(error.clone().into()),
                 Some(FaultEffect::Timeout) => pending().await,
+                Some(FaultEffect::Late) => {
+                    if action == Action::Execute {
+                        self.late
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push((index, attempt, self.document.clone()));
+                    }
+                    pending().await
+                }
                 Some(FaultEffect::LoseAnswer) => {
                     let _lost = deliver().await;
                     pending().await
@@ -328,6 +344,38 @@ impl<'a> Driver<'a> {
             span.record("saga.outcome", crate::participant::span_outcome(&answer));
         }
         answer
+    }
+
+    /// Delivers the execute commands a `Late` fault held back, now that the saga has ended, to
+    /// the participant as any delivery: behind the idempotency store, whose semantic lock
+    /// refuses an execute whose step was compensated. Their answers go nowhere.
+    async fn deliver_late(&self) {
+        let held = std::mem::take(
+            &mut *self
+                .late
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for (index, attempt, document) in held {
+            let step = &self.saga.definition().steps[index];
+            let handler = self.saga.handler_at(index);
+            let key = IdempotencyKey::new(self.saga_id, &step.name, Action::Execute);
+            let cx = StepContext::new(
+                self.saga.name(),
+                self.saga_id,
+                &step.name,
+                Action::Execute,
+                attempt,
+                &key,
+                None,
+                &document,
+            );
+            let timeout = Duration::from_secs(step.timeout_seconds.into());
+            let _ = run_idempotent(&*self.exec.store, &key, &document, timeout, async {
+                handler.execute(&cx).await
+            })
+            .await;
+        }
     }
 
     /// Validates `event` against the state, updates the document, writes it to the log.

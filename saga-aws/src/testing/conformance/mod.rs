@@ -20,6 +20,10 @@
 //!   a relay forwards each to the participant queue, and drops this one, so nobody answers and
 //!   the task times out.
 //! - `Duplicate`: the relay forwards the command twice.
+//! - `Late`: the relay holds an execute back (its task times out) and the lab sends it to the
+//!   participant once the execution has ended, then waits until the participant's store has
+//!   settled it; the in-memory executor delivers it after the saga's end. A compensation's
+//!   `Late` is a `Timeout` on both (on AWS a late compensation's token is checked and dead).
 //! - `LoseAnswer` and a crash position are not reproduced (the answer does not pass through
 //!   the relay, and Step Functions does not crash): a case that has them is refused.
 //!
@@ -51,8 +55,8 @@ use futures_util::future::join_all;
 use saga_core::BoxFuture;
 use saga_core::testing::{FaultEffect, FaultPlan};
 use saga_core::{
-    Action, InMemoryExecutor, Outcome, Participant, Saga, SagaDefinition, StepContext, StepError,
-    StepHandler, Trace,
+    Action, IdempotencyKey, InMemoryExecutor, Outcome, Participant, Saga, SagaDefinition,
+    StepContext, StepError, StepHandler, Trace,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -68,6 +72,8 @@ use crate::testing::Emulator;
 use crate::worker::Worker;
 
 /// How long a case may run on the emulator before it counts as hung.
+mod late;
+
 const CASE_DEADLINE: Duration = Duration::from_secs(600);
 /// How long to wait for a finished case's events to arrive.
 const EVENTS_DEADLINE: Duration = Duration::from_secs(15);
@@ -468,6 +474,12 @@ struct Lab {
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     input: Vec<Value>,
+    /// Late commands the relay holds back until their execution has ended.
+    held: Arc<late::Held>,
+    /// The participant's store, which says when a late command has been settled.
+    store: Arc<late::SettlingStore>,
+    sqs: aws_sdk_sqs::Client,
+    participant_url: String,
 }
 
 impl Lab {
@@ -487,8 +499,9 @@ impl Lab {
         let ledger = Arc::new(Ledger::default());
 
         // One lab at a time in this process: the in-memory store is the participant's memory.
+        let store = Arc::new(late::SettlingStore::default());
         let mut worker = Worker::builder(config, &participant.url)
-            .in_memory_store()
+            .store(store.clone())
             .events(publisher)
             .concurrency(64)
             .wait_time(Duration::from_secs(1));
@@ -528,18 +541,20 @@ impl Lab {
         let sqs = aws_sdk_sqs::Client::new(config);
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
+        let held = Arc::new(late::Held::default());
         tasks.push(tokio::spawn(relay_commands(
             sqs.clone(),
             relay.url,
-            participant.url,
+            participant.url.clone(),
             Arc::new(plans),
+            held.clone(),
             stopped,
         )));
         let events = Arc::new(Mutex::new(HashMap::new()));
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
         tasks.push(tokio::spawn(collect_events(
-            sqs,
+            sqs.clone(),
             events_queue.url,
             events.clone(),
             stopped,
@@ -552,6 +567,10 @@ impl Lab {
             stops,
             tasks,
             input: cases.iter().map(|(_, c)| c.input.clone()).collect(),
+            held,
+            store,
+            sqs,
+            participant_url: participant.url,
         })
     }
 
@@ -590,6 +609,26 @@ impl Lab {
                 state.status, state.error, state.cause
             )
         })?;
+        // The saga has ended: its late commands reach the participant now, as the in-memory
+        // executor delivers them after its end.
+        for (key, body) in self.held.take(saga_id) {
+            let before = self.store.settled(&key);
+            self.sqs
+                .send_message()
+                .queue_url(&self.participant_url)
+                .message_body(body)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "send a late command: {}",
+                        AwsError::from_sdk("SendMessage", e)
+                    )
+                })?;
+            self.store
+                .wait_past(&key, before, Duration::from_secs(60))
+                .await?;
+        }
         // Events travel on their own; wait for as many as the in-memory run predicts (and a
         // moment more, so that a duplicate shows), or until the deadline.
         let deadline = Instant::now() + EVENTS_DEADLINE;
@@ -634,6 +673,7 @@ async fn relay_commands(
     from: String,
     to: String,
     plans: Arc<HashMap<String, FaultPlan>>,
+    held: Arc<late::Held>,
     mut stop: oneshot::Receiver<()>,
 ) {
     while let Some(messages) = receive(&sqs, &from, &mut stop).await {
@@ -650,7 +690,16 @@ async fn relay_commands(
                         .get(&command.saga)
                         .and_then(|plan| plan.effect(&command.step, command.action, attempt));
                     match effect {
-                        Some(FaultEffect::Timeout) => 0,
+                        Some(FaultEffect::Late) if command.action == Action::Execute => {
+                            let key = IdempotencyKey::new(
+                                &command.saga_id,
+                                &command.step,
+                                command.action,
+                            );
+                            held.hold(&command.saga_id, key, body.clone());
+                            0
+                        }
+                        Some(FaultEffect::Timeout | FaultEffect::Late) => 0,
                         Some(FaultEffect::Duplicate) => 2,
                         _ => 1,
                     }
