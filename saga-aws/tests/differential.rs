@@ -16,8 +16,8 @@ use saga_aws::testing::Emulator;
 use saga_aws::testing::conformance::{CaseFile, Conformance, Verdict};
 use saga_core::testing::{Fault, FaultEffect, FaultPlan};
 use saga_core::{
-    Action, JitterStrategy, Participant, RetryPolicy, SagaDefinition, StepDefinition, StepError,
-    StepKind,
+    Action, FailureKind, InvocationResult, JitterStrategy, Participant, RetryPolicy,
+    SagaDefinition, StepDefinition, StepError, StepKind,
 };
 use serde_json::json;
 
@@ -247,6 +247,32 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
         .map(|p| CaseFile::read(p).unwrap_or_else(|e| panic!("{e}")))
         .collect();
     let verdicts = check("corpus", &files).await;
+    // A worker that crashed after the effect and before the answer: the attempt times out,
+    // the retry answers from the store, and the effect is applied once, on both engines.
+    let lost = paths
+        .iter()
+        .position(|p| p.ends_with("lost-answer-recovers.json"))
+        .expect("the corpus has the lost answer case");
+    let verdict = verdicts
+        .iter()
+        .find(|v| v.index == lost)
+        .expect("its verdict");
+    let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
+    for run in [&verdict.in_memory, emulator] {
+        let reserve: Vec<_> = run
+            .trace
+            .0
+            .iter()
+            .filter(|i| i.step == "reserve" && i.action == Action::Execute)
+            .map(|i| (i.attempt, i.result.clone()))
+            .collect();
+        assert!(
+            matches!(&reserve[..], [(1, InvocationResult::Failed(e)), (2, InvocationResult::Succeeded)] if e.kind == FailureKind::Timeout),
+            "{reserve:?}"
+        );
+        let applied = run.applied.iter().filter(|a| a.0 == "reserve").count();
+        assert_eq!(applied, 1, "{:?}", run.applied);
+    }
     // The semantic lock, on both engines: the late executes of `hold` arrive after its
     // compensation and apply nothing (agreeing alone would not show it).
     let late = paths
@@ -260,14 +286,13 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
     let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
     for run in [&verdict.in_memory, emulator] {
         assert!(
-            !run.applied
-                .contains(&("hold".to_owned(), saga_core::Action::Execute)),
+            !run.applied.contains(&("hold".to_owned(), Action::Execute)),
             "a late execute ran after its compensation: {:?}",
             run.applied
         );
         assert!(
             run.applied
-                .contains(&("hold".to_owned(), saga_core::Action::Compensate)),
+                .contains(&("hold".to_owned(), Action::Compensate)),
             "`hold` was compensated: {:?}",
             run.applied
         );

@@ -109,12 +109,18 @@ impl Participant {
         self
     }
 
-    /// Counts this participant's Step Functions requests with `counter`.
-    pub(crate) fn counting(mut self, config: &SdkConfig, counter: &crate::RequestCounter) -> Self {
-        let conf = aws_sdk_sfn::config::Builder::from(config)
-            .interceptor(counter.clone())
-            .build();
-        self.sfn = aws_sdk_sfn::Client::from_conf(conf);
+    /// Sends this participant's Step Functions requests through `interceptors` (a request
+    /// counter; in the conformance harness, one that loses chosen answers).
+    pub(crate) fn intercepting(
+        mut self,
+        config: &SdkConfig,
+        interceptors: Vec<aws_smithy_runtime_api::client::interceptors::SharedInterceptor>,
+    ) -> Self {
+        let mut conf = aws_sdk_sfn::config::Builder::from(config);
+        for interceptor in interceptors {
+            conf.push_interceptor(interceptor);
+        }
+        self.sfn = aws_sdk_sfn::Client::from_conf(conf.build());
         self
     }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use saga_core::{IdempotencyStore, Saga};
 use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -136,6 +137,7 @@ pub struct WorkerBuilder {
     drain_timeout: Duration,
     check_every_token: bool,
     counter: Option<crate::RequestCounter>,
+    sfn_interceptors: Vec<SharedInterceptor>,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::events::EventPublisher>,
 }
@@ -181,6 +183,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Sends the worker's Step Functions requests through `interceptor` too (the conformance
+    /// harness loses chosen answers with one).
+    #[cfg(feature = "testing")]
+    pub(crate) fn sfn_interceptor(mut self, interceptor: SharedInterceptor) -> Self {
+        self.sfn_interceptors.push(interceptor);
+        self
+    }
+
     /// How many commands run at once (default 16).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
@@ -219,12 +229,16 @@ impl WorkerBuilder {
         let mut participant = Participant::new(&self.config, self.sagas, chosen.store)
             .check_every_token(self.check_every_token);
         let mut sqs = aws_sdk_sqs::Client::new(&self.config);
+        let mut sfn_interceptors = self.sfn_interceptors;
         if let Some(counter) = &self.counter {
-            participant = participant.counting(&self.config, counter);
+            sfn_interceptors.push(SharedInterceptor::new(counter.clone()));
             let conf = aws_sdk_sqs::config::Builder::from(&self.config)
                 .interceptor(counter.clone())
                 .build();
             sqs = aws_sdk_sqs::Client::from_conf(conf);
+        }
+        if !sfn_interceptors.is_empty() {
+            participant = participant.intercepting(&self.config, sfn_interceptors);
         }
         #[cfg(feature = "eventbridge")]
         let participant = match self.events {
@@ -262,6 +276,7 @@ impl Worker {
             drain_timeout: Duration::from_secs(30),
             check_every_token: false,
             counter: None,
+            sfn_interceptors: Vec::new(),
             #[cfg(feature = "eventbridge")]
             events: None,
         }

@@ -24,8 +24,12 @@
 //!   participant once the execution has ended, then waits until the participant's store has
 //!   settled it; the in-memory executor delivers it after the saga's end. A compensation's
 //!   `Late` is a `Timeout` on both (on AWS a late compensation's token is checked and dead).
-//! - `LoseAnswer` and a crash position are not reproduced (the answer does not pass through
-//!   the relay, and Step Functions does not crash): a case that has them is refused.
+//! - `LoseAnswer`: a worker that crashes after the handler ran and its outcome was stored,
+//!   before it answered: the relay notes the task token, and an interceptor on the worker's
+//!   Step Functions client refuses to send that answer; the message is left for redelivery,
+//!   the task times out and its retry finds the stored outcome.
+//! - A crash position (of the executor) is not reproduced: Step Functions does not crash, so
+//!   a case that has one is refused.
 //!
 //! The emulator's known differences from AWS are handled in one place, the
 //! emulator's launcher (`saga-aws/emulator/moto_server.py`), each with a comment giving the AWS
@@ -73,6 +77,7 @@ use crate::worker::Worker;
 
 /// How long a case may run on the emulator before it counts as hung.
 mod late;
+mod lost;
 
 const CASE_DEADLINE: Duration = Duration::from_secs(600);
 /// How long to wait for a finished case's events to arrive.
@@ -320,17 +325,6 @@ fn unsupported(case: &Case) -> Option<String> {
             "a crash at log position {position} has no counterpart on Step Functions"
         ));
     }
-    if let Some(fault) = case
-        .plan
-        .faults
-        .iter()
-        .find(|f| f.effect == FaultEffect::LoseAnswer)
-    {
-        return Some(format!(
-            "a lost answer ({} of step `{}`) is not reproduced: answers do not pass the relay",
-            fault.action, fault.step
-        ));
-    }
     if let Some(step) = case
         .saga
         .definition()
@@ -500,8 +494,12 @@ impl Lab {
 
         // One lab at a time in this process: the in-memory store is the participant's memory.
         let store = Arc::new(late::SettlingStore::default());
+        let lost = lost::LostAnswers::default();
         let mut worker = Worker::builder(config, &participant.url)
             .store(store.clone())
+            .sfn_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(lost.clone()),
+            )
             .events(publisher)
             .concurrency(64)
             .wait_time(Duration::from_secs(1));
@@ -548,6 +546,7 @@ impl Lab {
             participant.url.clone(),
             Arc::new(plans),
             held.clone(),
+            lost,
             stopped,
         )));
         let events = Arc::new(Mutex::new(HashMap::new()));
@@ -674,6 +673,7 @@ async fn relay_commands(
     to: String,
     plans: Arc<HashMap<String, FaultPlan>>,
     held: Arc<late::Held>,
+    lost: lost::LostAnswers,
     mut stop: oneshot::Receiver<()>,
 ) {
     while let Some(messages) = receive(&sqs, &from, &mut stop).await {
@@ -700,6 +700,10 @@ async fn relay_commands(
                             0
                         }
                         Some(FaultEffect::Timeout | FaultEffect::Late) => 0,
+                        Some(FaultEffect::LoseAnswer) => {
+                            lost.lose(command.task_token.clone());
+                            1
+                        }
                         Some(FaultEffect::Duplicate) => 2,
                         _ => 1,
                     }
