@@ -4,7 +4,9 @@
 //! - `requests per step`: the `Worker` (receives up to 10, answers, deletes in batches) against
 //!   a naive participant loop that takes one message at a time (a receive, an answer and a
 //!   delete per step), both counted with an SDK interceptor ([`RequestCounter`]) over
-//!   `SAGA_BENCH_SAGAS` concurrent 3-step sagas (default 1,000), printed once per run.
+//!   `SAGA_BENCH_SAGAS` concurrent 3-step sagas (default 1,000), printed once per run with the
+//!   worker's requests by operation. The SDK's own retries (of throttled or timed-out attempts,
+//!   which the emulator gives under load) are counted apart.
 //! - `sagas_through_the_emulator`: the time of `SAGA_BENCH_TIMED` concurrent sagas (default 50;
 //!   each sample runs them all) with the worker, against a bare SDK loop that sends, receives and
 //!   deletes as many messages in batches of 10: the emulator's ceiling.
@@ -72,8 +74,8 @@ fn saga(name: &str) -> Saga {
 }
 
 /// Runs `n` concurrent 3-step sagas with a worker of `concurrency`; returns the elapsed time
-/// and the worker's requests.
-async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duration, u64) {
+/// and the worker's request counter.
+async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duration, RequestCounter) {
     let queue = Queues::new(config)
         .create(&Emulator::unique("bench"), 5, 60)
         .await
@@ -149,11 +151,11 @@ async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duratio
     while sfn.describe(&last).await.unwrap().status == Status::Running {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (elapsed, counter.count())
+    (elapsed, counter)
 }
 
 /// Runs `n` sagas answered by a naive loop: receive one message, answer it, delete it. Returns
-/// the loop's requests.
+/// the loop's requests (the SDK's retries not counted).
 async fn run_sagas_one_at_a_time(config: &SdkConfig, n: usize) -> u64 {
     let queue = Queues::new(config)
         .create(&Emulator::unique("naive"), 5, 60)
@@ -213,7 +215,7 @@ async fn run_sagas_one_at_a_time(config: &SdkConfig, n: usize) -> u64 {
             .unwrap();
         answered += 1;
     }
-    counter.count()
+    counter.requests()
 }
 
 /// Sends, receives and deletes `messages` messages in batches of 10 with the bare SDK.
@@ -293,12 +295,24 @@ fn requests(c: &mut Criterion) {
     );
     let single = rt.block_on(run_sagas_one_at_a_time(&config, n));
     let steps = (3 * n) as f64;
+    let worker = batched.requests();
     eprintln!(
         "requests per step over {n} sagas: worker {:.2}, one message at a time {:.2} (ratio {:.2})",
-        batched as f64 / steps,
+        worker as f64 / steps,
         single as f64 / steps,
-        single as f64 / batched as f64
+        single as f64 / worker as f64
     );
+    eprintln!(
+        "  the worker's SDK retries apart: {} ({:.2} per step); its requests by operation:",
+        batched.retries(),
+        batched.retries() as f64 / steps
+    );
+    for (operation, count) in batched.by_operation() {
+        eprintln!(
+            "    {operation}: {count} ({:.2} per step)",
+            count as f64 / steps
+        );
+    }
     let n = env_count("SAGA_BENCH_TIMED", 50);
 
     let mut group = c.benchmark_group("sagas_through_the_emulator");
