@@ -15,18 +15,28 @@ use crate::error::AwsError;
 /// The message attribute that says why a message was moved to the dead-letter queue.
 pub const DEAD_LETTER_REASON: &str = "saga.reason";
 
-/// Deletes answered messages ten at a time (or whatever arrived within 20 ms).
+/// How long an answered message may wait for others to share its DeleteMessageBatch. Deleting
+/// is off the saga's path (Step Functions has the answer), and the message stays hidden for its
+/// step's timeout, so waiting costs nothing but, after a crash in that second, a redelivery the
+/// idempotency store answers.
+pub(super) const DELETE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Deletes answered messages ten at a time, or what arrived within [`DELETE_WINDOW`] of the
+/// first; all that is left when the channel closes.
 pub(super) async fn delete_in_batches(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     mut receipts: mpsc::UnboundedReceiver<String>,
 ) {
     let mut batch = Vec::with_capacity(10);
+    let mut deadline = tokio::time::Instant::now();
     loop {
         let next = if batch.is_empty() {
-            receipts.recv().await
+            let next = receipts.recv().await;
+            deadline = tokio::time::Instant::now() + DELETE_WINDOW;
+            next
         } else {
-            match tokio::time::timeout(Duration::from_millis(20), receipts.recv()).await {
+            match tokio::time::timeout_at(deadline, receipts.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
                     delete(&sqs, &queue_url, &mut batch).await;
