@@ -166,6 +166,7 @@ pub struct LambdaParticipantBuilder {
     config: SdkConfig,
     sagas: HashMap<String, Arc<Saga>>,
     store: StoreChoice,
+    check_every_token: bool,
     #[cfg(feature = "eventbridge")]
     events: Option<crate::EventPublisher>,
 }
@@ -206,13 +207,24 @@ impl LambdaParticipantBuilder {
         self
     }
 
+    /// Checks the task token of every command from SQS before it runs (one SendTaskHeartbeat
+    /// more per step), not only of those that may have outlived their task (redelivered, or
+    /// older than half the step's heartbeat) and of compensations. For a function whose queue
+    /// others than the state machine may send to. A directly invoked command is checked
+    /// always: Lambda tells the function neither how often nor since when it retried it.
+    pub fn check_every_token(mut self) -> Self {
+        self.check_every_token = true;
+        self
+    }
+
     /// The participant; an error if its idempotency table cannot be named (a function of
     /// several sagas without `table` or `SAGA_IDEMPOTENCY_TABLE`).
     pub fn build(self) -> Result<LambdaParticipant, AwsError> {
         let chosen = self
             .store
             .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
-        let participant = Participant::new(&self.config, self.sagas, chosen.store);
+        let participant = Participant::new(&self.config, self.sagas, chosen.store)
+            .check_every_token(self.check_every_token);
         #[cfg(feature = "eventbridge")]
         let participant = match self.events {
             Some(events) => participant.with_events(events),
@@ -229,6 +241,7 @@ impl LambdaParticipant {
             config: config.clone(),
             sagas: HashMap::new(),
             store: StoreChoice::default(),
+            check_every_token: false,
             #[cfg(feature = "eventbridge")]
             events: None,
         }
@@ -364,6 +377,9 @@ impl LambdaParticipant {
     /// command, with its trace context in `traceparent`). Step Functions invokes
     /// asynchronously and waits for the task token, so the answer goes to Step Functions and
     /// the function returns nothing; the same idempotency store and heartbeats as over SQS.
+    /// Before it runs, the command's token is checked with one SendTaskHeartbeat: this
+    /// invocation may be Lambda's retry of one made long ago, for a task that has ended (then
+    /// nothing runs, and the invocation returns `Ok`).
     ///
     /// An error means the command was not answered, and returning it from the function makes
     /// Lambda retry the invocation (twice, for asynchronous invocations), then hand it to the

@@ -490,6 +490,45 @@ async fn a_direct_invocation_answers_the_command_once_in_the_sagas_trace() {
 }
 
 #[tokio::test]
+async fn a_direct_invocation_for_a_task_that_has_ended_runs_nothing() {
+    let s = setup().await;
+    let execution = s
+        .sfn
+        .start(&s.machine_arn, "order-4", &json!({ "order_id": "o-4" }))
+        .await
+        .unwrap();
+    let command: Value = serde_json::from_str(&next_body(&s).await).unwrap();
+    // The task ends before the function sees its command (the step's heartbeat ran out while
+    // Lambda retried a throttled invocation, say): here, someone else answers it.
+    let sfn = aws_sdk_sfn::Client::new(&Emulator::shared().config().await);
+    sfn.send_task_failure()
+        .task_token(command["task_token"].as_str().unwrap())
+        .error("Saga.Terminal")
+        .cause("ended elsewhere")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_end(&s, &execution.arn).await.status,
+        Status::Failed
+    );
+
+    let late = s
+        .participant
+        .handle_event(invocation(command, "request-late"))
+        .await;
+    assert!(
+        matches!(late, Ok(Value::Null)),
+        "dropped, not retried: {late:?}"
+    );
+    assert_eq!(
+        *s.effects.lock().unwrap(),
+        [],
+        "the handler did not run for a task that had ended"
+    );
+}
+
+#[tokio::test]
 async fn a_malformed_direct_invocation_fails_with_its_reason() {
     let config = Emulator::shared().config().await;
     let participant = LambdaParticipant::builder(&config)

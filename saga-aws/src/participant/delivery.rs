@@ -26,9 +26,14 @@ impl Delivery {
     /// heartbeat or more (Step Functions' heartbeat clock runs from the moment it sent the
     /// command). A fresh first delivery is live: its task is younger than its heartbeat, and
     /// the answer itself says if it was not, so the normal path costs no extra request.
+    ///
+    /// A direct Lambda invocation (no queue) may always be dead: Lambda retries a failed
+    /// asynchronous invocation after a minute and two, and a throttled one for up to six hours,
+    /// and tells the function neither how often nor since when.
     pub(crate) fn may_be_dead(&self, heartbeat_seconds: u32, now_ms: u64) -> bool {
         let half_heartbeat_ms = u64::from(heartbeat_seconds) * 500;
-        self.deliveries > 1
+        self.queue.is_none()
+            || self.deliveries > 1
             || self
                 .sent_at_ms
                 .is_some_and(|sent| now_ms.saturating_sub(sent) >= half_heartbeat_ms)
@@ -93,9 +98,15 @@ mod tests {
     }
 
     #[test]
-    fn only_a_redelivered_or_aged_command_may_be_dead() {
+    fn only_a_redelivered_or_aged_message_or_a_direct_invocation_may_be_dead() {
         let sent = 1_000_000;
+        let direct = Delivery {
+            deliveries: 1,
+            ..Delivery::default()
+        };
+        assert!(direct.may_be_dead(10, 0), "a direct invocation has no age");
         let fresh = Delivery {
+            queue: Some("orders".into()),
             deliveries: 1,
             sent_at_ms: Some(sent),
             ..Delivery::default()
