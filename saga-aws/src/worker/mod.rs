@@ -102,7 +102,9 @@ struct Inner {
 /// finishes and answers what is in flight. The drain ends after the
 /// [drain timeout](WorkerBuilder::drain_timeout) or at [`stop_now`](Self::stop_now) (a second signal):
 /// the commands still running are abandoned and their messages made visible again, so they are
-/// delivered again at once. Either way the counts are returned.
+/// delivered again at once. A long poll in flight is awaited even then (for at most the
+/// [wait time](WorkerBuilder::wait_time)), and what it returns is made visible again too.
+/// Either way the counts are returned.
 ///
 /// ```no_run
 /// # async fn example(saga: saga_core::Saga) -> Result<(), saga_aws::AwsError> {
@@ -302,7 +304,8 @@ impl Worker {
 
     /// Ends a graceful stop now (the command line calls it on a second signal): the commands
     /// still running are abandoned and their messages made visible again. Before a stop, it
-    /// stops the worker the same way.
+    /// stops the worker the same way. A receive in flight is still awaited (for at most the
+    /// wait time) and its messages are made visible again.
     pub fn stop_now(&self) {
         self.inner.stop_now.send_replace(true);
     }
@@ -327,9 +330,12 @@ impl Worker {
         let mut shutdown = pin!(shutdown);
         let mut stop_now = inner.stop_now.subscribe();
         let mut stopping = false;
+        // Set when `stop_now` came while a receive was in flight: the commands running were
+        // abandoned then, and the receive is still awaited.
+        let mut abandoned = false;
         let mut backoff = Backoff::default();
         // Until shutdown: receive as many messages as there are free permits (up to 10).
-        'poll: while !stopping {
+        while !stopping {
             let first = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
                 () = &mut shutdown => break,
@@ -346,9 +352,14 @@ impl Worker {
             let received = loop {
                 tokio::select! {
                     received = &mut receive => break received,
-                    // Not dropped: what SQS hands to a dropped receive stays hidden.
+                    // Not dropped, not even by `stop_now`: what SQS hands to a dropped receive
+                    // stays hidden for the visibility timeout.
                     () = &mut shutdown, if !stopping => stopping = true,
-                    _ = stop_now.wait_for(|now| *now) => break 'poll,
+                    () = stopped_now(&mut stop_now), if !abandoned => {
+                        stopping = true;
+                        abandoned = true;
+                        self.abandon(&mut tasks).await;
+                    }
                 }
             };
             let messages = match received {
@@ -395,26 +406,37 @@ impl Worker {
             }
         }
         // The drain: everything in flight finishes and is answered, within the deadline.
-        let drained = tokio::select! {
-            drained = tokio::time::timeout(inner.drain_timeout, async {
-                while tasks.join_next().await.is_some() {}
-            }) => drained.is_ok(),
-            _ = stop_now.wait_for(|now| *now) => false,
-        };
-        if !drained {
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-            let abandoned: Vec<String> = lock(&inner.in_flight).drain().map(|(_, r)| r).collect();
-            tracing::warn!(queue = %inner.queue_url, commands = abandoned.len(), "the drain ended before every command was answered; releasing their messages");
-            let released = queue::release(&inner.sqs, &inner.queue_url, abandoned).await;
-            inner
-                .counters
-                .released
-                .fetch_add(released, Ordering::Relaxed);
+        if !abandoned {
+            let drained = tokio::select! {
+                drained = tokio::time::timeout(inner.drain_timeout, async {
+                    while tasks.join_next().await.is_some() {}
+                }) => drained.is_ok(),
+                _ = stop_now.wait_for(|now| *now) => false,
+            };
+            if !drained {
+                self.abandon(&mut tasks).await;
+            }
         }
         drop(deletes);
         let _ = deleter.await;
         Ok(self.stats())
+    }
+
+    /// Ends the commands still running and makes their messages visible again at once.
+    async fn abandon(&self, tasks: &mut JoinSet<()>) {
+        let inner = &self.inner;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let abandoned: Vec<String> = lock(&inner.in_flight).drain().map(|(_, r)| r).collect();
+        if abandoned.is_empty() {
+            return;
+        }
+        tracing::warn!(queue = %inner.queue_url, commands = abandoned.len(), "the drain ended before every command was answered; releasing their messages");
+        let released = queue::release(&inner.sqs, &inner.queue_url, abandoned).await;
+        inner
+            .counters
+            .released
+            .fetch_add(released, Ordering::Relaxed);
     }
 
     /// Checks what the worker needs before it runs a command: that its idempotency table
@@ -443,6 +465,12 @@ impl Worker {
             .map(|out| out.messages.unwrap_or_default())
             .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))
     }
+}
+
+/// Completes once [`Worker::stop_now`] was called (its `watch::Ref` is not `Send`, so it must not
+/// live across the awaits that follow).
+async fn stopped_now(stop_now: &mut watch::Receiver<bool>) {
+    let _ = stop_now.wait_for(|now| *now).await;
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
