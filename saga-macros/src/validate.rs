@@ -15,6 +15,7 @@ use crate::symbol::*;
 
 pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
     at_least_one_step(cx, ast);
+    every_async_method_has_a_role(cx, ast);
     saga_name_is_valid(cx, ast);
     step_names_are_identifiers(cx, ast);
     step_names_are_unique(cx, ast);
@@ -61,6 +62,30 @@ fn at_least_one_step(cx: &Ctxt, ast: &SagaAst) {
 }
 
 // The saga's name is a valid state machine name.
+// Every async method of the impl block is a step or a step's compensation: an async method
+// without a step attribute is most likely a step whose attribute was forgotten, and would
+// silently not run.
+fn every_async_method_has_a_role(cx: &Ctxt, ast: &SagaAst) {
+    for method in &ast.methods {
+        let ident = &method.sig.ident;
+        if method.sig.asyncness.is_none()
+            || ast.steps.iter().any(|s| s.method == *ident)
+            || ast
+                .steps
+                .iter()
+                .any(|s| s.compensate.as_ref() == Some(ident))
+        {
+            continue;
+        }
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "async method `{ident}` is neither a step nor a step's compensation: mark it #[compensable(compensate = ...)], #[pivot] or #[retriable], name it in a step's `compensate = {ident}`, or move it to another `impl` block if it is a helper"
+            ),
+        );
+    }
+}
+
 fn saga_name_is_valid(cx: &Ctxt, ast: &SagaAst) {
     if let Err(reason) = check_name(&ast.name.value) {
         cx.error_spanned_by(
