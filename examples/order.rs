@@ -261,11 +261,8 @@ pub fn describe(event: &SagaEvent) -> Option<String> {
             "!! compensation of {step} failed: {error}{}",
             if *will_retry { ", retrying" } else { "" }
         ),
-        SagaEvent::SagaCompleted
-        | SagaEvent::SagaCompensated
-        | SagaEvent::SagaCompensationFailed { .. } => {
-            return None;
-        }
+        // The end of the saga is printed with its outcome; events added later are not shown.
+        _ => return None,
     })
 }
 

@@ -122,6 +122,7 @@ fn check_atomicity(
                 policy.max_attempts
             );
         }
+        other => prop_assert!(false, "an outcome this property does not know: {other:?}"),
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::idempotency::Action;
 /// What happens to an invocation a [`Fault`] matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FaultEffect {
     /// The participant answers this error without running the handler.
     Fail(StepError),

@@ -13,6 +13,7 @@ use crate::log::{Finish, SagaEvent, SagaState};
 /// How a saga ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
+#[non_exhaustive]
 pub enum Outcome {
     /// Every step succeeded.
     Completed,

@@ -453,6 +453,7 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
                 Some(FaultEffect::Panic) => Err(FailureKind::Retryable),
                 Some(FaultEffect::Fail(error)) if error.is_terminal() => Err(FailureKind::Terminal),
                 Some(FaultEffect::Fail(_)) => Err(FailureKind::Retryable),
+                Some(other) => panic!("the oracle does not know the fault {other:?}"),
             };
             match result {
                 Ok(()) => return Ok(()),

@@ -20,6 +20,7 @@ pub use state::{Finish, OutOfOrder, Phase, SagaState};
 /// One thing that happened to a saga.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[non_exhaustive]
 pub enum SagaEvent {
     /// The saga began with this input.
     SagaStarted {

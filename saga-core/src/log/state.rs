@@ -14,6 +14,7 @@ use crate::idempotency::Action;
 /// The phase of one saga.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "phase")]
+#[non_exhaustive]
 pub enum Phase {
     /// Nothing logged yet.
     New,
