@@ -100,6 +100,8 @@ fn effect() -> impl Strategy<Value = FaultEffect> {
         1 => Just(FaultEffect::Timeout),
         2 => Just(FaultEffect::Duplicate),
         1 => Just(FaultEffect::Panic),
+        1 => Just(FaultEffect::Late),
+        1 => Just(FaultEffect::LoseAnswer),
     ]
 }
 
@@ -221,6 +223,15 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
         outcomes("Compensated"),
         outcomes("CompensationFailed")
     );
+    // And the faults of a worker's day: late executes and answers lost in a crash.
+    let with = |effect: FaultEffect| {
+        files
+            .iter()
+            .filter(|f| f.plan.faults.iter().any(|fault| fault.effect == effect))
+            .count()
+    };
+    let (late, lost) = (with(FaultEffect::Late), with(FaultEffect::LoseAnswer));
+    eprintln!("differential: {late} cases with a late execute, {lost} with a lost answer");
     if count >= 100 {
         for name in ["Completed", "Compensated", "CompensationFailed"] {
             assert!(
@@ -229,6 +240,7 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
                 outcomes(name)
             );
         }
+        assert!(late >= 2 && lost >= 2, "{late} late, {lost} lost");
     }
 }
 
