@@ -1,11 +1,10 @@
-//! Saga events on EventBridge: [`SagaNotification`]s published in `PutEvents` batches of at most
+//! Saga events on EventBridge: [`SagaNotification`]s (their format and the rule of what is
+//! published are [`saga_core::protocol::events`]) published in `PutEvents` batches of at most
 //! ten entries (and 256 KiB), resending only the entries that failed, with backoff.
 //!
-//! The participant worker publishes step events and the end of a saga as it answers:
-//! `StepSucceeded`, `StepFailed`, `StepCompensated`, `SagaCompleted` (after the last step) and
-//! `SagaCompensated` (after the last compensation of the chain, or with the final failure when
-//! there is nothing to compensate); [`invocation_notifications`] is the rule. `SagaStarted` comes
-//! from [`StepFunctions::start`](crate::StepFunctions::start) when given a publisher, and
+//! The participant worker publishes step events and the end of a saga as it answers
+//! ([`invocation_notifications`]). `SagaStarted` comes from
+//! [`StepFunctions::start`](crate::StepFunctions::start) when given a publisher, and
 //! `SagaCompensationFailed` from the state machine itself, so a stuck saga is reported even
 //! when no worker is alive.
 
@@ -14,103 +13,18 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use saga_core::{
-    Action, FailureKind, Invocation, InvocationResult, Outcome, SagaDefinition, StepFailure,
-    StepKind, Trace,
-};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use saga_core::protocol::events::{
+    SOURCE, SagaNotification, invocation_notifications, run_notifications,
+};
 
 use crate::error::AwsError;
 
-/// The `source` of every saga event.
-pub const SOURCE: &str = "saga";
 /// The most a `PutEvents` entry (and request) may carry, in bytes.
 pub const MAX_ENTRY_BYTES: usize = 262_144;
 /// How often failed entries are sent again before giving up.
 const ATTEMPTS: u32 = 4;
-
-/// One saga event; its variant's name is the EventBridge `detail-type`, the fields the detail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum SagaNotification {
-    /// A saga started.
-    SagaStarted {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-    },
-    /// A step's action succeeded.
-    StepSucceeded {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-        /// The step.
-        step: String,
-    },
-    /// A step's action or compensation failed (it may be retried).
-    StepFailed {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-        /// The step.
-        step: String,
-        /// `execute` or `compensate`.
-        action: saga_core::Action,
-        /// What went wrong.
-        error: StepFailure,
-    },
-    /// A step was compensated.
-    StepCompensated {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-        /// The step.
-        step: String,
-    },
-    /// Every step succeeded.
-    SagaCompleted {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-    },
-    /// The saga was rolled back cleanly.
-    SagaCompensated {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-    },
-    /// The saga is stuck and needs an operator.
-    SagaCompensationFailed {
-        /// The saga.
-        saga: String,
-        /// The instance.
-        saga_id: String,
-        /// The step at fault.
-        step: String,
-    },
-}
-
-impl SagaNotification {
-    /// The EventBridge `detail-type`: the variant's name.
-    pub fn detail_type(&self) -> &'static str {
-        match self {
-            SagaNotification::SagaStarted { .. } => "SagaStarted",
-            SagaNotification::StepSucceeded { .. } => "StepSucceeded",
-            SagaNotification::StepFailed { .. } => "StepFailed",
-            SagaNotification::StepCompensated { .. } => "StepCompensated",
-            SagaNotification::SagaCompleted { .. } => "SagaCompleted",
-            SagaNotification::SagaCompensated { .. } => "SagaCompensated",
-            SagaNotification::SagaCompensationFailed { .. } => "SagaCompensationFailed",
-        }
-    }
-}
 
 /// Publishes saga events on one bus.
 #[derive(Debug, Clone)]
@@ -229,107 +143,6 @@ impl EventPublisher {
     }
 }
 
-/// The saga events published when a participant has answered `invocation` of the saga
-/// `saga_id` (the worker publishes them right after its answer):
-///
-/// - a successful action: `StepSucceeded`, and `SagaCompleted` after the last step;
-/// - a successful compensation: `StepCompensated`, and `SagaCompensated` after the last one of
-///   the chain (the first compensable step's);
-/// - a failure: `StepFailed`, and `SagaCompensated` when it was the step's last attempt
-///   (terminal, or its retries spent) and there is nothing to compensate (the chain of
-///   [`SagaDefinition::compensation_order`] is empty) before or at the pivot.
-///
-/// A timed-out invocation had no answer and has no event; the end of a saga stuck in
-/// compensation (`SagaCompensationFailed`) comes from the state machine (see
-/// [`run_notifications`]).
-pub fn invocation_notifications(
-    definition: &SagaDefinition,
-    saga_id: &str,
-    invocation: &Invocation,
-) -> Vec<SagaNotification> {
-    let Some((index, step)) = definition.step(&invocation.step) else {
-        return Vec::new();
-    };
-    let (saga, saga_id) = (definition.name.clone(), saga_id.to_owned());
-    let name = invocation.step.clone();
-    let mut notices = Vec::new();
-    match (&invocation.result, invocation.action) {
-        (InvocationResult::Succeeded, Action::Execute) => {
-            notices.push(SagaNotification::StepSucceeded {
-                saga: saga.clone(),
-                saga_id: saga_id.clone(),
-                step: name,
-            });
-            if index + 1 == definition.steps.len() {
-                notices.push(SagaNotification::SagaCompleted { saga, saga_id });
-            }
-        }
-        (InvocationResult::Succeeded, Action::Compensate) => {
-            notices.push(SagaNotification::StepCompensated {
-                saga: saga.clone(),
-                saga_id: saga_id.clone(),
-                step: name,
-            });
-            if definition.steps.iter().position(|s| s.is_compensable()) == Some(index) {
-                notices.push(SagaNotification::SagaCompensated { saga, saga_id });
-            }
-        }
-        (InvocationResult::Failed(error), action) => {
-            notices.push(SagaNotification::StepFailed {
-                saga: saga.clone(),
-                saga_id: saga_id.clone(),
-                step: name,
-                action,
-                error: error.clone(),
-            });
-            let last_attempt =
-                error.kind == FailureKind::Terminal || invocation.attempt > step.retry.max_attempts;
-            if action == Action::Execute
-                && last_attempt
-                && step.kind != StepKind::Retriable
-                && definition.compensation_order(index).next().is_none()
-            {
-                notices.push(SagaNotification::SagaCompensated { saga, saga_id });
-            }
-        }
-    }
-    notices
-}
-
-/// Every saga event a finished run on AWS publishes, from its trace and outcome: `SagaStarted`
-/// (when [`StepFunctions::start`](crate::StepFunctions::start) has a publisher), the events of
-/// each answered invocation ([`invocation_notifications`]; timeouts have none), and
-/// `SagaCompensationFailed` when the saga ended stuck. EventBridge does not keep their order.
-pub fn run_notifications(
-    definition: &SagaDefinition,
-    saga_id: &str,
-    trace: &Trace,
-    outcome: &Outcome,
-) -> Vec<SagaNotification> {
-    let started = SagaNotification::SagaStarted {
-        saga: definition.name.clone(),
-        saga_id: saga_id.to_owned(),
-    };
-    let mut notices: Vec<SagaNotification> = std::iter::once(started)
-        .chain(trace.0.iter()
-        .filter(|i| !matches!(&i.result, InvocationResult::Failed(e) if e.kind == FailureKind::Timeout))
-        .flat_map(|i| invocation_notifications(definition, saga_id, i)))
-        .collect();
-    if let Outcome::CompensationFailed { step, .. } = outcome {
-        notices.push(SagaNotification::SagaCompensationFailed {
-            saga: definition.name.clone(),
-            saga_id: saga_id.to_owned(),
-            step: step.clone(),
-        });
-    }
-    notices
-}
-
-/// The `detail` of an EventBridge event as a [`SagaNotification`], if it is one.
-pub fn notification_from_detail(detail: &Value) -> Option<SagaNotification> {
-    serde_json::from_value(detail.clone()).ok()
-}
-
 /// An EventBridge bus and the rules that route saga events from it.
 #[derive(Debug, Clone)]
 pub struct EventBus {
@@ -429,6 +242,7 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saga_core::StepFailure;
 
     fn offline() -> SdkConfig {
         // Nothing listens here; the size check must refuse before any request is made.
@@ -609,18 +423,5 @@ mod tests {
             self.0
                 .modify_before_deserialization(context, components, cfg)
         }
-    }
-
-    #[test]
-    fn notifications_round_trip_through_event_details() {
-        let n = SagaNotification::SagaCompensationFailed {
-            saga: "s".into(),
-            saga_id: "i".into(),
-            step: "a".into(),
-        };
-        let detail = serde_json::to_value(&n).unwrap();
-        assert_eq!(detail["type"], "SagaCompensationFailed");
-        assert_eq!(notification_from_detail(&detail), Some(n.clone()));
-        assert_eq!(n.detail_type(), "SagaCompensationFailed");
     }
 }

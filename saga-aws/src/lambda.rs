@@ -277,7 +277,7 @@ impl LambdaParticipant {
                 .unwrap_or(1),
             traceparent: record
                 .message_attributes
-                .get(saga_core::asl::TRACEPARENT_ATTRIBUTE)
+                .get(saga_core::protocol::TRACEPARENT_ATTRIBUTE)
                 .and_then(|v| v.string_value.clone()),
             aws_trace_header: record.attributes.get("AWSTraceHeader").cloned(),
             sent_at_ms: record

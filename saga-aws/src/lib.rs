@@ -54,7 +54,7 @@ pub use error::AwsError;
 #[cfg(feature = "eventbridge")]
 pub use events::{
     EventBus, EventPublisher, MAX_ENTRY_BYTES, SOURCE, SagaNotification, invocation_notifications,
-    notification_from_detail, run_notifications,
+    run_notifications,
 };
 pub use metrics::RequestCounter;
 #[cfg(feature = "sfn")]

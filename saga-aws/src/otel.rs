@@ -5,7 +5,7 @@
 //! subscriber, the spans this crate opens for a saga are exported in the saga's one trace:
 //! the `saga` span of [`StepFunctions::start`](crate::StepFunctions::start) and every
 //! participant's `saga.step` span are children of the saga's root span (trace id the MD5 of
-//! the saga id, span id from the saga's name: [`saga_core::asl::traceparent`]), the parent that
+//! the saga id, span id from the saga's name: [`saga_core::protocol::traceparent`]), the parent that
 //! the state machine puts in every command's `traceparent`. That root is implied, not
 //! exported: no process holds the saga for its whole life. Spans opened inside a step's
 //! handler nest under its `saga.step` span as usual.

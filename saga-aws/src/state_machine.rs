@@ -9,7 +9,7 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::types::{ExecutionStatus as SdkStatus, HistoryEvent, HistoryEventType};
 use saga_core::asl::substitutions;
 use saga_core::{
-    Action, FailureKind, Invocation, InvocationResult, Outcome, SagaDefinition, StepFailure, Trace,
+    Action, Invocation, InvocationResult, Outcome, SagaDefinition, StepFailure, Trace,
 };
 use serde_json::Value;
 
@@ -95,11 +95,11 @@ impl ExecutionState {
         };
         match (self.status, self.error.as_deref()) {
             (Status::Succeeded, _) => Some(Outcome::Completed),
-            (Status::Failed, Some(saga_core::asl::ERROR_COMPENSATED)) => {
+            (Status::Failed, Some(saga_core::protocol::ERROR_COMPENSATED)) => {
                 let (failed_step, error) = last_failure(Action::Execute)?;
                 Some(Outcome::Compensated { failed_step, error })
             }
-            (Status::Failed, Some(saga_core::asl::ERROR_COMPENSATION_FAILED)) => {
+            (Status::Failed, Some(saga_core::protocol::ERROR_COMPENSATION_FAILED)) => {
                 // What gave up is the last thing that failed.
                 let last = trace.0.last()?;
                 let InvocationResult::Failed(error) = &last.result else {
@@ -287,8 +287,8 @@ impl StepFunctions {
         // in every command's `traceparent`, so each participant's span joins this trace.
         let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();
         let (trace_id, span_id) = (
-            saga_core::asl::trace_id(saga_id),
-            saga_core::asl::saga_span_id(saga),
+            saga_core::protocol::trace_id(saga_id),
+            saga_core::protocol::saga_span_id(saga),
         );
         let span = tracing::info_span!(
             "saga",
@@ -564,7 +564,7 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
                         let details = event.task_failed_event_details.as_ref();
                         let error = details.and_then(|d| d.error.clone()).unwrap_or_default();
                         let cause = details.and_then(|d| d.cause.clone()).unwrap_or_default();
-                        InvocationResult::Failed(failure_from(&error, &cause))
+                        InvocationResult::Failed(StepFailure::from_task_failure(&error, &cause))
                     }
                 };
                 invocations.push(Invocation {
@@ -578,27 +578,4 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
         }
     }
     Trace(invocations)
-}
-
-fn failure_from(error: &str, cause: &str) -> StepFailure {
-    let kind = match error {
-        "Saga.Terminal" => FailureKind::Terminal,
-        "States.Timeout" => FailureKind::Timeout,
-        _ => FailureKind::Retryable,
-    };
-    if cause.is_empty() {
-        // The worker always sends `code: message`; an empty cause comes from elsewhere (the
-        // local emulator drops the cause of SendTaskFailure).
-        return StepFailure {
-            kind,
-            code: error.to_owned(),
-            message: "no cause given".to_owned(),
-        };
-    }
-    let (code, message) = cause.split_once(": ").unwrap_or((cause, ""));
-    StepFailure {
-        kind,
-        code: code.to_owned(),
-        message: message.to_owned(),
-    }
 }

@@ -191,6 +191,41 @@ async fn records_are_laid_out_as_documented() {
     );
     assert!(!item.contains_key("lease_token") && !item.contains_key("lease_expires_ms"));
     assert_eq!(DEFAULT_RETENTION, Duration::from_secs(7 * 24 * 3600));
+
+    // The same attributes, of the same types, as the protocol's fixture of a COMPLETE record.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../saga-core/tests/fixtures/protocol/idempotency-record.json"
+    );
+    let fixture: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let shape = |names: Vec<(String, String)>| {
+        let mut names = names;
+        names.sort();
+        names
+    };
+    let expected = shape(
+        fixture
+            .iter()
+            .map(|(name, value)| {
+                let kind = value.as_object().unwrap().keys().next().unwrap();
+                (name.clone(), kind.clone())
+            })
+            .collect(),
+    );
+    let written = shape(
+        item.iter()
+            .map(|(name, value)| {
+                let kind = match value {
+                    AttributeValue::S(_) => "S",
+                    AttributeValue::N(_) => "N",
+                    other => panic!("`{name}` is {other:?}"),
+                };
+                (name.clone(), kind.to_owned())
+            })
+            .collect(),
+    );
+    assert_eq!(written, expected);
 }
 
 /// A table that does not exist is `Unavailable`, naming the table, like any other failure.

@@ -437,7 +437,7 @@ async fn a_direct_invocation_answers_the_command_once_in_the_sagas_trace() {
     // fields as over SQS, and the trace context in the payload (no message attributes).
     let mut command: Value = serde_json::from_str(&next_body(&s).await).unwrap();
     let saga = command["saga"].as_str().unwrap().to_owned();
-    let traceparent = saga_core::asl::traceparent(&saga, "order-3");
+    let traceparent = saga_core::protocol::traceparent(&saga, "order-3");
     command["traceparent"] = json!(traceparent);
 
     let answered = s
@@ -475,14 +475,14 @@ async fn a_direct_invocation_answers_the_command_once_in_the_sagas_trace() {
     );
     let spanned = logs.lines_with("faas.invocation_id=\"request-2\"");
     assert!(!spanned.is_empty(), "the step's span names the invocation");
-    let trace_id = saga_core::asl::trace_id("order-3");
+    let trace_id = saga_core::protocol::trace_id("order-3");
     assert!(
         spanned
             .iter()
             .all(|line| line.contains(&format!("trace_id=\"{trace_id}\""))
                 && line.contains(&format!(
                     "parent_span_id=\"{}\"",
-                    saga_core::asl::saga_span_id(&saga)
+                    saga_core::protocol::saga_span_id(&saga)
                 ))
                 && !line.contains("messaging.")),
         "the span joins the saga's trace through the payload's traceparent: {spanned:?}"

@@ -215,8 +215,8 @@ async fn the_spans_of_a_saga_on_step_functions_form_one_trace() {
     let root: Vec<&Captured> = captured.iter().filter(|s| s.name == "saga").collect();
     assert_eq!(root.len(), 1, "one root span: {captured:#?}");
     let (trace_id, span_id) = (&root[0].fields["trace_id"], &root[0].fields["span_id"]);
-    assert_eq!(trace_id, &saga_core::asl::trace_id("traced-1"));
-    assert_eq!(span_id, &saga_core::asl::saga_span_id(&name));
+    assert_eq!(trace_id, &saga_core::protocol::trace_id("traced-1"));
+    assert_eq!(span_id, &saga_core::protocol::saga_span_id(&name));
     assert_eq!(root[0].fields["saga.name"], name);
 
     let steps: Vec<&Captured> = captured.iter().filter(|s| s.name == "saga.step").collect();
@@ -280,11 +280,11 @@ async fn the_in_memory_executor_traces_the_same_way() {
     assert_eq!(root.len(), 1, "{captured:#?}");
     assert_eq!(
         root[0].fields["trace_id"],
-        saga_core::asl::trace_id("traced-2")
+        saga_core::protocol::trace_id("traced-2")
     );
     assert_eq!(
         root[0].fields["span_id"],
-        saga_core::asl::saga_span_id("traced-in-memory")
+        saga_core::protocol::saga_span_id("traced-in-memory")
     );
     assert_eq!(root[0].fields["saga.outcome"], "Completed");
     // The step spans are the root's children (by tracing's own parent links).

@@ -28,14 +28,10 @@ use serde_json::{Map, Value, json};
 
 use crate::asl::substitution_key;
 use crate::definition::{Participant, SagaDefinition};
+use crate::protocol::record;
 
 /// The key under which a mapping carries a comment for [`to_yaml`] (dropped by [`to_json`]).
 pub const COMMENT_KEY: &str = "__comment";
-
-/// The partition key of the idempotency table (as the DynamoDB store expects it).
-pub const TABLE_KEY: &str = "key";
-/// The TTL attribute of the idempotency table.
-pub const TABLE_TTL: &str = "expires_at";
 
 /// The actions that accept only `*` as their resource.
 pub const TASK_CALLBACK_ACTIONS: [&str; 3] = [
@@ -164,9 +160,9 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
             "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [{ "AttributeName": TABLE_KEY, "AttributeType": "S" }],
-                "KeySchema": [{ "AttributeName": TABLE_KEY, "KeyType": "HASH" }],
-                "TimeToLiveSpecification": { "AttributeName": TABLE_TTL, "Enabled": true },
+                "AttributeDefinitions": [{ "AttributeName": record::KEY, "AttributeType": "S" }],
+                "KeySchema": [{ "AttributeName": record::KEY, "KeyType": "HASH" }],
+                "TimeToLiveSpecification": { "AttributeName": record::EXPIRES_AT, "Enabled": true },
                 "SSESpecification": { "SSEEnabled": true },
                 "PointInTimeRecoverySpecification": { "PointInTimeRecoveryEnabled": true },
             },

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol;
+
 /// Whether a step error is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,9 +189,9 @@ impl FailureKind {
     /// `Saga.Terminal` or `States.Timeout`.
     pub fn asl_error(self) -> &'static str {
         match self {
-            FailureKind::Retryable => "Saga.Retryable",
-            FailureKind::Terminal => "Saga.Terminal",
-            FailureKind::Timeout => "States.Timeout",
+            FailureKind::Retryable => protocol::ERROR_RETRYABLE,
+            FailureKind::Terminal => protocol::ERROR_TERMINAL,
+            FailureKind::Timeout => protocol::ERROR_TIMEOUT,
         }
     }
 
@@ -230,41 +232,79 @@ impl StepFailure {
         }
     }
 
-    /// The JSON a Step Functions `Catch` puts under `$.error`: `{"Error": .., "Cause": ..}`.
+    /// The error name and the cause a participant answers this failure with
+    /// (`SendTaskFailure`): `Saga.Terminal` or `Saga.Retryable`, and `code: message`. A
+    /// participant cannot answer `States.Timeout` (Step Functions reserves the `States.`
+    /// names), so a handler that ran out of time answers `Saga.Retryable`, which the state
+    /// machine retries as it would a timeout.
+    pub fn to_task_failure(&self) -> (&'static str, String) {
+        let error = match self.kind {
+            FailureKind::Terminal => protocol::ERROR_TERMINAL,
+            FailureKind::Retryable | FailureKind::Timeout => protocol::ERROR_RETRYABLE,
+        };
+        (error, self.cause())
+    }
+
+    /// The JSON a Step Functions `Catch` puts under `$.error`: `{"Error": .., "Cause": ..}`,
+    /// with the kind's ASL error ([`FailureKind::asl_error`]) and `code: message`.
     pub fn to_asl_error(&self) -> serde_json::Value {
-        serde_json::json!({
-            "Error": self.kind.asl_error(),
-            "Cause": format!("{}: {}", self.code, self.message),
-        })
+        serde_json::json!({ "Error": self.kind.asl_error(), "Cause": self.cause() })
+    }
+
+    /// `code: message`, the cause of the failure on the wire.
+    fn cause(&self) -> String {
+        format!("{}: {}", self.code, self.message)
+    }
+
+    /// The one decoding of an error name and a cause, wherever they come from: a task's
+    /// failure in an execution's history, or what a `Catch` put under `$.error`. The kind is
+    /// what the generated state machine did with the error: `Saga.Retryable` is retried,
+    /// `States.Timeout` (and `States.HeartbeatTimeout`) is a timeout, retried too, and every
+    /// other error (`Saga.Terminal`, `States.Runtime`, `States.DataLimitExceeded`, ...) is
+    /// terminal, since no `Retry` matches it. A cause `code: message` (a code without spaces)
+    /// gives the code and the message; any other cause is the message, with the error name as
+    /// the code.
+    ///
+    /// ```
+    /// use saga_core::{FailureKind, StepFailure};
+    ///
+    /// let declined = StepFailure::from_task_failure("Saga.Terminal", "PaymentDeclined: no funds");
+    /// assert_eq!((declined.kind, declined.code.as_str()), (FailureKind::Terminal, "PaymentDeclined"));
+    /// let runtime = StepFailure::from_task_failure("States.Runtime", "An error occurred");
+    /// assert_eq!((runtime.kind, runtime.code.as_str()), (FailureKind::Terminal, "States.Runtime"));
+    /// ```
+    pub fn from_task_failure(error: &str, cause: &str) -> Self {
+        let kind = match error {
+            protocol::ERROR_RETRYABLE => FailureKind::Retryable,
+            protocol::ERROR_TIMEOUT | protocol::ERROR_HEARTBEAT_TIMEOUT => FailureKind::Timeout,
+            _ => FailureKind::Terminal,
+        };
+        let (code, message) = match cause.split_once(": ") {
+            Some((code, message)) if !code.is_empty() && !code.contains(' ') => {
+                (code.to_owned(), message.to_owned())
+            }
+            _ if cause.is_empty() => (error.to_owned(), "no cause given".to_owned()),
+            _ => (error.to_owned(), cause.to_owned()),
+        };
+        Self {
+            kind,
+            code,
+            message,
+        }
     }
 }
 
 impl StepFailure {
     /// Reads back what [`to_asl_error`](Self::to_asl_error) wrote (what a Catch put under
-    /// `$.error`); `None` if `value` is not such an object. A cause without `code: ` becomes
-    /// the message, with the error name as the code.
+    /// `$.error`), with [`from_task_failure`](Self::from_task_failure); `None` if `value` is
+    /// not such an object.
     pub fn from_asl_error(value: &serde_json::Value) -> Option<Self> {
         let error = value.get("Error")?.as_str()?;
-        let kind = match error {
-            "Saga.Terminal" => FailureKind::Terminal,
-            "States.Timeout" => FailureKind::Timeout,
-            "Saga.Retryable" => FailureKind::Retryable,
-            // Other States.* errors (DataLimitExceeded, Runtime, ...) are not retried.
-            _ => FailureKind::Terminal,
-        };
         let cause = value
             .get("Cause")
             .and_then(|c| c.as_str())
             .unwrap_or_default();
-        let (code, message) = match cause.split_once(": ") {
-            Some((code, message)) if !code.contains(' ') => (code.to_owned(), message.to_owned()),
-            _ => (error.to_owned(), cause.to_owned()),
-        };
-        Some(Self {
-            kind,
-            code,
-            message,
-        })
+        Some(Self::from_task_failure(error, cause))
     }
 }
 

@@ -72,6 +72,7 @@ mod fault;
 mod idempotency;
 mod log;
 pub mod participant;
+pub mod protocol;
 pub mod render;
 mod report;
 mod retry;

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::asl::{ERROR_COMPENSATED, State, StateMachine, Transition};
+use crate::asl::{State, StateMachine, Transition};
+use crate::protocol::ERROR_COMPENSATED;
 
 struct Edge<'a> {
     from: &'a str,

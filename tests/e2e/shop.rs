@@ -287,7 +287,7 @@ impl Env {
             for message in out.messages.unwrap_or_default() {
                 let event: Value =
                     serde_json::from_str(message.body.as_deref().unwrap_or("{}")).unwrap();
-                let Some(notice) = saga_aws::notification_from_detail(&event["detail"]) else {
+                let Some(notice) = saga_aws::SagaNotification::from_detail(&event["detail"]) else {
                     continue;
                 };
                 if serde_json::to_value(&notice).unwrap()["saga_id"] == saga_id {

@@ -7,17 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-pub(super) const KEY: &str = "key";
-pub(super) const STATE: &str = "state";
-pub(super) const PAYLOAD_HASH: &str = "payload_hash";
-pub(super) const LEASE_TOKEN: &str = "lease_token";
-pub(super) const LEASE_EXPIRES_MS: &str = "lease_expires_ms";
-pub(super) const OUTCOME: &str = "outcome";
-pub(super) const EXPIRES_AT: &str = "expires_at";
-
-pub(super) const IN_PROGRESS: &str = "INPROGRESS";
-pub(super) const COMPLETE: &str = "COMPLETE";
-pub(super) const COMPENSATED: &str = "COMPENSATED";
+pub(super) use saga_core::protocol::record::{
+    COMPENSATED, COMPLETE, EXPIRES_AT, IN_PROGRESS, KEY, LEASE_EXPIRES_MS, LEASE_TOKEN, OUTCOME,
+    PAYLOAD_HASH, STATE,
+};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 

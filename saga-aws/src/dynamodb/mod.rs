@@ -5,17 +5,10 @@
 //!
 //! One table with the partition key `key` (S) and no sort key, billed per request
 //! ([`DynamoDbIdempotencyStore::create_table`] creates it). Each item is one
-//! [`IdempotencyKey`]:
-//!
-//! | attribute          | type | meaning                                                        |
-//! |--------------------|------|----------------------------------------------------------------|
-//! | `key`              | S    | the idempotency key, `{saga_id}/{step}/{execute\|compensate}`  |
-//! | `state`            | S    | `INPROGRESS`, `COMPLETE`, or `COMPENSATED` (execute keys only)  |
-//! | `payload_hash`     | S    | [`PayloadHash::to_hex`] of the payload that claimed the key    |
-//! | `lease_token`      | S    | the holder's [`Lease::token`] (decimal; INPROGRESS only)       |
-//! | `lease_expires_ms` | N    | when the holder's lease ends, epoch milliseconds (INPROGRESS)  |
-//! | `outcome`          | S    | the JSON of the [`StoredOutcome`] (COMPLETE only)              |
-//! | `expires_at`       | N    | TTL attribute, epoch seconds: when DynamoDB may delete the item |
+//! [`IdempotencyKey`], with the attributes and states of [`saga_core::protocol::record`] (the
+//! CloudFormation template's table uses the same names): the key, the state, the
+//! [`PayloadHash::to_hex`] of the payload that claimed it, the holder's [`Lease::token`] and
+//! lease end while INPROGRESS, the JSON of the [`StoredOutcome`] once COMPLETE, and the TTL.
 //!
 //! `expires_at` is the lease's end plus [`INPROGRESS_TTL_MARGIN`] for an INPROGRESS item (a
 //! crashed holder's record does not stay forever; an expired lease may be taken over long

@@ -18,11 +18,10 @@ use serde_json::Value;
 
 use crate::error::AwsError;
 
-mod command;
 mod delivery;
 
-pub use command::Command;
 pub(crate) use delivery::Delivery;
+pub use saga_core::protocol::Command;
 
 /// Why a command is moved to the dead-letter queue when its payload differs from the one first
 /// seen under its idempotency key (a tampered or mistaken copy; the real one is answered).
@@ -348,21 +347,18 @@ impl Participant {
                 .await
                 .map(|_| ())
                 .map_err(|e| AwsError::from_sdk("SendTaskSuccess", e)),
-            Err(failure) => self
-                .sfn
-                .send_task_failure()
-                .task_token(&command.task_token)
-                .error(match failure.kind {
-                    FailureKind::Terminal => saga_core::asl::ERROR_TERMINAL,
-                    FailureKind::Retryable | FailureKind::Timeout => {
-                        saga_core::asl::ERROR_RETRYABLE
-                    }
-                })
-                .cause(format!("{}: {}", failure.code, failure.message))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("SendTaskFailure", e)),
+            Err(failure) => {
+                let (error, cause) = failure.to_task_failure();
+                self.sfn
+                    .send_task_failure()
+                    .task_token(&command.task_token)
+                    .error(error)
+                    .cause(cause)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| AwsError::from_sdk("SendTaskFailure", e))
+            }
         };
         match sent {
             Ok(()) => {

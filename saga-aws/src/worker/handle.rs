@@ -34,7 +34,7 @@ pub(super) async fn handle(
         traceparent: message
             .message_attributes
             .as_ref()
-            .and_then(|a| a.get(saga_core::asl::TRACEPARENT_ATTRIBUTE))
+            .and_then(|a| a.get(saga_core::protocol::TRACEPARENT_ATTRIBUTE))
             .and_then(|v| v.string_value.clone()),
         aws_trace_header: system(MessageSystemAttributeName::AwsTraceHeader),
         sent_at_ms: system(MessageSystemAttributeName::SentTimestamp).and_then(|n| n.parse().ok()),

@@ -459,7 +459,7 @@ impl Worker {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
-            .message_attribute_names(saga_core::asl::TRACEPARENT_ATTRIBUTE)
+            .message_attribute_names(saga_core::protocol::TRACEPARENT_ATTRIBUTE)
             .send()
             .await
             .map(|out| out.messages.unwrap_or_default())

@@ -110,7 +110,7 @@ fn walk(
                 failed: false,
                 is_compensation: false,
             });
-            let end = if fail.error == crate::asl::ERROR_COMPENSATED {
+            let end = if fail.error == crate::protocol::ERROR_COMPENSATED {
                 PathEnd::Compensated
             } else {
                 PathEnd::CompensationFailed

@@ -12,30 +12,20 @@ use super::model::{
 };
 use crate::definition::{Participant, SagaDefinition, StepDefinition, StepKind};
 use crate::idempotency::Action;
+use crate::protocol::{
+    COMMAND_VERSION, ERROR_COMPENSATED, ERROR_COMPENSATION_FAILED, ERROR_RETRYABLE, ERROR_TIMEOUT,
+    events, saga_span_id,
+};
 use crate::retry::{JitterStrategy, RetryPolicy};
 
 /// The SQS callback integration: send the command, wait for SendTaskSuccess / SendTaskFailure.
 pub const SQS_CALLBACK: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
 /// The Lambda callback integration: invoke the function asynchronously, wait for the token.
 pub const LAMBDA_CALLBACK: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
-/// The version of the command message (`v`).
-pub const COMMAND_VERSION: u32 = 1;
-/// The error a participant reports for a transient failure.
-pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
-/// The error a participant reports for a business rejection.
-pub const ERROR_TERMINAL: &str = "Saga.Terminal";
-/// The error Step Functions reports for a task without an answer in time.
-pub const ERROR_TIMEOUT: &str = "States.Timeout";
-/// The error of an execution that was rolled back cleanly.
-pub const ERROR_COMPENSATED: &str = "Saga.Compensated";
-/// The error of an execution that is stuck and needs an operator.
-pub const ERROR_COMPENSATION_FAILED: &str = "Saga.CompensationFailed";
 /// The EventBridge integration that reports a stuck saga before its `Fail` state.
 pub const EVENTS_PUT: &str = "arn:aws:states:::events:putEvents";
 /// The deploy-time substitution for the event bus stuck sagas are reported on.
 pub const EVENT_BUS_KEY: &str = "EventBusName";
-/// The `detail-type` of the event a stuck saga's state machine publishes.
-pub const COMPENSATION_FAILED_EVENT: &str = "SagaCompensationFailed";
 
 /// The `Fail` state every clean rollback ends in.
 pub const COMPENSATED_STATE: &str = "Saga.compensated";
@@ -95,8 +85,9 @@ struct SqsParameters<'a> {
 
 /// The W3C trace context each command carries as the SQS message attribute `traceparent`:
 /// `00-<trace id>-<saga span id>-01`, the trace id being the MD5 of the saga id (what
-/// `States.Hash` computes in the state machine, and [`trace_id`] here), the parent the saga's
-/// root span ([`saga_span_id`]). So every participant's span joins the saga's one trace.
+/// `States.Hash` computes in the state machine, and [`trace_id`](crate::protocol::trace_id)
+/// here), the parent the saga's root span ([`saga_span_id`]). So every participant's span
+/// joins the saga's one trace.
 #[derive(Debug, Serialize)]
 struct TraceAttributes {
     traceparent: StringAttribute,
@@ -110,31 +101,8 @@ struct StringAttribute {
     string_value: String,
 }
 
-/// The SQS message attribute that carries the W3C trace context.
-pub const TRACEPARENT_ATTRIBUTE: &str = "traceparent";
-
-/// The span id of a saga's root span (16 hex digits): the first 8 bytes of the SHA-256 of the
-/// saga's name. Every instance of a saga shares it; their trace ids differ ([`trace_id`]).
-pub fn saga_span_id(saga: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(saga.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The trace id of saga instance `saga_id` (32 hex digits): the MD5 of the id, as
-/// `States.Hash($$.Execution.Name, 'MD5')` computes it in the state machine.
-pub fn trace_id(saga_id: &str) -> String {
-    use md5::Digest;
-    let digest = md5::Md5::digest(saga_id.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The `traceparent` of the commands of saga instance `saga_id` of saga `saga`.
-pub fn traceparent(saga: &str, saga_id: &str) -> String {
-    format!("00-{}-{}-01", trace_id(saga_id), saga_span_id(saga))
-}
-
-/// The intrinsic function that computes [`traceparent`] in the state machine.
+/// The intrinsic function that computes [`traceparent`](crate::protocol::traceparent) in the
+/// state machine.
 fn traceparent_expression(saga: &str) -> String {
     format!(
         "States.Format('00-{{}}-{}-01', States.Hash($$.Execution.Name, 'MD5'))",
@@ -276,11 +244,11 @@ fn task(
 fn report(saga: &str, step: &str, end: String) -> State {
     let parameters = serde_json::json!({
         "Entries": [{
-            "Source": "saga",
-            "DetailType": COMPENSATION_FAILED_EVENT,
+            "Source": events::SOURCE,
+            "DetailType": events::COMPENSATION_FAILED,
             "EventBusName": format!("${{{EVENT_BUS_KEY}}}"),
             "Detail": {
-                "type": COMPENSATION_FAILED_EVENT,
+                "type": events::COMPENSATION_FAILED,
                 "saga": saga,
                 "saga_id.$": "$$.Execution.Name",
                 "step": step,
@@ -474,17 +442,6 @@ fn prune_unreachable(mut machine: StateMachine) -> StateMachine {
 #[cfg(test)]
 mod trace_context {
     use super::*;
-
-    #[test]
-    fn the_trace_id_is_the_md5_of_the_saga_id_and_the_span_id_comes_from_the_name() {
-        // What `States.Hash('o-1', 'MD5')` gives, and the first 8 bytes of SHA-256("order").
-        assert_eq!(trace_id("o-1"), "ab8e7263ab3ab8220b9ada31fa9c435c");
-        assert_eq!(saga_span_id("order"), "3eeb7e96e59ce40f");
-        assert_eq!(
-            traceparent("order", "o-1"),
-            "00-ab8e7263ab3ab8220b9ada31fa9c435c-3eeb7e96e59ce40f-01"
-        );
-    }
 
     /// The state machine of saga `order` with one step `a` run by `participant`, as JSON.
     fn one_step(participant: Participant) -> serde_json::Value {

@@ -5,11 +5,9 @@ mod generate;
 mod model;
 
 pub use generate::{
-    COMMAND_VERSION, COMPENSATED_STATE, COMPENSATION_FAILED_EVENT, ERROR_COMPENSATED,
-    ERROR_COMPENSATION_FAILED, ERROR_RETRYABLE, ERROR_TERMINAL, ERROR_TIMEOUT, EVENT_BUS_KEY,
-    EVENTS_PUT, LAMBDA_CALLBACK, SQS_CALLBACK, TRACEPARENT_ATTRIBUTE, compensate_state,
-    compensation_failed_state, generate, report_state, saga_span_id, stuck_state, substitution_key,
-    substitutions, successors, trace_id, traceparent,
+    COMPENSATED_STATE, EVENT_BUS_KEY, EVENTS_PUT, LAMBDA_CALLBACK, SQS_CALLBACK, compensate_state,
+    compensation_failed_state, generate, report_state, stuck_state, substitution_key,
+    substitutions, successors,
 };
 pub use model::{
     Catcher, FailState, ResultPath, Retrier, State, StateMachine, States, TaskState, Transition,

@@ -106,8 +106,8 @@ impl<'a> Driver<'a> {
             saga.outcome = tracing::field::Empty,
         );
         if !span.is_disabled() {
-            span.record("trace_id", crate::asl::trace_id(self.saga_id));
-            span.record("span_id", crate::asl::saga_span_id(self.saga.name()));
+            span.record("trace_id", crate::protocol::trace_id(self.saga_id));
+            span.record("span_id", crate::protocol::saga_span_id(self.saga.name()));
         }
         let report = self.drive().instrument(span.clone()).await;
         if let Ok(report) = &report {

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::{CASE_DEADLINE, Case, EVENTS_DEADLINE, Ledger, Run, late, lost, recorded, sorted};
 use crate::error::AwsError;
-use crate::events::{EventBus, EventPublisher, SagaNotification, notification_from_detail};
+use crate::events::{EventBus, EventPublisher, SagaNotification};
 use crate::queues::Queues;
 use crate::state_machine::{Bindings, Status, StepFunctions, execution_arn};
 use crate::testing::Emulator;
@@ -316,7 +316,7 @@ async fn collect_events(
         for message in &messages {
             let event: Value =
                 serde_json::from_str(message.body.as_deref().unwrap_or("{}")).unwrap_or_default();
-            if let Some(notice) = notification_from_detail(&event["detail"]) {
+            if let Some(notice) = SagaNotification::from_detail(&event["detail"]) {
                 let saga_id = json!(notice)["saga_id"]
                     .as_str()
                     .unwrap_or_default()

@@ -1,0 +1,45 @@
+//! The wire contract between a saga's state machine and its participants, said once: what the
+//! generated state machine sends, what a participant answers, what a `Catch` hands on, the trace
+//! context every command carries, and the records of the idempotency table. The ASL generator,
+//! the in-memory executor, the SQS worker, the Lambda adapter, the CloudFormation template and
+//! the DynamoDB store all use the names and the functions here, and
+//! `saga-core/tests/fixtures/protocol/` holds a sample of every format, checked by round trips.
+//!
+//! - **The command** ([`Command`], version [`COMMAND_VERSION`]): one per attempt of an action,
+//!   the message body on SQS or the payload of a directly invoked Lambda function.
+//! - **The answer**: `SendTaskSuccess` with the step's output, or `SendTaskFailure` with an
+//!   error name ([`ERROR_RETRYABLE`] or [`ERROR_TERMINAL`]) and the cause `code: message`
+//!   ([`StepFailure::to_task_failure`](crate::StepFailure::to_task_failure)). Step Functions
+//!   itself reports a task without an answer in time as [`ERROR_TIMEOUT`] (or
+//!   [`ERROR_HEARTBEAT_TIMEOUT`], which `States.Timeout` also matches in a `Retry`).
+//! - **The failure a `Catch` hands on**, under `$.error`: `{"Error": .., "Cause": ..}`, the same
+//!   pair; [`StepFailure::from_task_failure`](crate::StepFailure::from_task_failure) is the one
+//!   decoding of it, for a compensation's context and for a trace read off an execution's
+//!   history. An error the state machine does not retry is terminal there.
+//! - **The trace context**: [`traceparent`], on the SQS message attribute
+//!   [`TRACEPARENT_ATTRIBUTE`] or in a Lambda payload.
+//! - **The saga events** ([`events`]): the `detail` of each EventBridge event, and the rule of
+//!   which are published when.
+//! - **The idempotency record** ([`record`]): the DynamoDB table's attribute names and states.
+
+mod command;
+pub mod events;
+pub mod record;
+mod trace;
+
+pub use command::{COMMAND_VERSION, Command};
+pub use trace::{TRACEPARENT_ATTRIBUTE, saga_span_id, trace_id, traceparent};
+
+/// The error a participant reports for a transient failure: the step's `Retry` applies.
+pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
+/// The error a participant reports for a business rejection: not retried.
+pub const ERROR_TERMINAL: &str = "Saga.Terminal";
+/// The error Step Functions reports for a task without an answer within `TimeoutSeconds` (and,
+/// in a `Retry` or `Catch`, also for one without a heartbeat within `HeartbeatSeconds`).
+pub const ERROR_TIMEOUT: &str = "States.Timeout";
+/// The error Step Functions reports for a task without a heartbeat within `HeartbeatSeconds`.
+pub const ERROR_HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
+/// The error of an execution that was rolled back cleanly.
+pub const ERROR_COMPENSATED: &str = "Saga.Compensated";
+/// The error of an execution that is stuck and needs an operator.
+pub const ERROR_COMPENSATION_FAILED: &str = "Saga.CompensationFailed";
