@@ -27,11 +27,14 @@ use saga_core::{Participant, Saga, SagaDefinition};
 use serde_json::Value;
 
 mod args;
+mod deploy;
 mod print;
 mod simulate;
 mod worker;
 
-use print::{trace_lines, watch, what};
+pub use deploy::queue_name;
+use deploy::{create_participant_queues, deployed, queue_participants};
+use print::{svg, trace_lines, watch, what};
 use simulate::exit_for;
 
 use args::{Cli, Command, GraphFormat, TemplateFormat, Which};
@@ -257,25 +260,6 @@ fn input(entry: &Entry, given: Option<&str>) -> Result<Value, Failure> {
     }
 }
 
-/// The queue `deploy --create-queues` makes for `participant` of `saga`.
-pub fn queue_name(saga: &str, participant: &str) -> String {
-    format!("{saga}-{participant}")
-}
-
-fn queue_participants(definition: &SagaDefinition) -> Vec<String> {
-    let mut names: Vec<String> = definition
-        .steps
-        .iter()
-        .filter_map(|s| match &s.participant {
-            Participant::Queue(q) => Some(q.clone()),
-            Participant::Lambda(_) => None,
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
 fn write(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Failure> {
     writeln!(out, "{text}").map_err(|e| Failure::Error(format!("cannot write the output: {e}")))
 }
@@ -493,61 +477,4 @@ impl Command {
         }
         Ok(ExitCode::SUCCESS)
     }
-}
-
-async fn deployed(sfn: &StepFunctions, definition: &SagaDefinition) -> Result<String, Failure> {
-    sfn.arn_of(&definition.name)
-        .await
-        .map_err(aws)?
-        .ok_or_else(|| {
-            Failure::Error(format!(
-                "saga `{}` is not deployed here; run `deploy` first",
-                definition.name
-            ))
-        })
-}
-
-async fn create_participant_queues(
-    config: &saga_aws::SdkConfig,
-    definition: &SagaDefinition,
-) -> Result<Vec<(String, String)>, Failure> {
-    let queues = Queues::new(config);
-    let mut created = Vec::new();
-    for participant in queue_participants(definition) {
-        let name = queue_name(&definition.name, &participant);
-        let queue = queues.create(&name, 5, 60).await.map_err(aws)?;
-        created.push((participant, queue.url));
-    }
-    Ok(created)
-}
-
-fn svg(dot: &str) -> Result<String, Failure> {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Failure::Error(format!(
-                "cannot run Graphviz's `dot` ({e}); install graphviz, or use --format dot"
-            ))
-        })?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(dot.as_bytes())
-        .map_err(|e| Failure::Error(format!("cannot feed `dot`: {e}")))?;
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Failure::Error(format!("`dot` failed: {e}")))?;
-    if !output.status.success() {
-        return fail(format!(
-            "`dot` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

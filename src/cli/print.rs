@@ -88,3 +88,35 @@ pub(super) async fn watch(
         tokio::time::sleep(Duration::from_millis(if live { 200 } else { 500 })).await;
     }
 }
+
+/// The SVG Graphviz's `dot` draws of `dot`.
+pub(super) fn svg(dot: &str) -> Result<String, Failure> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Failure::Error(format!(
+                "cannot run Graphviz's `dot` ({e}); install graphviz, or use --format dot"
+            ))
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(dot.as_bytes())
+        .map_err(|e| Failure::Error(format!("cannot feed `dot`: {e}")))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Failure::Error(format!("`dot` failed: {e}")))?;
+    if !output.status.success() {
+        return fail(format!(
+            "`dot` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -5,16 +5,17 @@ use std::collections::HashSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::idempotency::Action;
 use crate::retry::{ASL_MAX_INTEGER, RetryPolicy};
 
-/// The longest name Step Functions accepts for a state or a state machine.
-pub const MAX_NAME_LEN: usize = 80;
-/// Characters Step Functions forbids in state and state machine names (besides white space and
-/// control characters).
-pub const FORBIDDEN_NAME_CHARS: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+mod error;
+mod names;
+
+pub use error::DefinitionError;
+pub use names::{
+    FORBIDDEN_NAME_CHARS, MAX_NAME_LEN, check_name, check_participant, check_step_name,
+};
 
 /// The role a step plays in the saga (Garcia-Molina's compensable / pivot / retriable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -315,175 +316,6 @@ impl SagaDefinition {
         }
         errors
     }
-}
-
-/// Checks a Step Functions state or state machine name; the error says which rule it breaks.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let len = name.chars().count();
-    if len == 0 {
-        return Err("the name is empty".to_owned());
-    }
-    if len > MAX_NAME_LEN {
-        return Err(format!(
-            "the name has {len} characters, more than {MAX_NAME_LEN}"
-        ));
-    }
-    if let Some(c) = name.chars().find(|c| c.is_whitespace()) {
-        return Err(format!("the name contains white space {c:?}"));
-    }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(format!("the name contains the control character {c:?}"));
-    }
-    if let Some(c) = name.chars().find(|c| FORBIDDEN_NAME_CHARS.contains(*c)) {
-        return Err(format!(
-            "the name contains {c:?}, which Step Functions forbids"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a step name: a valid state name that is also an identifier (ASCII letters, digits and
-/// `_`, not starting with a digit), since it becomes the JSON path `$.steps.<name>` and the
-/// prefix of generated state names such as `<name>.compensate`.
-pub fn check_step_name(name: &str) -> Result<(), String> {
-    check_name(name)?;
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
-    {
-        return Err(format!(
-            "the name contains {c:?}; step names are ASCII letters, digits and `_`"
-        ));
-    }
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err("the name starts with a digit".to_owned());
-    }
-    Ok(())
-}
-
-/// Checks a participant name: SQS queue names and Lambda function names are ASCII letters,
-/// digits, `-` and `_`, at most 80 (queues) or 64 (functions) characters.
-pub fn check_participant(participant: &Participant) -> Result<(), String> {
-    let (name, max) = match participant {
-        Participant::Queue(name) => (name, 80),
-        Participant::Lambda(name) => (name, 64),
-    };
-    if name.is_empty() || name.len() > max {
-        return Err(format!("`{name}` must have 1 to {max} characters"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
-            "`{name}` contains {c:?}; use ASCII letters, digits, `-` and `_`"
-        ));
-    }
-    Ok(())
-}
-
-/// A rule of the saga model that a definition breaks. Each names the step at fault.
-#[derive(Debug, Clone, PartialEq, Error)]
-#[non_exhaustive]
-pub enum DefinitionError {
-    /// The saga's name cannot be a state machine name.
-    #[error("saga name `{name}` is invalid: {reason}")]
-    InvalidSagaName {
-        /// The name.
-        name: String,
-        /// Which rule it breaks.
-        reason: String,
-    },
-    /// The saga has no steps.
-    #[error("a saga needs at least one step")]
-    NoSteps,
-    /// A step's name cannot be a state name.
-    #[error("step name `{step}` is invalid: {reason}")]
-    InvalidStepName {
-        /// The step.
-        step: String,
-        /// Which rule it breaks.
-        reason: String,
-    },
-    /// Two steps share a name.
-    #[error("step `{step}` is declared twice")]
-    DuplicateStep {
-        /// The step.
-        step: String,
-    },
-    /// A second pivot.
-    #[error("step `{step}` is a second pivot; `{first}` already is the pivot")]
-    SecondPivot {
-        /// The second pivot.
-        step: String,
-        /// The first pivot.
-        first: String,
-    },
-    /// Kinds out of order: a compensable step after the pivot or a retriable step, or a pivot
-    /// after a retriable step.
-    #[error(
-        "{kind} step `{step}` comes after {after_kind} step `{after}`: steps before the pivot \
-         must be compensable and steps after it retriable"
-    )]
-    KindOutOfOrder {
-        /// The step out of place.
-        step: String,
-        /// Its kind.
-        kind: StepKind,
-        /// The earlier step it cannot follow.
-        after: String,
-        /// That step's kind.
-        after_kind: StepKind,
-    },
-    /// A retry policy outside ASL's ranges.
-    #[error("retry policy of step `{step}` ({action}) is invalid: {reason}")]
-    InvalidRetryPolicy {
-        /// The step.
-        step: String,
-        /// Whose policy: the action's or the compensation's.
-        action: Action,
-        /// Which range it breaks.
-        reason: String,
-    },
-    /// `TimeoutSeconds` outside 1..=99999999.
-    #[error("timeout of step `{step}` is {seconds}s; it must be 1..=99999999 whole seconds")]
-    InvalidTimeout {
-        /// The step.
-        step: String,
-        /// The timeout.
-        seconds: u32,
-    },
-    /// `HeartbeatSeconds` zero or not below `TimeoutSeconds`.
-    #[error(
-        "heartbeat of step `{step}` is {heartbeat}s; it must be positive and below its timeout \
-         ({timeout}s)"
-    )]
-    InvalidHeartbeat {
-        /// The step.
-        step: String,
-        /// The heartbeat.
-        heartbeat: u32,
-        /// The timeout.
-        timeout: u32,
-    },
-    /// The participant's name is unusable.
-    #[error("participant of step `{step}` is invalid: {reason}")]
-    InvalidParticipant {
-        /// The step.
-        step: String,
-        /// Which rule it breaks.
-        reason: String,
-    },
-    /// A duration that is not a whole number of seconds (ASL has only whole seconds).
-    #[error("{what} of step `{step}` must be whole seconds, got {millis} ms")]
-    NotWholeSeconds {
-        /// The step.
-        step: String,
-        /// Timeout or heartbeat.
-        what: &'static str,
-        /// The duration given.
-        millis: u128,
-    },
 }
 
 #[cfg(test)]

@@ -1,0 +1,105 @@
+//! An execution's history read back: the invocations (the same [`Trace`] the in-memory
+//! executor returns) and the task still running.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+use saga_core::{Action, Invocation, InvocationResult, StepFailure, Trace};
+
+/// The step and action of a `TaskStateEntered` event: `<step>` executes, `<step>.compensate`
+/// compensates. Step names are identifiers; the generator's own tasks (`<step>.report`, which
+/// puts an event on the bus) are not invocations.
+fn invocation_entered(event: &HistoryEvent) -> Option<(String, Action)> {
+    let name = event.state_entered_event_details.as_ref()?.name.clone();
+    match name.split_once('.') {
+        None => Some((name, Action::Execute)),
+        Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
+        Some(_) => None,
+    }
+}
+
+/// The step whose task was entered or scheduled last and has not ended.
+pub(super) fn running_from_history(
+    events: &[HistoryEvent],
+    trace: &Trace,
+) -> Option<(String, Action, u32)> {
+    let mut open = false;
+    let mut current = None;
+    for event in events {
+        match event.r#type {
+            HistoryEventType::TaskStateEntered => {
+                current = invocation_entered(event);
+                open = current.is_some();
+            }
+            HistoryEventType::TaskScheduled => open = current.is_some(),
+            HistoryEventType::TaskSucceeded
+            | HistoryEventType::TaskFailed
+            | HistoryEventType::TaskTimedOut => open = false,
+            _ => {}
+        }
+    }
+    let (step, action) = current.filter(|_| open)?;
+    let done = trace
+        .0
+        .iter()
+        .filter(|i| i.step == step && i.action == action)
+        .count();
+    Some((
+        step,
+        action,
+        u32::try_from(done).unwrap_or(u32::MAX).saturating_add(1),
+    ))
+}
+
+/// Reads invocations off an execution history: each Task state entered is a step's action
+/// (`<step>`) or compensation (`<step>.compensate`); each attempt ends in TaskSucceeded,
+/// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut.
+pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
+    let mut invocations = Vec::new();
+    let mut current: Option<(String, Action)> = None;
+    let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
+    // The running task's `TimeoutSeconds`, for the failure of a task that timed out.
+    let mut timeout_seconds = 0;
+    for event in events {
+        match event.r#type {
+            HistoryEventType::TaskScheduled => {
+                timeout_seconds = event
+                    .task_scheduled_event_details
+                    .as_ref()
+                    .and_then(|d| d.timeout_in_seconds)
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or(0);
+            }
+            HistoryEventType::TaskStateEntered => current = invocation_entered(event),
+            HistoryEventType::TaskSucceeded
+            | HistoryEventType::TaskFailed
+            | HistoryEventType::TaskTimedOut => {
+                let Some((step, action)) = current.clone() else {
+                    continue;
+                };
+                let attempt = attempts.entry((step.clone(), action)).or_insert(0);
+                *attempt += 1;
+                let result = match event.r#type {
+                    HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
+                    HistoryEventType::TaskTimedOut => {
+                        InvocationResult::Failed(StepFailure::timeout(timeout_seconds))
+                    }
+                    _ => {
+                        let details = event.task_failed_event_details.as_ref();
+                        let error = details.and_then(|d| d.error.clone()).unwrap_or_default();
+                        let cause = details.and_then(|d| d.cause.clone()).unwrap_or_default();
+                        InvocationResult::Failed(StepFailure::from_task_failure(&error, &cause))
+                    }
+                };
+                invocations.push(Invocation {
+                    step,
+                    action,
+                    attempt: *attempt,
+                    result,
+                });
+            }
+            _ => {}
+        }
+    }
+    Trace(invocations)
+}

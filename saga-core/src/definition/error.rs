@@ -1,0 +1,110 @@
+//! The rules of the saga model a definition can break, each naming the step at fault.
+
+use thiserror::Error;
+
+use super::StepKind;
+use crate::idempotency::Action;
+
+/// A rule of the saga model that a definition breaks. Each names the step at fault.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum DefinitionError {
+    /// The saga's name cannot be a state machine name.
+    #[error("saga name `{name}` is invalid: {reason}")]
+    InvalidSagaName {
+        /// The name.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The saga has no steps.
+    #[error("a saga needs at least one step")]
+    NoSteps,
+    /// A step's name cannot be a state name.
+    #[error("step name `{step}` is invalid: {reason}")]
+    InvalidStepName {
+        /// The step.
+        step: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// Two steps share a name.
+    #[error("step `{step}` is declared twice")]
+    DuplicateStep {
+        /// The step.
+        step: String,
+    },
+    /// A second pivot.
+    #[error("step `{step}` is a second pivot; `{first}` already is the pivot")]
+    SecondPivot {
+        /// The second pivot.
+        step: String,
+        /// The first pivot.
+        first: String,
+    },
+    /// Kinds out of order: a compensable step after the pivot or a retriable step, or a pivot
+    /// after a retriable step.
+    #[error(
+        "{kind} step `{step}` comes after {after_kind} step `{after}`: steps before the pivot \
+         must be compensable and steps after it retriable"
+    )]
+    KindOutOfOrder {
+        /// The step out of place.
+        step: String,
+        /// Its kind.
+        kind: StepKind,
+        /// The earlier step it cannot follow.
+        after: String,
+        /// That step's kind.
+        after_kind: StepKind,
+    },
+    /// A retry policy outside ASL's ranges.
+    #[error("retry policy of step `{step}` ({action}) is invalid: {reason}")]
+    InvalidRetryPolicy {
+        /// The step.
+        step: String,
+        /// Whose policy: the action's or the compensation's.
+        action: Action,
+        /// Which range it breaks.
+        reason: String,
+    },
+    /// `TimeoutSeconds` outside 1..=99999999.
+    #[error("timeout of step `{step}` is {seconds}s; it must be 1..=99999999 whole seconds")]
+    InvalidTimeout {
+        /// The step.
+        step: String,
+        /// The timeout.
+        seconds: u32,
+    },
+    /// `HeartbeatSeconds` zero or not below `TimeoutSeconds`.
+    #[error(
+        "heartbeat of step `{step}` is {heartbeat}s; it must be positive and below its timeout \
+         ({timeout}s)"
+    )]
+    InvalidHeartbeat {
+        /// The step.
+        step: String,
+        /// The heartbeat.
+        heartbeat: u32,
+        /// The timeout.
+        timeout: u32,
+    },
+    /// The participant's name is unusable.
+    #[error("participant of step `{step}` is invalid: {reason}")]
+    InvalidParticipant {
+        /// The step.
+        step: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A duration that is not a whole number of seconds (ASL has only whole seconds).
+    #[error("{what} of step `{step}` must be whole seconds, got {millis} ms")]
+    NotWholeSeconds {
+        /// The step.
+        step: String,
+        /// Timeout or heartbeat.
+        what: &'static str,
+        /// The duration given.
+        millis: u128,
+    },
+}
