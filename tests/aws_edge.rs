@@ -5,7 +5,7 @@
 //! loopback.)
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order.rs"]
+#[path = "../examples/order/main.rs"]
 mod order;
 
 use std::io::{Read, Write};

@@ -3,7 +3,7 @@
 //! (deploy, a worker, start, watch, status), as a user runs them.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order.rs"]
+#[path = "../examples/order/main.rs"]
 mod order;
 
 use std::path::PathBuf;

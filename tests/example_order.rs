@@ -1,7 +1,7 @@
 //! The order example, run end to end: success, a compensation, retries, and a stuck saga.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order.rs"]
+#[path = "../examples/order/main.rs"]
 mod order;
 
 use order::Misbehaviour::{Fail, Flaky};

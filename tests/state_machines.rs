@@ -3,7 +3,7 @@
 //! minimum number of state transitions.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order.rs"]
+#[path = "../examples/order/main.rs"]
 mod order;
 mod support;
 

@@ -3,7 +3,7 @@
 //! resource besides the task callbacks' `*`, which AWS forces.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order.rs"]
+#[path = "../examples/order/main.rs"]
 mod order;
 mod support;
 

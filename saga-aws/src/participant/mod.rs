@@ -137,7 +137,7 @@ impl Participant {
         let invocation = saga_core::Invocation {
             step: command.step.clone(),
             action: command.action,
-            attempt: command.retry_count.saturating_add(1),
+            attempt: command.attempt(),
             result: match answer {
                 Ok(_) => saga_core::InvocationResult::Succeeded,
                 Err(error) => saga_core::InvocationResult::Failed(error.clone()),
@@ -217,7 +217,7 @@ impl Participant {
             saga.id = %command.saga_id,
             saga.step = %command.step,
             saga.action = %command.action,
-            saga.attempt = command.retry_count.saturating_add(1),
+            saga.attempt = command.attempt(),
             saga.outcome = tracing::field::Empty,
             trace_id = trace_id.as_deref(),
             parent_span_id = parent_span_id.as_deref(),
@@ -279,7 +279,7 @@ impl Participant {
             &command.saga_id,
             &command.step,
             command.action,
-            command.retry_count.saturating_add(1),
+            command.attempt(),
             &key,
             error.as_ref(),
             &command.input,

@@ -184,7 +184,7 @@ impl Worker {
             let first = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
                 () = &mut shutdown => break,
-                _ = stop_now.wait_for(|now| *now) => break,
+                () = stopped_now(&mut stop_now) => break,
             };
             let mut batch = vec![first];
             while batch.len() < 10 {
@@ -222,7 +222,7 @@ impl Worker {
                     tokio::select! {
                         () = tokio::time::sleep(wait) => continue,
                         () = &mut shutdown, if !stopping => break,
-                        _ = stop_now.wait_for(|now| *now) => break,
+                        () = stopped_now(&mut stop_now) => break,
                     }
                 }
             };
@@ -256,7 +256,7 @@ impl Worker {
                 drained = tokio::time::timeout(inner.drain_timeout, async {
                     while tasks.join_next().await.is_some() {}
                 }) => drained.is_ok(),
-                _ = stop_now.wait_for(|now| *now) => false,
+                () = stopped_now(&mut stop_now) => false,
             };
             if !drained {
                 self.abandon(&mut tasks).await;

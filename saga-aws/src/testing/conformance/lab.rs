@@ -249,7 +249,7 @@ async fn relay_commands(
             let body = message.body.clone().unwrap_or_default();
             let copies = match serde_json::from_str::<crate::Command>(&body) {
                 Ok(command) => {
-                    let attempt = command.retry_count.saturating_add(1);
+                    let attempt = command.attempt();
                     let effect = plans
                         .get(&command.saga)
                         .and_then(|plan| plan.effect(&command.step, command.action, attempt));
