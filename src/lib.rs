@@ -9,16 +9,37 @@
 //! Declare a saga with [`macro@saga`], or by hand with [`Saga::builder`]; run it with the
 //! [`InMemoryExecutor`]; get its state machine with [`SagaDefinition::state_machine`].
 //!
+//! On AWS, [`aws::DeployedSaga`] deploys the same saga with its queues, runs its workers,
+//! and runs a saga to the same [`SagaReport`] the in-memory executor returns.
+//!
 //! # Feature flags
 //!
 //! - `testing`: fault injection for the in-memory executor (`testing::FaultPlan`) and the
 //!   idempotency store contract tests.
-//! - `cli`: [`cli::run`], the command line for your sagas (on `clap` and `saga-aws`).
+//! - `aws`: [`aws`], the AWS runtime (the `saga-aws` crate) with its default features;
+//!   `aws-sfn`, `aws-sqs`, `aws-dynamodb`, `aws-eventbridge`, `aws-lambda`,
+//!   `aws-opentelemetry` and `aws-testing` turn on saga-aws's feature of that name one by one.
+//! - `cli`: [`cli::run`], the operator's command line for your sagas (on `clap` and `aws`).
+//! - `simulate`: the command line's `run`, the saga in memory with injected failures.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use saga_core::*;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+
+/// The AWS runtime: the `saga-aws` crate, with the features the `aws-*` features of this crate
+/// turn on.
+#[cfg(any(
+    feature = "aws-sfn",
+    feature = "aws-sqs",
+    feature = "aws-dynamodb",
+    feature = "aws-eventbridge",
+    feature = "aws-lambda",
+    feature = "aws-opentelemetry",
+))]
+pub use saga_aws as aws;
 
 /// Declares a saga on an inherent impl block: its async methods marked `#[compensable]`,
 /// `#[pivot]` or `#[retriable]` are the steps, in the order written.

@@ -259,7 +259,7 @@ async fn deploy_a_worker_start_watch_and_status_on_the_emulator() {
     let status = run_binary(&endpoint, &["status", "o-1"]);
     assert!(!status.status.success());
     assert!(
-        text(&status).contains("run `deploy` first"),
+        text(&status).contains("is not deployed here"),
         "{}",
         text(&status)
     );

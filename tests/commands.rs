@@ -15,7 +15,9 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntr
 use saga::{StepContext, StepError, saga};
 use saga_aws::dynamodb::DynamoDbIdempotencyStore;
 use saga_aws::testing::Emulator;
-use saga_aws::{Bindings, ParticipantQueue, Queues, Status, StepFunctions, Worker, WorkerStats};
+use saga_aws::{
+    Bindings, ParticipantQueue, Queues, Status, StepFunctions, Wait, Worker, WorkerStats,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -103,11 +105,19 @@ impl Lab {
         let name = Emulator::unique("commands");
         let queues = Queues::new(&config);
         let queue = queues
-            .create(&format!("{name}-shop"), 5, 10)
+            .create(
+                &format!("{name}-shop"),
+                &saga_aws::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(10)),
+            )
             .await
             .expect("queue");
         let inbox = queues
-            .create(&format!("{name}-relay"), 5, 10)
+            .create(
+                &format!("{name}-relay"),
+                &saga_aws::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(10)),
+            )
             .await
             .expect("relay queue");
         let table = saga_aws::store::default_table_name(&name);
@@ -180,20 +190,12 @@ impl Lab {
                 .await
                 .expect("start");
         }
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let wait = Wait::default().at_most(Duration::from_secs(120));
         let mut ended = BTreeMap::new();
-        while ended.len() < ids.len() {
-            for id in ids {
-                if !ended.contains_key(id) {
-                    let arn = saga_aws::execution_arn(&self.machine, id);
-                    let state = self.sfn.describe(&arn).await.expect("describe");
-                    if state.status != Status::Running {
-                        ended.insert(id.clone(), state.status);
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "{ended:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        for id in ids {
+            let arn = saga_aws::execution_arn(&self.machine, id);
+            let state = self.sfn.wait(&arn, wait).await.expect("the saga ends");
+            ended.insert(id.clone(), state.status);
         }
         ended
     }

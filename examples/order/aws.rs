@@ -1,88 +1,44 @@
-//! The order saga on Step Functions (`--aws`).
+//! The order saga on Step Functions (`--aws`): the same saga, the same report, a few more calls.
 
 use super::{Misbehaviour, order, order_saga};
 use saga::Outcome;
+use saga::aws::{AwsError, DeployedSaga, SdkConfig};
 
 /// Runs one order on Step Functions at the endpoint of `config` (`AWS_ENDPOINT_URL`: the local
-/// emulator, or a real account): creates the participant queues `<name>-inventory`,
-/// `<name>-payments` and `<name>-shipping` (with dead-letter queues), deploys the state machine
-/// `<name>`, runs a worker per queue in this process, starts the saga and waits for its end.
+/// emulator, or a real account): deploys the state machine `<name>` with its participant queues
+/// `<name>-inventory`, `<name>-payments` and `<name>-shipping` and its idempotency table, runs
+/// a worker per queue in this process, and runs the order to its end.
 pub async fn run_on_aws(
-    config: &saga_aws::SdkConfig,
+    config: &SdkConfig,
     misbehaving: &[(String, Misbehaviour)],
     name: &str,
-) -> Result<Outcome, saga_aws::AwsError> {
-    use saga_aws::{Bindings, Queues, Status, StepFunctions, Worker};
-
+) -> Result<Outcome, AwsError> {
     let saga = || order_saga(misbehaving).renamed(name).expect("a valid name");
-    let queues = Queues::new(config);
-    let mut bindings = Bindings::new();
-    let mut urls = Vec::new();
-    for participant in ["inventory", "payments", "shipping"] {
-        let queue = queues
-            .create(&format!("{name}-{participant}"), 5, 60)
-            .await?;
-        let key = saga::asl::substitution_key(&saga::Participant::queue(participant));
-        bindings.insert(key, queue.url.clone());
-        urls.push(queue.url);
-    }
-    let role = std::env::var("SAGA_ROLE_ARN")
+    // The emulator takes any role; on an account, $SAGA_ROLE_ARN names the state machine's.
+    let role = std::env::var(saga::aws::ROLE_ENV)
         .unwrap_or_else(|_| "arn:aws:iam::123456789012:role/saga-order".to_owned());
-    let sfn = StepFunctions::new(config, role);
-    let deployed = sfn.deploy(saga().definition(), &bindings).await?;
-    println!("state machine {} ({:?})", deployed.arn, deployed.change);
-    // The workers' idempotency table, by the name they look for (`<saga>-idempotency`).
-    let table = saga_aws::store::default_table_name(name);
-    saga_aws::dynamodb::DynamoDbIdempotencyStore::new(config, &table)
-        .create_table()
+    let deployed = DeployedSaga::builder(config, saga().definition())
+        .role_arn(role)
+        .deploy()
+        .await?;
+    println!("state machine {} ({:?})", deployed.arn(), deployed.change());
+    // Each service would run its own worker; here one process runs all three.
+    let workers = deployed
+        .spawn_workers_with(saga(), |worker| {
+            worker.wait_time(std::time::Duration::from_secs(1))
+        })
         .await?;
 
-    // Each service would run its own worker; here one process runs all three.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers: Vec<_> = urls
-        .iter()
-        .map(|url| {
-            let worker = Worker::builder(config, url)
-                .saga(saga())
-                .wait_time(std::time::Duration::from_secs(1))
-                .build()
-                .expect("the worker of one saga finds its table by its name");
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                worker
-                    .run_until(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
-        })
-        .collect();
-
     let order = order();
-    let saga_id = format!(
-        "{}-{}",
-        order.order_id,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
-    let input = serde_json::to_value(&order).expect("orders serialise");
-    let execution = sfn.start(&deployed.arn, &saga_id, &input).await?;
-    println!("saga {saga_id} started");
-    let state = loop {
-        let state = sfn.describe(&execution.arn).await?;
-        if state.status != Status::Running {
-            break state;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    let trace = sfn.trace(&execution.arn).await?;
-    let _ = stop.send(true);
-    for worker in workers {
-        let _ = worker.await;
-    }
-    for invocation in &trace.0 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let saga_id = format!("{}-{millis}", order.order_id);
+    println!("running saga {saga_id}");
+    let report = deployed.run(&saga_id, &order).await?;
+    workers.stop().await?;
+    for invocation in &report.trace.0 {
         let what = match invocation.action {
             saga::Action::Execute => invocation.step.clone(),
             saga::Action::Compensate => format!("compensation of {}", invocation.step),
@@ -96,12 +52,6 @@ pub async fn run_on_aws(
             }
         }
     }
-    let outcome = state.outcome(&trace).ok_or_else(|| {
-        saga_aws::AwsError::InvalidInput(format!(
-            "the execution ended {:?} outside the saga's own ends: {:?}",
-            state.status, state.cause
-        ))
-    })?;
-    println!("outcome: {outcome}");
-    Ok(outcome)
+    println!("outcome: {}", report.outcome);
+    Ok(report.outcome)
 }

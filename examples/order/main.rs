@@ -384,7 +384,7 @@ fn demo(args: &[String]) -> ExitCode {
         .expect("a runtime");
     let outcome = runtime.block_on(async {
         if aws {
-            let config = saga_aws::config::from_env().await;
+            let config = saga::aws::config::from_env().await;
             run_on_aws(&config, &misbehaving, "order")
                 .await
                 .map_err(|e| e.to_string())

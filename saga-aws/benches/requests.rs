@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use criterion::{Criterion, criterion_group, criterion_main};
 use saga_aws::testing::Emulator;
-use saga_aws::{Bindings, Queues, RequestCounter, SdkConfig, Status, StepFunctions, Worker};
+use saga_aws::{Bindings, Queues, RequestCounter, SdkConfig, StepFunctions, Worker};
 use saga_core::asl::substitution_key;
 use saga_core::{Compensable, Participant, RetryPolicy, Saga, Step, StepContext, StepError};
 use serde_json::{Value, json};
@@ -77,7 +77,10 @@ fn saga(name: &str) -> Saga {
 /// and the worker's request counter.
 async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duration, RequestCounter) {
     let queue = Queues::new(config)
-        .create(&Emulator::unique("bench"), 5, 60)
+        .create(
+            &Emulator::unique("bench"),
+            &saga_aws::QueueOptions::default(),
+        )
         .await
         .unwrap();
     let saga = saga(&Emulator::unique("bench"));
@@ -148,9 +151,8 @@ async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duratio
     let _ = stop.send(());
     running.await.unwrap().unwrap();
     let last = saga_aws::execution_arn(&machine, &format!("s-{}", n - 1));
-    while sfn.describe(&last).await.unwrap().status == Status::Running {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let wait = saga_aws::Wait::default().every(Duration::from_millis(50));
+    sfn.wait(&last, wait).await.unwrap();
     (elapsed, counter)
 }
 
@@ -158,7 +160,10 @@ async fn run_sagas(config: &SdkConfig, n: usize, concurrency: usize) -> (Duratio
 /// the loop's requests (the SDK's retries not counted).
 async fn run_sagas_one_at_a_time(config: &SdkConfig, n: usize) -> u64 {
     let queue = Queues::new(config)
-        .create(&Emulator::unique("naive"), 5, 60)
+        .create(
+            &Emulator::unique("naive"),
+            &saga_aws::QueueOptions::default(),
+        )
         .await
         .unwrap();
     let saga = saga(&Emulator::unique("naive"));
@@ -221,7 +226,10 @@ async fn run_sagas_one_at_a_time(config: &SdkConfig, n: usize) -> u64 {
 /// Sends, receives and deletes `messages` messages in batches of 10 with the bare SDK.
 async fn bare_loop(config: &SdkConfig, messages: usize) -> Duration {
     let queue = Queues::new(config)
-        .create(&Emulator::unique("bare"), 5, 60)
+        .create(
+            &Emulator::unique("bare"),
+            &saga_aws::QueueOptions::default(),
+        )
         .await
         .unwrap();
     let sqs = aws_sdk_sqs::Client::new(config);

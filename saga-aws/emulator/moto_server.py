@@ -143,7 +143,11 @@ def _heartbeat_while_open(self, callback_id):  # type: ignore[no-untyped-def]
     with _answers_lock:
         if endpoint is not None and getattr(endpoint, "_answered", False):
             raise _TaskTimedOut()
-    return _heartbeat(self, callback_id)
+    # moto sets a task's heartbeat watch up only after its command is sent, and until then
+    # `notify_heartbeat` says no, which the caller answers `InvalidToken`: a worker checking a
+    # token the moment its command arrived was told its live task had ended. The token is the
+    # open task's, and AWS takes its heartbeat (same reference); the watch starts afterwards.
+    return _heartbeat(self, callback_id) or endpoint is not None
 
 
 CallbackPoolManager.heartbeat = _heartbeat_while_open

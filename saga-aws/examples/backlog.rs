@@ -92,7 +92,7 @@ async fn main() {
     let config = Emulator::shared().config().await;
     let name = Emulator::unique("backlog");
     let queue = Queues::new(&config)
-        .create(&name, 5, 60)
+        .create(&name, &saga_aws::QueueOptions::default())
         .await
         .expect("queue");
     let runs = Arc::new(AtomicU64::new(0));
@@ -143,18 +143,18 @@ async fn main() {
         }
     }
     let mut ended: std::collections::HashMap<String, Status> = Default::default();
-    while ended.len() < sagas && started.elapsed() < limit {
-        for id in &ids {
-            if ended.contains_key(id) {
-                continue;
-            }
-            let arn = saga_aws::execution_arn(&machine, id);
-            let state = sfn.describe(&arn).await.expect("describe");
-            if state.status != Status::Running {
+    for id in &ids {
+        let left = limit.saturating_sub(started.elapsed());
+        let wait = saga_aws::Wait::default()
+            .every(Duration::from_secs(1))
+            .at_most(left);
+        match sfn.wait(&saga_aws::execution_arn(&machine, id), wait).await {
+            Ok(state) => {
                 ended.insert(id.clone(), state.status);
             }
+            Err(saga_aws::AwsError::StillRunning { .. }) => break,
+            Err(e) => panic!("wait for {id}: {e}"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let elapsed = started.elapsed();
     let _ = stop.send(());

@@ -39,6 +39,29 @@ pub enum AwsError {
     /// The saga cannot be started.
     #[error("invalid saga input: {0}")]
     InvalidInput(String),
+    /// An execution had not ended when its report was asked for, or within the wait given.
+    #[error("the execution {execution} is still running (waited {waited:?})")]
+    StillRunning {
+        /// The execution's ARN.
+        execution: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+    },
+    /// An execution ended outside the saga's own ends: the state machine's own timeout, or an
+    /// operator's stop.
+    #[error(
+        "the execution {execution} ended {status} outside the saga's own ends: {error}: {cause}"
+    )]
+    NotASagaEnd {
+        /// The execution's ARN.
+        execution: String,
+        /// Its status (`TimedOut`, `Aborted`, `Failed`).
+        status: String,
+        /// Its error, if it has one.
+        error: String,
+        /// Its cause, if it has one.
+        cause: String,
+    },
     /// The service answered something we cannot read.
     #[error("{operation}: unexpected answer: {message}")]
     Unexpected {

@@ -339,7 +339,11 @@ mod tests {
         let bus = EventBus::new(&config, Emulator::unique("resend"));
         bus.create().await.unwrap();
         let queue = crate::Queues::new(&config)
-            .create(&Emulator::unique("resend"), 5, 30)
+            .create(
+                &Emulator::unique("resend"),
+                &crate::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(30)),
+            )
             .await
             .unwrap();
         bus.route_to_queue(&Emulator::unique("resend"), &[], &queue.arn)

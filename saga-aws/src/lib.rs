@@ -8,9 +8,10 @@
 //!
 //! One feature per integration, so a service that only answers over SQS compiles nothing else.
 //!
-//! - `sfn` (default): `StepFunctions`: deploy, start (once per saga id), describe, trace.
-//! - `sqs` (default): `Queues` (participant queues with dead-letter queues) and `Worker` (the
-//!   participant worker).
+//! - `sfn` (default): `StepFunctions`: deploy, start (once per saga id), wait, report.
+//! - `sqs` (default): `DeployedSaga` (a saga deployed with its queues and table, run and
+//!   reported as in memory, with its workers in one call), `Queues` (participant queues with
+//!   dead-letter queues) and `Worker` (the participant worker).
 //! - `dynamodb`: `dynamodb::DynamoDbIdempotencyStore`.
 //! - `eventbridge`: `EventPublisher` and `EventBus` (saga events); with `sqs`, `Trigger` (sagas
 //!   started by events).
@@ -24,6 +25,8 @@
 //! - `testing`: `testing::Emulator`, a moto server per test process (all of the above).
 
 pub mod config;
+#[cfg(feature = "sqs")]
+mod deployed;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 mod error;
@@ -50,6 +53,8 @@ mod trigger;
 mod worker;
 
 pub use aws_config::SdkConfig;
+#[cfg(feature = "sqs")]
+pub use deployed::{DeployBuilder, DeployedSaga, ROLE_ENV, Workers};
 pub use error::AwsError;
 #[cfg(feature = "eventbridge")]
 pub use events::{
@@ -60,10 +65,10 @@ pub use metrics::RequestCounter;
 #[cfg(feature = "sfn")]
 pub use participant::Command;
 #[cfg(feature = "sqs")]
-pub use queues::{ParticipantQueue, Queues};
+pub use queues::{ParticipantQueue, QueueOptions, Queues, queue_name};
 #[cfg(feature = "sfn")]
 pub use state_machine::{
-    Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions,
+    Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions, Wait,
     execution_arn, render, trace_from_history,
 };
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]

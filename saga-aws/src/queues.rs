@@ -1,6 +1,8 @@
 //! Participant queues: one SQS queue per participant, each with a dead-letter queue that takes a
 //! message after `max_receive_count` receives, so a poison message never blocks the others.
 
+use std::time::Duration;
+
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -18,6 +20,44 @@ pub struct ParticipantQueue {
     pub dlq_url: String,
 }
 
+/// The queue a deployed saga's participant reads unless told otherwise:
+/// `<saga>-<participant>`.
+pub fn queue_name(saga: &str, participant: &str) -> String {
+    format!("{saga}-{participant}")
+}
+
+/// How participant queues are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueOptions {
+    max_receive_count: u32,
+    visibility_timeout: Duration,
+}
+
+impl Default for QueueOptions {
+    /// A message goes to the dead-letter queue after 5 receives; a received message stays
+    /// hidden for 60 s (a worker keeps it hidden for as long as its handler runs).
+    fn default() -> Self {
+        Self {
+            max_receive_count: 5,
+            visibility_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl QueueOptions {
+    /// Moves a message to the dead-letter queue after this many receives (at least 1).
+    pub fn max_receive_count(mut self, count: u32) -> Self {
+        self.max_receive_count = count.max(1);
+        self
+    }
+
+    /// Hides a received message for this long (whole seconds, at most SQS's 12 hours).
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.visibility_timeout = timeout.min(Duration::from_secs(12 * 60 * 60));
+        self
+    }
+}
+
 /// Creates participant queues.
 #[derive(Debug, Clone)]
 pub struct Queues {
@@ -33,13 +73,12 @@ impl Queues {
     }
 
     /// Creates (or finds) the queue `name` and its dead-letter queue `name-dlq`, with a redrive
-    /// policy after `max_receive_count` receives and the given visibility timeout. Creating
-    /// the same queues again returns the same URLs.
+    /// policy and visibility timeout from `options`. Creating the same queues again returns the
+    /// same URLs.
     pub async fn create(
         &self,
         name: &str,
-        max_receive_count: u32,
-        visibility_timeout_seconds: u32,
+        options: &QueueOptions,
     ) -> Result<ParticipantQueue, AwsError> {
         let dlq_url = self
             .create_queue(&format!("{name}-dlq"), Vec::new())
@@ -47,7 +86,7 @@ impl Queues {
         let dlq_arn = self.arn(&dlq_url).await?;
         let redrive = serde_json::json!({
             "deadLetterTargetArn": dlq_arn,
-            "maxReceiveCount": max_receive_count.to_string(),
+            "maxReceiveCount": options.max_receive_count.to_string(),
         });
         let url = self
             .create_queue(
@@ -56,7 +95,7 @@ impl Queues {
                     (QueueAttributeName::RedrivePolicy, redrive.to_string()),
                     (
                         QueueAttributeName::VisibilityTimeout,
-                        visibility_timeout_seconds.to_string(),
+                        options.visibility_timeout.as_secs().to_string(),
                     ),
                 ],
             )

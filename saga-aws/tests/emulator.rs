@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_sfn::Client as Sfn;
 use aws_sdk_sqs::Client as Sqs;
 use saga_aws::testing::Emulator;
-use saga_aws::{AwsError, Bindings, Change, Queues, Status, StepFunctions};
+use saga_aws::{AwsError, Bindings, Change, Queues, Status, StepFunctions, Wait};
 use saga_core::asl::substitution_key;
 use saga_core::{
     Action, FailureKind, InvocationResult, Participant, RetryPolicy, SagaDefinition,
@@ -47,7 +47,12 @@ async fn setup() -> Setup {
     let config = emulator.config().await;
     let queue = Emulator::unique("participant");
     let created = Queues::new(&config)
-        .create(&queue, 3, 30)
+        .create(
+            &queue,
+            &saga_aws::QueueOptions::default()
+                .max_receive_count(3)
+                .visibility_timeout(std::time::Duration::from_secs(30)),
+        )
         .await
         .expect("create queues");
     let definition = definition(&Emulator::unique("saga"), &queue);
@@ -121,14 +126,8 @@ async fn next_command(s: &Setup) -> Value {
 }
 
 async fn wait_for_end(s: &Setup, arn: &str) -> saga_aws::ExecutionState {
-    for _ in 0..100 {
-        let state = s.sfn.describe(arn).await.unwrap();
-        if state.status != Status::Running {
-            return state;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("execution {arn} did not end");
+    let wait = Wait::default().at_most(Duration::from_secs(10));
+    s.sfn.wait(arn, wait).await.unwrap()
 }
 
 #[tokio::test]
@@ -220,6 +219,62 @@ where
 // The launcher's fix of moto (saga-aws/emulator/moto_server.py): as on AWS, each retry is a new
 // task with a token of its own, a token takes one answer, and an attempt that has ended takes
 // none (`TaskTimedOut`), so a late answer to one attempt cannot answer the next.
+// The launcher's fix of another moto race: a task's heartbeat watch is set up after its command
+// is sent, and moto refuses a heartbeat that comes before it (`InvalidToken`), so a worker that
+// checks a token as soon as the command arrives (it does before every compensation) would be
+// told the task had ended and drop a live command. On AWS the token of a started task takes a
+// heartbeat at once. Each saga here is heartbeaten the moment its command is received, by a
+// long poll already waiting. The window is narrow: on this machine the test passed without the
+// fix as well, so it pins the behaviour rather than reproducing the race every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_as_soon_as_the_command_arrives_is_taken() {
+    let s = setup().await;
+    let machine = s.sfn.deploy(&s.definition, &s.bindings).await.unwrap();
+    let mut refused = Vec::new();
+    for i in 0..12 {
+        let receive = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .wait_time_seconds(10)
+            .send();
+        let receiving = tokio::spawn(receive);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = format!("early-{i}");
+        s.sfn
+            .start(&machine.arn, &id, &json!({ "order_id": id }))
+            .await
+            .unwrap();
+        let received = receiving.await.unwrap().unwrap();
+        let message = received
+            .messages
+            .unwrap_or_default()
+            .pop()
+            .expect("a command");
+        let command: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
+        let token = command["task_token"].as_str().unwrap();
+        if let Err(code) = heartbeat(&s, token).await {
+            refused.push(code);
+        }
+        s.sqs
+            .delete_message()
+            .queue_url(&s.queue_url)
+            .receipt_handle(message.receipt_handle.unwrap())
+            .send()
+            .await
+            .unwrap();
+        s.sfn_client
+            .send_task_failure()
+            .task_token(token)
+            .error("Saga.Terminal")
+            .cause("Done: this test needs no more")
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(refused.is_empty(), "heartbeats refused: {refused:?}");
+}
+
 #[tokio::test]
 async fn each_retry_is_a_new_task_and_an_ended_attempt_takes_no_answer() {
     let s = setup().await;

@@ -172,7 +172,11 @@ async fn the_spans_of_a_saga_on_step_functions_form_one_trace() {
     spans();
     let config = Emulator::shared().config().await;
     let queue = Queues::new(&config)
-        .create(&Emulator::unique("traced"), 5, 30)
+        .create(
+            &Emulator::unique("traced"),
+            &saga_aws::QueueOptions::default()
+                .visibility_timeout(std::time::Duration::from_secs(30)),
+        )
         .await
         .unwrap();
     let saga = saga(&Emulator::unique("traced"));
@@ -199,14 +203,8 @@ async fn the_spans_of_a_saga_on_step_functions_form_one_trace() {
             .await
     });
     let execution = sfn.start(&machine, "traced-1", &json!({})).await.unwrap();
-    let mut end = sfn.describe(&execution.arn).await.unwrap();
-    for _ in 0..300 {
-        if end.status != Status::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        end = sfn.describe(&execution.arn).await.unwrap();
-    }
+    let wait = saga_aws::Wait::default().at_most(Duration::from_secs(30));
+    let end = sfn.wait(&execution.arn, wait).await.unwrap();
     let _ = stop.send(());
     running.await.unwrap().unwrap();
     assert_eq!(end.status, Status::Succeeded, "{end:?}");

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     about = "Print, draw, price, deploy, run and watch sagas",
     long_about = "Print, draw, price, deploy, run and watch the sagas of this program.\n\n\
-                  Without a subcommand, `run` runs the (only) saga in memory.",
+                  Without a subcommand, `run` runs the (only) saga in memory (feature `simulate`).",
     after_help = "Examples:\n  order asl\n  order graph --format dot\n  order run --fail charge_payment\n  order deploy --create-queues && order worker & order start o-1 && order watch o-1"
 )]
 pub(super) struct Cli {
@@ -158,18 +158,14 @@ pub(super) enum Command {
         drain_timeout: u64,
     },
     /// Run the saga in memory (no AWS), optionally with injected failures.
+    #[cfg(feature = "simulate")]
     #[command(
         after_help = "Examples:\n  order run\n  order run --fail charge_payment\n  order run --flaky reserve_stock --timeout ship_order"
     )]
     Run(RunArgs),
 }
 
-impl Default for Command {
-    fn default() -> Self {
-        Command::Run(RunArgs::default())
-    }
-}
-
+#[cfg(feature = "simulate")]
 #[derive(Debug, Args, Default)]
 pub(super) struct RunArgs {
     #[command(flatten)]

@@ -22,20 +22,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use saga_aws::{Bindings, Queues, Status, StepFunctions};
-use saga_core::{Participant, Saga, SagaDefinition};
+use saga_aws::{Bindings, DeployedSaga, Status};
+use saga_core::{Outcome, Saga, SagaDefinition};
 use serde_json::Value;
 
 mod args;
-mod deploy;
 mod print;
+#[cfg(feature = "simulate")]
 mod simulate;
 mod worker;
 
-pub use deploy::queue_name;
-use deploy::{create_participant_queues, deployed, queue_participants};
 use print::{svg, trace_lines, watch, what};
-use simulate::exit_for;
 
 use args::{Cli, Command, GraphFormat, TemplateFormat, Which};
 
@@ -174,9 +171,22 @@ pub fn execute_with(
     config: Option<saga_aws::SdkConfig>,
 ) -> Result<ExitCode, Failure> {
     let cli = Cli::try_parse_from(args)?;
-    let command = cli.command.unwrap_or_default();
+    let command = match cli.command {
+        Some(command) => command,
+        #[cfg(feature = "simulate")]
+        None => Command::Run(args::RunArgs::default()),
+        #[cfg(not(feature = "simulate"))]
+        None => {
+            use clap::CommandFactory;
+            return Err(Failure::Usage(Cli::command().error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "give a subcommand (`run` needs the feature `simulate`)",
+            )));
+        }
+    };
     let runtime = match command {
         // In memory, on a paused clock: retries and timeouts take no time.
+        #[cfg(feature = "simulate")]
         Command::Run(_) => tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -337,33 +347,25 @@ impl Command {
                             .into(),
                     )
                 })?;
-                let mut bindings = parse_bindings(&bindings)?;
+                let mut deploy = DeployedSaga::builder(&config, &entry.definition)
+                    .role_arn(role)
+                    .bindings(parse_bindings(&bindings)?);
+                if !create_queues {
+                    deploy = deploy.existing_queues();
+                }
+                let deployed = deploy.deploy().await.map_err(aws)?;
                 if create_queues {
-                    for (participant, url) in
-                        create_participant_queues(&config, &entry.definition).await?
-                    {
+                    for (participant, url) in deployed.queues() {
                         write(out, format!("queue {participant}: {url}"))?;
-                        bindings.insert(
-                            saga_core::asl::substitution_key(&Participant::queue(&participant)),
-                            url,
-                        );
                     }
-                    // The participants' idempotency table, by the name their workers look for.
-                    let table = saga_aws::store::default_table_name(&entry.definition.name);
-                    saga_aws::dynamodb::DynamoDbIdempotencyStore::new(&config, &table)
-                        .create_table()
-                        .await
-                        .map_err(aws)?;
+                }
+                if let Some(table) = deployed.table() {
                     write(out, format!("table {table}"))?;
                 }
-                let sfn = StepFunctions::new(&config, role);
-                let deployed = sfn
-                    .deploy(&entry.definition, &bindings)
-                    .await
-                    .map_err(aws)?;
+                let change = deployed.change().expect("a deploy changes or keeps");
                 write(
                     out,
-                    format!("state machine {} ({:?})", deployed.arn, deployed.change),
+                    format!("state machine {} ({change:?})", deployed.arn()),
                 )?;
             }
             Command::Start {
@@ -374,9 +376,10 @@ impl Command {
                 let entry = pick(sagas, &which)?;
                 let input = input(entry, given.as_deref())?;
                 let config = config().await;
-                let sfn = StepFunctions::new(&config, "");
-                let machine = deployed(&sfn, &entry.definition).await?;
-                let execution = sfn.start(&machine, &id, &input).await.map_err(aws)?;
+                let deployed = DeployedSaga::find(&config, &entry.definition)
+                    .await
+                    .map_err(aws)?;
+                let execution = deployed.start(&id, &input).await.map_err(aws)?;
                 let what = if execution.started {
                     "started"
                 } else {
@@ -387,19 +390,23 @@ impl Command {
             Command::Watch { which, id } => {
                 let entry = pick(sagas, &which)?;
                 let config = config().await;
-                let sfn = StepFunctions::new(&config, "");
-                let machine = deployed(&sfn, &entry.definition).await?;
-                let arn = saga_aws::execution_arn(&machine, &id);
-                let outcome = watch(&sfn, &arn, out).await?;
+                let deployed = DeployedSaga::find(&config, &entry.definition)
+                    .await
+                    .map_err(aws)?;
+                let outcome = watch(&deployed, &id, out).await?;
                 return Ok(exit_for(&outcome));
             }
             Command::Status { which, id } => {
                 let entry = pick(sagas, &which)?;
                 let config = config().await;
-                let sfn = StepFunctions::new(&config, "");
-                let machine = deployed(&sfn, &entry.definition).await?;
-                let arn = saga_aws::execution_arn(&machine, &id);
-                let progress = sfn.progress(&arn).await.map_err(aws)?;
+                let deployed = DeployedSaga::find(&config, &entry.definition)
+                    .await
+                    .map_err(aws)?;
+                let progress = deployed
+                    .step_functions()
+                    .progress(&deployed.execution_arn(&id))
+                    .await
+                    .map_err(aws)?;
                 write(out, format!("saga {id}: {:?}", progress.state.status))?;
                 for line in trace_lines(&progress.trace) {
                     write(out, format!("  {line}"))?;
@@ -438,13 +445,12 @@ impl Command {
                 };
                 let config = config().await;
                 let urls = if queue.is_empty() {
-                    let queues = Queues::new(&config);
                     let mut urls = Vec::new();
                     for entry in &chosen {
-                        for participant in queue_participants(&entry.definition) {
-                            let name = queue_name(&entry.definition.name, &participant);
-                            urls.push(queues.url_of(&name).await.map_err(aws)?);
-                        }
+                        let deployed = DeployedSaga::find(&config, &entry.definition)
+                            .await
+                            .map_err(aws)?;
+                        urls.extend(deployed.queues().values().cloned());
                     }
                     urls
                 } else {
@@ -466,6 +472,7 @@ impl Command {
                 };
                 worker::run(&config, &sagas, urls, options, out).await?;
             }
+            #[cfg(feature = "simulate")]
             Command::Run(args) => {
                 let entry = pick(sagas, &args.which)?;
                 let saga = runnable(entry)?.clone();
@@ -476,5 +483,13 @@ impl Command {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The exit code for a saga that ended with `outcome`: 3 unless it completed.
+fn exit_for(outcome: &Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Completed => ExitCode::SUCCESS,
+        _ => ExitCode::from(3),
     }
 }

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use saga_aws::{Progress, Status, StepFunctions};
+use saga_aws::{DeployedSaga, Progress, Status, Wait};
 use saga_core::{Action, InvocationResult, Outcome, Trace};
 
 use super::{Failure, aws, fail, write};
@@ -32,11 +32,11 @@ pub(super) fn trace_lines(trace: &Trace) -> Vec<String> {
         .collect()
 }
 
-/// Follows an execution until it ends: each finished invocation as a line, and on a terminal
-/// the running step on a line of its own that is redrawn in place.
+/// Follows a saga until it ends: each finished invocation as a line, and on a terminal the
+/// running step on a line of its own that is redrawn in place.
 pub(super) async fn watch(
-    sfn: &StepFunctions,
-    arn: &str,
+    deployed: &DeployedSaga,
+    saga_id: &str,
     out: &mut dyn Write,
 ) -> Result<Outcome, Failure> {
     let live = std::io::stderr().is_terminal();
@@ -44,49 +44,48 @@ pub(super) async fn watch(
     let mut printed = 0;
     let mut last_running = None;
     let mut tick = 0usize;
-    loop {
-        let Progress {
-            state,
-            trace,
-            running,
-        } = sfn.progress(arn).await.map_err(aws)?;
-        let lines = trace_lines(&trace);
+    let mut failed = None;
+    let wait = Wait::default().every(Duration::from_millis(if live { 200 } else { 500 }));
+    let arn = deployed.execution_arn(saga_id);
+    let mut seen = |progress: &Progress| {
+        let lines = trace_lines(&progress.trace);
         if live && printed < lines.len() {
             eprint!("\r\x1b[2K");
         }
         for line in &lines[printed.min(lines.len())..] {
-            write(out, line)?;
+            if let Err(e) = write(out, line) {
+                failed.get_or_insert(e);
+            }
         }
         printed = lines.len();
-        if let Some((step, action, attempt)) = &running {
+        if let Some((step, action, attempt)) = &progress.running {
             let now = format!("{} (attempt {attempt})", what(step, *action));
             if live {
                 tick += 1;
                 eprint!("\r\x1b[2K{} running {now}", spinner[tick % spinner.len()]);
-            } else if last_running.as_ref() != Some(&now) {
-                write(out, format!(".. running {now}"))?;
+            } else if last_running.as_ref() != Some(&now)
+                && let Err(e) = write(out, format!(".. running {now}"))
+            {
+                failed.get_or_insert(e);
             }
             last_running = Some(now);
         }
-        out.flush().ok();
-        if state.status != Status::Running {
-            if live {
-                eprint!("\r\x1b[2K");
-            }
-            return match state.outcome(&trace) {
-                Some(outcome) => {
-                    write(out, format!("outcome: {outcome}"))?;
-                    Ok(outcome)
-                }
-                None => fail(format!(
-                    "the execution ended {:?}: {}",
-                    state.status,
-                    state.cause.as_deref().unwrap_or("no cause given")
-                )),
-            };
+        if live && progress.state.status != Status::Running {
+            eprint!("\r\x1b[2K");
         }
-        tokio::time::sleep(Duration::from_millis(if live { 200 } else { 500 })).await;
+        out.flush().ok();
+    };
+    let ended = deployed
+        .step_functions()
+        .watch(&arn, wait, &mut seen)
+        .await
+        .map_err(aws)?;
+    if let Some(e) = failed {
+        return Err(e);
     }
+    let report = ended.report(&arn).map_err(aws)?;
+    write(out, format!("outcome: {}", report.outcome))?;
+    Ok(report.outcome)
 }
 
 /// The SVG Graphviz's `dot` draws of `dot`.

@@ -1,7 +1,6 @@
 //! `run`: the saga in memory, on a paused clock, with the failures the options inject.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use saga_core::testing::FaultPlan;
 use saga_core::{Action, InMemoryExecutor, Outcome, Saga, SagaDefinition, StepError};
@@ -60,12 +59,4 @@ pub(super) async fn run(
     }
     write(out, format!("outcome: {}", report.outcome))?;
     Ok(report.outcome)
-}
-
-/// 0 for a completed saga, 3 for one that was compensated or is stuck.
-pub(super) fn exit_for(outcome: &Outcome) -> ExitCode {
-    match outcome {
-        Outcome::Completed => ExitCode::SUCCESS,
-        _ => ExitCode::from(3),
-    }
 }

@@ -230,7 +230,12 @@ async fn an_event_on_the_bus_starts_the_saga_exactly_once() {
     let bus = EventBus::new(&env.config, Emulator::unique("orders"));
     bus.create().await.unwrap();
     let trigger_queue = Queues::new(&env.config)
-        .create(&Emulator::unique("trigger"), 3, 30)
+        .create(
+            &Emulator::unique("trigger"),
+            &saga_aws::QueueOptions::default()
+                .max_receive_count(3)
+                .visibility_timeout(std::time::Duration::from_secs(30)),
+        )
         .await
         .unwrap();
     let pattern = json!({ "source": ["shop.orders"], "detail-type": ["OrderPlaced"] });

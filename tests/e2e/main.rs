@@ -4,6 +4,7 @@
 
 mod backlog;
 mod delivery;
+mod deployed;
 mod paths;
 mod shop;
 mod stopping;

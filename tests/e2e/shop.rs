@@ -12,7 +12,7 @@ pub(crate) use saga_aws::dynamodb::DynamoDbIdempotencyStore;
 pub(crate) use saga_aws::testing::Emulator;
 pub(crate) use saga_aws::{
     Bindings, EventBus, EventPublisher, ExecutionState, ParticipantQueue, Queues, SagaNotification,
-    Status, StepFunctions, Worker,
+    Status, StepFunctions, Wait, Worker,
 };
 pub(crate) use serde_json::{Value, json};
 pub(crate) use tokio::sync::oneshot;
@@ -189,7 +189,12 @@ pub(crate) async fn env(script: Script) -> Env {
 pub(crate) async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> Env {
     let config = Emulator::shared().config().await;
     let queue = Queues::new(&config)
-        .create(&Emulator::unique("queue"), 2, 5)
+        .create(
+            &Emulator::unique("queue"),
+            &saga_aws::QueueOptions::default()
+                .max_receive_count(2)
+                .visibility_timeout(std::time::Duration::from_secs(5)),
+        )
         .await
         .expect("queues");
     let participant = Participant::queue(saga.name());
@@ -201,7 +206,11 @@ pub(crate) async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: 
     let bus = EventBus::new(&config, Emulator::unique("bus"));
     bus.create().await.expect("event bus");
     let events = Queues::new(&config)
-        .create(&Emulator::unique("events"), 5, 30)
+        .create(
+            &Emulator::unique("events"),
+            &saga_aws::QueueOptions::default()
+                .visibility_timeout(std::time::Duration::from_secs(30)),
+        )
         .await
         .expect("events queue");
     bus.route_to_queue(&Emulator::unique("rule"), &[], &events.arn)
@@ -301,24 +310,13 @@ impl Env {
         seen
     }
 
+    /// Waits for the end of `saga_id` (also when a trigger has not started it yet).
     pub(crate) async fn wait(&self, saga_id: &str) -> ExecutionState {
         let arn = saga_aws::execution_arn(&self.machine, saga_id);
-        for _ in 0..600 {
-            let state = match self.sfn.describe(&arn).await {
-                Ok(state) => state,
-                // Not started yet (a trigger starts it asynchronously).
-                Err(e) if e.code() == Some("ExecutionDoesNotExist") => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                Err(e) => panic!("describe {arn}: {e}"),
-            };
-            if state.status != Status::Running {
-                return state;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("saga {saga_id} did not end within 60 s");
+        let wait = Wait::default()
+            .every(Duration::from_millis(100))
+            .at_most(Duration::from_secs(60));
+        self.sfn.wait(&arn, wait).await.unwrap()
     }
 }
 

@@ -43,7 +43,10 @@ async fn a_graceful_shutdown_finishes_and_answers_what_is_in_flight() {
 async fn a_stop_now_during_a_long_poll_hides_no_message() {
     let config = Emulator::shared().config().await;
     let queue = Queues::new(&config)
-        .create(&Emulator::unique("stop-now"), 5, 60)
+        .create(
+            &Emulator::unique("stop-now"),
+            &saga_aws::QueueOptions::default(),
+        )
         .await
         .expect("queues");
     let counter = saga_aws::RequestCounter::new();

@@ -26,7 +26,11 @@ impl Lab {
     pub(crate) async fn on(emulator: &Emulator, name: String, visibility_seconds: u32) -> Lab {
         let config = emulator.config().await;
         let queue = Queues::new(&config)
-            .create(&format!("{name}-svc"), 5, visibility_seconds)
+            .create(
+                &format!("{name}-svc"),
+                &saga_aws::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(visibility_seconds.into())),
+            )
             .await
             .expect("queue");
         DynamoDbIdempotencyStore::new(&config, saga_aws::store::default_table_name(&name))
@@ -117,24 +121,18 @@ impl Lab {
     pub(crate) async fn wait(&self, ids: &[String], limit: Duration) -> BTreeMap<String, Status> {
         let deadline = Instant::now() + limit;
         let mut ended = BTreeMap::new();
-        while ended.len() < ids.len() {
-            for id in ids {
-                if ended.contains_key(id) {
-                    continue;
-                }
-                let arn = saga_aws::execution_arn(&self.machine, id);
-                let state = self.sfn.describe(&arn).await.expect("describe");
-                if state.status != Status::Running {
-                    ended.insert(id.clone(), state.status);
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {} sagas ended within {limit:?}",
-                ended.len(),
-                ids.len()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        for id in ids {
+            let arn = saga_aws::execution_arn(&self.machine, id);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = Wait::default().every(Duration::from_millis(250));
+            match self.sfn.wait(&arn, wait.at_most(left)).await {
+                Ok(state) => ended.insert(id.clone(), state.status),
+                Err(e) => panic!(
+                    "{} of {} sagas ended within {limit:?}: {e}",
+                    ended.len(),
+                    ids.len()
+                ),
+            };
         }
         ended
     }

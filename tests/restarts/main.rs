@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use saga::{StepContext, StepError, saga};
 use saga_aws::dynamodb::DynamoDbIdempotencyStore;
 use saga_aws::testing::Emulator;
-use saga_aws::{Bindings, ParticipantQueue, Queues, Status, StepFunctions};
+use saga_aws::{Bindings, ParticipantQueue, Queues, Status, StepFunctions, Wait};
 use serde_json::{Value, json};
 
 mod lab;

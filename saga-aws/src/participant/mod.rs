@@ -38,7 +38,7 @@ fn task_is_gone(error: &AwsError) -> bool {
 }
 
 /// The queue's name, the last segment of its URL.
-pub(crate) fn queue_name(url: &str) -> &str {
+pub(crate) fn name_in_url(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
 

@@ -51,6 +51,17 @@ pub(super) fn running_from_history(
     ))
 }
 
+/// The saga document a failed execution ended with: the input of the last `Fail` state it
+/// entered (its `Saga.Compensated` or `Saga.CompensationFailed` end).
+pub(super) fn document_from_history(events: &[HistoryEvent]) -> Option<serde_json::Value> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.r#type == HistoryEventType::FailStateEntered)
+        .and_then(|e| e.state_entered_event_details.as_ref()?.input.as_deref())
+        .and_then(|input| serde_json::from_str(input).ok())
+}
+
 /// Reads invocations off an execution history: each Task state entered is a step's action
 /// (`<step>`) or compensation (`<step>.compensate`); each attempt ends in TaskSucceeded,
 /// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut.

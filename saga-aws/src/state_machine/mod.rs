@@ -14,9 +14,11 @@ use serde_json::Value;
 use crate::error::AwsError;
 
 mod history;
+mod wait;
 
-use history::running_from_history;
 pub use history::trace_from_history;
+use history::{document_from_history, running_from_history};
+pub use wait::Wait;
 
 /// Values for a definition's `${...}` substitutions: queue URLs and function ARNs by key.
 pub type Bindings = BTreeMap<String, String>;
@@ -253,10 +255,14 @@ impl StepFunctions {
         let running = (state.status == Status::Running)
             .then(|| running_from_history(&events, &trace))
             .flatten();
+        let document = (state.status == Status::Failed)
+            .then(|| document_from_history(&events))
+            .flatten();
         Ok(Progress {
             state,
             trace,
             running,
+            document,
         })
     }
 
@@ -441,6 +447,8 @@ pub struct Progress {
     pub trace: Trace,
     /// The invocation running now: step, action and attempt.
     pub running: Option<(String, Action, u32)>,
+    /// The saga document the execution failed with (the input of its `Fail` state).
+    pub document: Option<Value>,
 }
 
 /// The ARN Step Functions gives the execution `name` of a state machine.

@@ -27,6 +27,12 @@ impl WorkerBuilder {
         self
     }
 
+    /// Registers a saga that other workers run too.
+    pub(crate) fn shared_saga(mut self, saga: Arc<Saga>) -> Self {
+        self.sagas.insert(saga.name().to_owned(), saga);
+        self
+    }
+
     /// Keeps idempotency records in this DynamoDB table. By default the table is the one
     /// `SAGA_IDEMPOTENCY_TABLE` names, else `<saga>-idempotency` for a worker of one saga; see
     /// [`crate::store`]. [`run_until`](Worker::run_until) checks that it exists.

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::{Inner, lock, queue};
 use crate::error::AwsError;
-use crate::participant::{Delivery, Disposition, queue_name};
+use crate::participant::{Delivery, Disposition, name_in_url};
 
 pub(super) async fn handle(
     inner: &Inner,
@@ -26,7 +26,7 @@ pub(super) async fn handle(
             .cloned()
     };
     let delivery = Delivery {
-        queue: Some(queue_name(&inner.queue_url).to_owned()),
+        queue: Some(name_in_url(&inner.queue_url).to_owned()),
         id: id.clone(),
         deliveries: system(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|n| n.parse().ok())

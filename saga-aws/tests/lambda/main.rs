@@ -4,14 +4,14 @@
 //! starts with the tests; it is never skipped.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::Client as Sqs;
 use lambda_runtime::{Context, LambdaEvent};
 use saga_aws::lambda::{InvocationError, LambdaParticipant};
 use saga_aws::testing::Emulator;
-use saga_aws::{Bindings, ExecutionState, Queues, Status, StepFunctions};
+use saga_aws::{Bindings, ExecutionState, Queues, Status, StepFunctions, Wait};
 use saga_core::asl::substitution_key;
 use saga_core::{Compensable, Participant, RetryPolicy, Saga, Step, StepContext, StepError};
 use serde_json::{Value, json};
@@ -74,7 +74,12 @@ async fn setup() -> Setup {
     let config = Emulator::shared().config().await;
     let queue = Emulator::unique("lambda-participant");
     let created = Queues::new(&config)
-        .create(&queue, 3, 30)
+        .create(
+            &queue,
+            &saga_aws::QueueOptions::default()
+                .max_receive_count(3)
+                .visibility_timeout(std::time::Duration::from_secs(30)),
+        )
         .await
         .expect("create queues");
     let effects = Effects::default();
@@ -144,15 +149,11 @@ async fn next_body(s: &Setup) -> String {
 }
 
 async fn wait_for_end(s: &Setup, arn: &str) -> ExecutionState {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = s.sfn.describe(arn).await.unwrap();
-        if state.status != Status::Running {
-            return state;
-        }
-        assert!(Instant::now() < deadline, "execution {arn} did not end");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let wait = Wait::default().every(Duration::from_millis(100));
+    s.sfn
+        .wait(arn, wait.at_most(Duration::from_secs(30)))
+        .await
+        .unwrap()
 }
 
 /// The fixture event with the command in its first record (delivered for the second time) and a

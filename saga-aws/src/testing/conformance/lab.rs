@@ -17,7 +17,7 @@ use super::{CASE_DEADLINE, Case, EVENTS_DEADLINE, Ledger, Run, late, lost, recor
 use crate::error::AwsError;
 use crate::events::{EventBus, EventPublisher, SagaNotification};
 use crate::queues::Queues;
-use crate::state_machine::{Bindings, Status, StepFunctions, execution_arn};
+use crate::state_machine::{Bindings, StepFunctions, Wait, execution_arn};
 use crate::testing::Emulator;
 use crate::worker::Worker;
 
@@ -43,13 +43,29 @@ pub(super) struct Lab {
 impl Lab {
     pub(super) async fn open(config: &SdkConfig, cases: &[(usize, Case)]) -> Result<Lab, AwsError> {
         let queues = Queues::new(config);
-        let relay = queues.create(&Emulator::unique("relay"), 5, 30).await?;
+        let relay = queues
+            .create(
+                &Emulator::unique("relay"),
+                &crate::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(30)),
+            )
+            .await?;
         let participant = queues
-            .create(&Emulator::unique("participant"), 5, 30)
+            .create(
+                &Emulator::unique("participant"),
+                &crate::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(30)),
+            )
             .await?;
         let bus = EventBus::new(config, Emulator::unique("bus"));
         bus.create().await?;
-        let events_queue = queues.create(&Emulator::unique("events"), 5, 30).await?;
+        let events_queue = queues
+            .create(
+                &Emulator::unique("events"),
+                &crate::QueueOptions::default()
+                    .visibility_timeout(std::time::Duration::from_secs(30)),
+            )
+            .await?;
         bus.route_to_queue(&Emulator::unique("all"), &[], &events_queue.arn)
             .await?;
         let publisher = EventPublisher::new(config, bus.name());
@@ -146,32 +162,15 @@ impl Lab {
             .await
             .map_err(|e| format!("start: {e}"))?;
         let arn = execution_arn(machine, saga_id);
-        let started = Instant::now();
-        let state = loop {
-            let state = self
-                .sfn
-                .describe(&arn)
-                .await
-                .map_err(|e| format!("describe: {e}"))?;
-            if state.status != Status::Running {
-                break state;
-            }
-            if started.elapsed() > CASE_DEADLINE {
-                return Err(format!("still running after {CASE_DEADLINE:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-        let trace = self
+        let wait = Wait::default()
+            .every(Duration::from_millis(500))
+            .at_most(CASE_DEADLINE);
+        let report = self
             .sfn
-            .trace(&arn)
+            .wait_for_report(&arn, wait)
             .await
-            .map_err(|e| format!("trace: {e}"))?;
-        let outcome = state.outcome(&trace).ok_or_else(|| {
-            format!(
-                "the execution ended {:?} ({:?}: {:?}), not at a saga end",
-                state.status, state.error, state.cause
-            )
-        })?;
+            .map_err(|e| e.to_string())?;
+        let (outcome, trace, output) = (report.outcome, report.trace, report.output);
         // The saga has ended: its late commands reach the participant now, as the in-memory
         // executor delivers them after its end.
         for (key, body) in self.held.take(saga_id) {
@@ -204,9 +203,7 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
         Ok(Run {
-            output: (outcome == Outcome::Completed)
-                .then_some(state.output)
-                .flatten(),
+            output: (outcome == Outcome::Completed).then_some(output),
             outcome,
             applied: self.ledger.of(saga_id),
             events: sorted(events),

@@ -1,0 +1,389 @@
+//! A saga on AWS in as few calls as in memory: deploy it with its queues and table, run a
+//! worker per queue, start a saga and get the same [`SagaReport`] the in-memory executor
+//! returns.
+//!
+//! ```no_run
+//! # async fn example(saga: impl Fn() -> saga_core::Saga) -> Result<(), saga_aws::AwsError> {
+//! use saga_aws::DeployedSaga;
+//!
+//! let config = saga_aws::config::from_env().await;
+//! let order = DeployedSaga::builder(&config, saga().definition())
+//!     .role_arn("arn:aws:iam::123456789012:role/order-saga")
+//!     .deploy()
+//!     .await?;
+//! let workers = order.spawn_workers(saga()).await?;
+//! let report = order.run("o-1", &serde_json::json!({ "order_id": "o-1" })).await?;
+//! println!("{}", report.outcome);
+//! workers.stop().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use saga_core::{Participant, Saga, SagaDefinition, SagaReport};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::AwsError;
+use crate::queues::{QueueOptions, Queues, queue_name};
+use crate::state_machine::{Bindings, Change, Execution, StepFunctions, Wait};
+use crate::{Worker, WorkerBuilder, WorkerStats};
+
+/// The environment variable [`DeployBuilder`] takes the state machine's role from when
+/// [`role_arn`](DeployBuilder::role_arn) is not called.
+pub const ROLE_ENV: &str = "SAGA_ROLE_ARN";
+
+/// A saga deployed on Step Functions, with the queues of its participants.
+#[derive(Debug, Clone)]
+pub struct DeployedSaga {
+    config: SdkConfig,
+    sfn: StepFunctions,
+    name: String,
+    arn: String,
+    change: Option<Change>,
+    queues: BTreeMap<String, String>,
+    table: Option<String>,
+}
+
+/// Configures a deploy: see [`DeployedSaga::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `deploy` is called"]
+pub struct DeployBuilder {
+    config: SdkConfig,
+    definition: SagaDefinition,
+    role_arn: Option<String>,
+    queue_options: QueueOptions,
+    create_queues: bool,
+    bindings: Bindings,
+    table: Option<String>,
+}
+
+impl DeployBuilder {
+    /// The IAM role the state machine runs as (default: the one `SAGA_ROLE_ARN` names).
+    pub fn role_arn(mut self, role_arn: impl Into<String>) -> Self {
+        self.role_arn = Some(role_arn.into());
+        self
+    }
+
+    /// How the participant queues are made (default [`QueueOptions::default`]).
+    pub fn queue_options(mut self, options: QueueOptions) -> Self {
+        self.queue_options = options;
+        self
+    }
+
+    /// Creates no queue and no table: every participant needs a [`queue_url`](Self::queue_url)
+    /// or a binding.
+    pub fn existing_queues(mut self) -> Self {
+        self.create_queues = false;
+        self.table = None;
+        self
+    }
+
+    /// Sends the commands of `participant` to the existing queue at `url` instead of creating
+    /// `<saga>-<participant>`.
+    pub fn queue_url(mut self, participant: &str, url: impl Into<String>) -> Self {
+        let key = saga_core::asl::substitution_key(&Participant::queue(participant));
+        self.bindings.insert(key, url.into());
+        self
+    }
+
+    /// Invokes the Lambda function `function` (a step's `lambda = "..."`) at `arn`.
+    pub fn lambda_arn(mut self, function: &str, arn: impl Into<String>) -> Self {
+        let key = saga_core::asl::substitution_key(&Participant::lambda(function));
+        self.bindings.insert(key, arn.into());
+        self
+    }
+
+    /// Values for the definition's `${...}` substitutions by key, as the command line's
+    /// `--bind key=value` gives them.
+    pub fn bindings(mut self, bindings: Bindings) -> Self {
+        self.bindings.extend(bindings);
+        self
+    }
+
+    /// Keeps the participants' idempotency records in the table `table`, created if missing
+    /// (default: `<saga>-idempotency`, which a worker of one saga finds by itself).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = Some(table.into());
+        self
+    }
+
+    /// Creates the queues and the table that are missing, then the state machine (or updates it
+    /// when its definition changed). Deploying again changes nothing.
+    pub async fn deploy(self) -> Result<DeployedSaga, AwsError> {
+        let role = match self.role_arn {
+            Some(role) => role,
+            None => std::env::var(ROLE_ENV).map_err(|_| {
+                AwsError::Config(format!(
+                    "the state machine needs an IAM role: call `role_arn` or set {ROLE_ENV}"
+                ))
+            })?,
+        };
+        let name = self.definition.name.clone();
+        let mut bindings = self.bindings;
+        let mut queues = BTreeMap::new();
+        for participant in queue_participants(&self.definition) {
+            let key = saga_core::asl::substitution_key(&Participant::queue(&participant));
+            if let Some(url) = bindings.get(&key) {
+                queues.insert(participant, url.clone());
+            } else if self.create_queues {
+                let queue = Queues::new(&self.config)
+                    .create(&queue_name(&name, &participant), &self.queue_options)
+                    .await?;
+                bindings.insert(key, queue.url.clone());
+                queues.insert(participant, queue.url);
+            }
+        }
+        if let Some(table) = &self.table {
+            crate::dynamodb::DynamoDbIdempotencyStore::new(&self.config, table)
+                .create_table()
+                .await?;
+        }
+        let sfn = StepFunctions::new(&self.config, role);
+        let deployment = sfn.deploy(&self.definition, &bindings).await?;
+        Ok(DeployedSaga {
+            config: self.config,
+            sfn,
+            name,
+            arn: deployment.arn,
+            change: Some(deployment.change),
+            queues,
+            table: self.table,
+        })
+    }
+}
+
+impl DeployedSaga {
+    /// Configures the deploy of `definition` with the SDK configuration `config`: by default
+    /// its participants' queues `<saga>-<participant>` (with dead-letter queues) and the table
+    /// `<saga>-idempotency` are created, and the role is `SAGA_ROLE_ARN`'s.
+    pub fn builder(config: &SdkConfig, definition: &SagaDefinition) -> DeployBuilder {
+        DeployBuilder {
+            config: config.clone(),
+            definition: definition.clone(),
+            role_arn: None,
+            queue_options: QueueOptions::default(),
+            create_queues: true,
+            bindings: Bindings::new(),
+            table: Some(crate::store::default_table_name(&definition.name)),
+        }
+    }
+
+    /// The saga `definition` as deployed before (by [`builder`](Self::builder) or the command
+    /// line's `deploy`): its state machine, and the queues `<saga>-<participant>` that exist.
+    pub async fn find(config: &SdkConfig, definition: &SagaDefinition) -> Result<Self, AwsError> {
+        let sfn = StepFunctions::new(config, "");
+        let arn = sfn.arn_of(&definition.name).await?.ok_or_else(|| {
+            AwsError::Config(format!(
+                "saga `{}` is not deployed here; deploy it first (the command line: `deploy`)",
+                definition.name
+            ))
+        })?;
+        let sqs = Queues::new(config);
+        let mut queues = BTreeMap::new();
+        for participant in queue_participants(definition) {
+            match sqs
+                .url_of(&queue_name(&definition.name, &participant))
+                .await
+            {
+                Ok(url) => {
+                    queues.insert(participant, url);
+                }
+                Err(e)
+                    if e.code().is_some_and(|c| {
+                        c.contains("NonExistentQueue") || c == "QueueDoesNotExist"
+                    }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self {
+            config: config.clone(),
+            sfn,
+            name: definition.name.clone(),
+            arn,
+            change: None,
+            queues,
+            table: None,
+        })
+    }
+
+    /// The state machine's ARN.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// What the deploy changed (`None` for a saga [found](Self::find)).
+    pub fn change(&self) -> Option<Change> {
+        self.change
+    }
+
+    /// The participants' queue URLs, by participant.
+    pub fn queues(&self) -> &BTreeMap<String, String> {
+        &self.queues
+    }
+
+    /// The idempotency table the deploy created, if it created one.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    /// The Step Functions client, for what this type does not say (progress, history).
+    pub fn step_functions(&self) -> &StepFunctions {
+        &self.sfn
+    }
+
+    /// The ARN of the execution of saga `saga_id`.
+    pub fn execution_arn(&self, saga_id: &str) -> String {
+        crate::state_machine::execution_arn(&self.arn, saga_id)
+    }
+
+    /// Starts the saga `saga_id` with `input` (once: see [`StepFunctions::start`]).
+    pub async fn start<I: Serialize + ?Sized>(
+        &self,
+        saga_id: &str,
+        input: &I,
+    ) -> Result<Execution, AwsError> {
+        let input = serde_json::to_value(input)
+            .map_err(|e| AwsError::InvalidInput(format!("cannot serialise the input: {e}")))?;
+        self.sfn.start(&self.arn, saga_id, &input).await
+    }
+
+    /// Waits for the end of saga `saga_id` and reports it (see [`StepFunctions::report`]).
+    pub async fn wait(&self, saga_id: &str, wait: Wait) -> Result<SagaReport, AwsError> {
+        self.sfn
+            .wait_for_report(&self.execution_arn(saga_id), wait)
+            .await
+    }
+
+    /// Starts the saga `saga_id` with `input`, waits for its end and reports it: what
+    /// `InMemoryExecutor::run` does in memory. Workers must be running (see
+    /// [`spawn_workers`](Self::spawn_workers)).
+    pub async fn run<I: Serialize + ?Sized>(
+        &self,
+        saga_id: &str,
+        input: &I,
+    ) -> Result<SagaReport, AwsError> {
+        self.start(saga_id, input).await?;
+        self.wait(saga_id, Wait::default()).await
+    }
+
+    /// Runs a worker of `saga` on each of its queues, on tasks of their own, until
+    /// [`Workers::stop`].
+    pub async fn spawn_workers(&self, saga: Saga) -> Result<Workers, AwsError> {
+        self.spawn_workers_with(saga, |builder| builder).await
+    }
+
+    /// Like [`spawn_workers`](Self::spawn_workers), with each worker's builder passed through
+    /// `configure` (concurrency, wait time, store, counters).
+    pub async fn spawn_workers_with(
+        &self,
+        saga: Saga,
+        configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
+    ) -> Result<Workers, AwsError> {
+        if saga.name() != self.name {
+            return Err(AwsError::Config(format!(
+                "saga `{}` is deployed here, not `{}`",
+                self.name,
+                saga.name()
+            )));
+        }
+        let saga = Arc::new(saga);
+        let mut workers = Vec::new();
+        for participant in queue_participants(saga.definition()) {
+            let url = self.queues.get(&participant).ok_or_else(|| {
+                AwsError::Config(format!(
+                    "participant `{participant}` has no queue: create `{}` or deploy with its URL",
+                    queue_name(&self.name, &participant)
+                ))
+            })?;
+            let mut builder = Worker::builder(&self.config, url).shared_saga(saga.clone());
+            if let Some(table) = &self.table {
+                builder = builder.table(table);
+            }
+            let worker = configure(builder).build()?;
+            worker.ready().await?;
+            workers.push(worker);
+        }
+        Ok(Workers::spawn(workers))
+    }
+}
+
+/// Workers running on tasks of their own: see [`DeployedSaga::spawn_workers`]. Dropped
+/// without [`stop`](Self::stop), they stop at once ([`Worker::stop_now`]).
+#[derive(Debug)]
+pub struct Workers {
+    workers: Vec<Worker>,
+    tasks: Vec<JoinHandle<Result<WorkerStats, AwsError>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// Runs each of `workers` on a task until [`stop`](Self::stop).
+    pub fn spawn(workers: Vec<Worker>) -> Self {
+        let stop = watch::Sender::new(false);
+        let tasks = workers
+            .iter()
+            .map(|worker| {
+                let worker = worker.clone();
+                let mut stopped = stop.subscribe();
+                tokio::spawn(async move {
+                    worker
+                        .run_until(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                })
+            })
+            .collect();
+        Self {
+            workers,
+            tasks,
+            stop,
+        }
+    }
+
+    /// The workers, one per queue (their [`stats`](Worker::stats) so far).
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    /// Stops every worker gracefully (see [`Worker`]'s stopping) and returns their counts.
+    pub async fn stop(mut self) -> Result<Vec<WorkerStats>, AwsError> {
+        self.stop.send_replace(true);
+        let mut stats = Vec::new();
+        for task in std::mem::take(&mut self.tasks) {
+            let ran = task
+                .await
+                .map_err(|e| AwsError::Config(format!("a worker's task failed: {e}")))?;
+            stats.push(ran?);
+        }
+        Ok(stats)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if !self.tasks.is_empty() {
+            self.stop.send_replace(true);
+            self.workers.iter().for_each(Worker::stop_now);
+        }
+    }
+}
+
+/// The queue participants of `definition`, each once, sorted.
+pub(crate) fn queue_participants(definition: &SagaDefinition) -> Vec<String> {
+    let mut names: Vec<String> = definition
+        .steps
+        .iter()
+        .filter_map(|s| match &s.participant {
+            Participant::Queue(q) => Some(q.clone()),
+            Participant::Lambda(_) => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
