@@ -13,20 +13,18 @@ pub async fn run_on_aws(
     misbehaving: &[(String, Misbehaviour)],
     name: &str,
 ) -> Result<Outcome, AwsError> {
-    let saga = || order_saga(misbehaving).renamed(name).expect("a valid name");
+    let saga = order_saga(misbehaving).renamed(name).expect("a valid name");
     // The emulator takes any role; on an account, $SAGA_ROLE_ARN names the state machine's.
     let role = std::env::var(saga::aws::ROLE_ENV)
         .unwrap_or_else(|_| "arn:aws:iam::123456789012:role/saga-order".to_owned());
-    let deployed = DeployedSaga::builder(config, saga().definition())
+    let deployed = DeployedSaga::builder(config, &saga)
         .role_arn(role)
         .deploy()
         .await?;
     println!("state machine {} ({:?})", deployed.arn(), deployed.change());
     // Each service would run its own worker; here one process runs all three.
     let workers = deployed
-        .spawn_workers_with(saga(), |worker| {
-            worker.wait_time(std::time::Duration::from_secs(1))
-        })
+        .spawn_workers_with(|worker| worker.wait_time(std::time::Duration::from_secs(1)))
         .await?;
 
     let order = order();

@@ -3,15 +3,15 @@
 //! returns.
 //!
 //! ```no_run
-//! # async fn example(saga: impl Fn() -> saga_core::Saga) -> Result<(), saga_aws::AwsError> {
+//! # async fn example(saga: saga_core::Saga) -> Result<(), saga_aws::AwsError> {
 //! use saga_aws::DeployedSaga;
 //!
 //! let config = saga_aws::config::from_env().await;
-//! let order = DeployedSaga::builder(&config, saga().definition())
+//! let order = DeployedSaga::builder(&config, &saga)
 //!     .role_arn("arn:aws:iam::123456789012:role/order-saga")
 //!     .deploy()
 //!     .await?;
-//! let workers = order.spawn_workers(saga()).await?;
+//! let workers = order.spawn_workers().await?;
 //! let report = order.run("o-1", &serde_json::json!({ "order_id": "o-1" })).await?;
 //! println!("{}", report.outcome);
 //! workers.stop().await?;
@@ -46,6 +46,7 @@ pub struct DeployedSaga {
     change: Option<Change>,
     queues: BTreeMap<String, String>,
     table: Option<String>,
+    saga: Option<Arc<Saga>>,
 }
 
 /// Configures a deploy: see [`DeployedSaga::builder`].
@@ -54,6 +55,7 @@ pub struct DeployedSaga {
 pub struct DeployBuilder {
     config: SdkConfig,
     definition: SagaDefinition,
+    saga: Option<Arc<Saga>>,
     role_arn: Option<String>,
     queue_options: QueueOptions,
     create_queues: bool,
@@ -152,18 +154,29 @@ impl DeployBuilder {
             change: Some(deployment.change),
             queues,
             table: self.table,
+            saga: self.saga,
         })
     }
 }
 
 impl DeployedSaga {
-    /// Configures the deploy of `definition` with the SDK configuration `config`: by default
-    /// its participants' queues `<saga>-<participant>` (with dead-letter queues) and the table
-    /// `<saga>-idempotency` are created, and the role is `SAGA_ROLE_ARN`'s.
-    pub fn builder(config: &SdkConfig, definition: &SagaDefinition) -> DeployBuilder {
+    /// Configures the deploy of `saga` with the SDK configuration `config`: by default its
+    /// participants' queues `<saga>-<participant>` (with dead-letter queues) and the table
+    /// `<saga>-idempotency` are created, and the role is `SAGA_ROLE_ARN`'s. The deployed saga
+    /// keeps `saga`'s handlers for its workers and checks every input against them.
+    pub fn builder(config: &SdkConfig, saga: &Saga) -> DeployBuilder {
+        let mut builder = Self::builder_for(config, saga.definition());
+        builder.saga = Some(Arc::new(saga.clone()));
+        builder
+    }
+
+    /// Like [`builder`](Self::builder), from the declaration alone (a deploy by an operator
+    /// without the handlers): [`with_saga`](Self::with_saga) gives them later.
+    pub fn builder_for(config: &SdkConfig, definition: &SagaDefinition) -> DeployBuilder {
         DeployBuilder {
             config: config.clone(),
             definition: definition.clone(),
+            saga: None,
             role_arn: None,
             queue_options: QueueOptions::default(),
             create_queues: true,
@@ -207,7 +220,22 @@ impl DeployedSaga {
             change: None,
             queues,
             table: None,
+            saga: None,
         })
+    }
+
+    /// This deployed saga with `saga`'s handlers, for its workers and the check of its inputs;
+    /// an error if `saga` is another saga.
+    pub fn with_saga(mut self, saga: Saga) -> Result<Self, AwsError> {
+        if saga.name() != self.name {
+            return Err(AwsError::Config(format!(
+                "saga `{}` is deployed here, not `{}`",
+                self.name,
+                saga.name()
+            )));
+        }
+        self.saga = Some(Arc::new(saga));
+        Ok(self)
     }
 
     /// The state machine's ARN.
@@ -240,7 +268,9 @@ impl DeployedSaga {
         crate::state_machine::execution_arn(&self.arn, saga_id)
     }
 
-    /// Starts the saga `saga_id` with `input` (once: see [`StepFunctions::start`]).
+    /// Starts the saga `saga_id` with `input` (once: see [`StepFunctions::start`]). With the
+    /// saga's handlers, an input its first step cannot read is refused before anything starts
+    /// (see `Saga::check_input`), as the in-memory executor refuses it.
     pub async fn start<I: Serialize + ?Sized>(
         &self,
         saga_id: &str,
@@ -248,6 +278,9 @@ impl DeployedSaga {
     ) -> Result<Execution, AwsError> {
         let input = serde_json::to_value(input)
             .map_err(|e| AwsError::InvalidInput(format!("cannot serialise the input: {e}")))?;
+        if let Some(saga) = &self.saga {
+            saga.check_input(&input).map_err(AwsError::InvalidInput)?;
+        }
         self.sfn.start(&self.arn, saga_id, &input).await
     }
 
@@ -270,27 +303,26 @@ impl DeployedSaga {
         self.wait(saga_id, Wait::default()).await
     }
 
-    /// Runs a worker of `saga` on each of its queues, on tasks of their own, until
-    /// [`Workers::stop`].
-    pub async fn spawn_workers(&self, saga: Saga) -> Result<Workers, AwsError> {
-        self.spawn_workers_with(saga, |builder| builder).await
+    /// Runs a worker of the saga on each of its queues, on tasks of their own, until
+    /// [`Workers::stop`]; an error if this deployed saga has no handlers (see
+    /// [`with_saga`](Self::with_saga)) or a queue is missing, before any worker runs.
+    pub async fn spawn_workers(&self) -> Result<Workers, AwsError> {
+        self.spawn_workers_with(|builder| builder).await
     }
 
     /// Like [`spawn_workers`](Self::spawn_workers), with each worker's builder passed through
     /// `configure` (concurrency, wait time, store, counters).
     pub async fn spawn_workers_with(
         &self,
-        saga: Saga,
         configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
     ) -> Result<Workers, AwsError> {
-        if saga.name() != self.name {
-            return Err(AwsError::Config(format!(
-                "saga `{}` is deployed here, not `{}`",
-                self.name,
-                saga.name()
-            )));
-        }
-        let saga = Arc::new(saga);
+        let saga = self.saga.clone().ok_or_else(|| {
+            AwsError::Config(format!(
+                "saga `{}` was deployed from its declaration alone: give its handlers with \
+                 `with_saga` to run its workers",
+                self.name
+            ))
+        })?;
         let mut workers = Vec::new();
         for participant in queue_participants(saga.definition()) {
             let url = self.queues.get(&participant).ok_or_else(|| {

@@ -239,16 +239,37 @@ impl StepFailure {
     /// machine retries as it would a timeout.
     pub fn to_task_failure(&self) -> (&'static str, String) {
         let error = match self.kind {
+            FailureKind::Terminal if self.applied_nothing() => protocol::ERROR_INVALID_INPUT,
             FailureKind::Terminal => protocol::ERROR_TERMINAL,
             FailureKind::Retryable | FailureKind::Timeout => protocol::ERROR_RETRYABLE,
         };
         (error, self.cause())
     }
 
+    /// A step that could not read its input (code [`protocol::INVALID_INPUT_CODE`]).
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Terminal,
+            code: protocol::INVALID_INPUT_CODE.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the failed invocation applied nothing: its step could not read its input (a
+    /// terminal failure with the code [`protocol::INVALID_INPUT_CODE`]). Such a step is not
+    /// compensated.
+    pub fn applied_nothing(&self) -> bool {
+        self.kind == FailureKind::Terminal && self.code == protocol::INVALID_INPUT_CODE
+    }
+
     /// The JSON a Step Functions `Catch` puts under `$.error`: `{"Error": .., "Cause": ..}`,
     /// with the kind's ASL error ([`FailureKind::asl_error`]) and `code: message`.
     pub fn to_asl_error(&self) -> serde_json::Value {
-        serde_json::json!({ "Error": self.kind.asl_error(), "Cause": self.cause() })
+        let error = match self.kind {
+            FailureKind::Terminal if self.applied_nothing() => protocol::ERROR_INVALID_INPUT,
+            kind => kind.asl_error(),
+        };
+        serde_json::json!({ "Error": error, "Cause": self.cause() })
     }
 
     /// `code: message`, the cause of the failure on the wire.

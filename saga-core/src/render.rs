@@ -10,6 +10,8 @@ struct Edge<'a> {
     from: &'a str,
     to: &'a str,
     failure: bool,
+    /// The failure edge's label.
+    label: &'static str,
 }
 
 fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
@@ -24,12 +26,15 @@ fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
                 from: name,
                 to,
                 failure: false,
+                label: "",
             });
             for catcher in &task.catch {
+                let unread = catcher.error_equals == [crate::protocol::ERROR_INVALID_INPUT];
                 edges.push(Edge {
                     from: name,
                     to: &catcher.next,
                     failure: true,
+                    label: if unread { "input unreadable" } else { "fails" },
                 });
             }
         }
@@ -63,7 +68,11 @@ pub fn mermaid(machine: &StateMachine) -> String {
     }
     let _ = writeln!(out, "    Completed([Completed])");
     for edge in edges(machine) {
-        let arrow = if edge.failure { "-. fails .->" } else { "-->" };
+        let arrow = if edge.failure {
+            format!("-. {} .->", edge.label)
+        } else {
+            "-->".to_owned()
+        };
         let _ = writeln!(out, "    {} {arrow} {}", id(edge.from), id(edge.to));
     }
     out
@@ -97,9 +106,9 @@ pub fn dot(machine: &StateMachine) -> String {
     let _ = writeln!(out, "    start -> \"{}\";", machine.start_at);
     for edge in edges(machine) {
         let style = if edge.failure {
-            " [style=dashed, color=red, label=\"fails\"]"
+            format!(" [style=dashed, color=red, label=\"{}\"]", edge.label)
         } else {
-            ""
+            String::new()
         };
         let _ = writeln!(out, "    \"{}\" -> \"{}\"{style};", edge.from, edge.to);
     }

@@ -90,6 +90,21 @@ impl Saga {
         &self.definition.name
     }
 
+    /// Checks that the saga can start on `input` (its first document): that the first step
+    /// can read its input from it. Both engines call it before anything runs, so a malformed
+    /// input (`{"trip_id": 1}` where a string is expected) is refused with the reason instead
+    /// of failing the first step. Later steps read outputs of earlier ones too, so they are
+    /// checked when they run; one that cannot read its input applied nothing and is not
+    /// compensated.
+    pub fn check_input(&self, input: &serde_json::Value) -> Result<(), String> {
+        let Some(first) = self.handlers.first() else {
+            return Ok(());
+        };
+        first
+            .check_input(input)
+            .map_err(|e| format!("step `{}` {}", self.definition.steps[0].name, e.message()))
+    }
+
     /// The handler of the step at `index`.
     pub fn handler_at(&self, index: usize) -> &Arc<dyn StepHandler> {
         &self.handlers[index]

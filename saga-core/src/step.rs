@@ -256,11 +256,23 @@ pub trait StepHandler: Send + Sync + std::fmt::Debug {
     /// Runs the compensation on the document in `cx` (whose `steps.<name>` holds the step's own
     /// output, if it had one).
     fn compensate<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>>;
+
+    /// Whether the action can read its input from `document`, without running it: what
+    /// [`Saga::check_input`](crate::Saga::check_input) asks the first step before a saga
+    /// starts. The typed handlers try to decode their input; the default accepts anything.
+    fn check_input(&self, document: &Value) -> Result<(), StepError> {
+        let _ = document;
+        Ok(())
+    }
 }
 
 fn decode<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, StepError> {
-    T::deserialize(value)
-        .map_err(|e| StepError::terminal("InvalidInput", format!("cannot read the {what}: {e}")))
+    T::deserialize(value).map_err(|e| {
+        StepError::terminal(
+            crate::protocol::INVALID_INPUT_CODE,
+            format!("cannot read the {what}: {e}"),
+        )
+    })
 }
 
 async fn execute_typed<S: Step>(step: &S, cx: &StepContext<'_>) -> Result<Value, StepError> {
@@ -297,6 +309,10 @@ impl<S: Step> StepHandler for ForwardOnly<S> {
         Box::pin(execute_typed(&self.0, cx))
     }
 
+    fn check_input(&self, document: &Value) -> Result<(), StepError> {
+        decode::<S::Input>(document, "step input").map(drop)
+    }
+
     fn compensate<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>> {
         let step = cx.step();
         Box::pin(async move {
@@ -311,6 +327,10 @@ impl<S: Step> StepHandler for ForwardOnly<S> {
 impl<S: Compensable> StepHandler for WithCompensation<S> {
     fn execute<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<Value, StepError>> {
         Box::pin(execute_typed(&self.0, cx))
+    }
+
+    fn check_input(&self, document: &Value) -> Result<(), StepError> {
+        decode::<S::Input>(document, "step input").map(drop)
     }
 
     fn compensate<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>> {

@@ -94,8 +94,23 @@ fn every_task_is_a_bounded_callback_with_retry_and_catch() {
             ["Saga.Retryable", "States.Timeout"],
             "{name}"
         );
-        assert_eq!(task.catch[0].error_equals, ["States.ALL"], "{name}");
-        assert_eq!(task.catch[0].result_path, "$.error", "{name}");
+        // Every error is caught last; a compensable step's execute first sends the error of an
+        // input it could not read past its own compensation.
+        let last = task.catch.last().unwrap();
+        assert_eq!(last.error_equals, ["States.ALL"], "{name}");
+        let own_compensation = definition
+            .step(name)
+            .is_some_and(|(_, step)| step.kind == C && step.compensate_on_failure);
+        if own_compensation {
+            assert_eq!(task.catch[0].error_equals, ["Saga.InvalidInput"], "{name}");
+            assert_ne!(task.catch[0].next, last.next, "{name}");
+        } else {
+            assert_eq!(task.catch.len(), 1, "{name}");
+        }
+        assert!(
+            task.catch.iter().all(|c| c.result_path == "$.error"),
+            "{name}"
+        );
         let body = task
             .parameters
             .get("MessageBody")

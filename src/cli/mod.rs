@@ -347,7 +347,7 @@ impl Command {
                             .into(),
                     )
                 })?;
-                let mut deploy = DeployedSaga::builder(&config, &entry.definition)
+                let mut deploy = DeployedSaga::builder_for(&config, &entry.definition)
                     .role_arn(role)
                     .bindings(parse_bindings(&bindings)?);
                 if !create_queues {
@@ -376,9 +376,13 @@ impl Command {
                 let entry = pick(sagas, &which)?;
                 let input = input(entry, given.as_deref())?;
                 let config = config().await;
-                let deployed = DeployedSaga::find(&config, &entry.definition)
+                let mut deployed = DeployedSaga::find(&config, &entry.definition)
                     .await
                     .map_err(aws)?;
+                if let Some(saga) = &entry.saga {
+                    // The input is checked against the handlers before anything starts.
+                    deployed = deployed.with_saga(saga.clone()).map_err(aws)?;
+                }
                 let execution = deployed.start(&id, &input).await.map_err(aws)?;
                 let what = if execution.started {
                     "started"

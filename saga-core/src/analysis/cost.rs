@@ -145,6 +145,11 @@ fn walk(
                 is_compensation,
             });
             for catcher in &task.catch {
+                // A step that could not read its input skips its own compensation: the same
+                // path as its failure, one compensation shorter, so not a row of its own.
+                if catcher.error_equals == [crate::protocol::ERROR_INVALID_INPUT] {
+                    continue;
+                }
                 walk(machine, &catcher.next, trail, paths);
             }
             trail.pop();

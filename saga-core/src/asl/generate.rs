@@ -11,10 +11,11 @@ use super::model::{
     Catcher, FailState, ResultPath, Retrier, State, StateMachine, States, TaskState, Transition,
 };
 use crate::definition::{Participant, SagaDefinition, StepDefinition, StepKind};
+use crate::error::StepFailure;
 use crate::idempotency::Action;
 use crate::protocol::{
-    COMMAND_VERSION, ERROR_COMPENSATED, ERROR_COMPENSATION_FAILED, ERROR_RETRYABLE, ERROR_TIMEOUT,
-    events, saga_span_id,
+    COMMAND_VERSION, ERROR_COMPENSATED, ERROR_COMPENSATION_FAILED, ERROR_INVALID_INPUT,
+    ERROR_RETRYABLE, ERROR_TIMEOUT, events, saga_span_id,
 };
 use crate::retry::{JitterStrategy, RetryPolicy};
 
@@ -216,7 +217,7 @@ fn task(
     step: &StepDefinition,
     action: Action,
     result_path: ResultPath,
-    catch: String,
+    catch: Vec<Catcher>,
     transition: Transition,
 ) -> State {
     State::Task(Box::new(TaskState {
@@ -230,11 +231,7 @@ fn task(
         heartbeat_seconds: Some(step.heartbeat_seconds),
         result_path,
         retry: retrier(step.policy(action)),
-        catch: vec![Catcher {
-            error_equals: vec!["States.ALL".to_owned()],
-            result_path: "$.error".to_owned(),
-            next: catch,
-        }],
+        catch,
         transition,
     }))
 }
@@ -282,10 +279,31 @@ fn report(saga: &str, step: &str, end: String) -> State {
 /// Where the compensation of a failure at step `index` starts: the first compensation in
 /// [`SagaDefinition::compensation_order`], or the clean end if there is none.
 fn compensation_entry(definition: &SagaDefinition, index: usize) -> String {
-    match definition.compensation_order(index).next() {
+    entry(definition.compensation_order(index).next())
+}
+
+fn entry(first: Option<&StepDefinition>) -> String {
+    match first {
         Some(step) => compensate_state(&step.name),
         None => COMPENSATED_STATE.to_owned(),
     }
+}
+
+/// A Task's `Catch`: every error to `next`, and, when `unread` differs from it, the error of a
+/// step that could not read its input (it applied nothing) to `unread`, past its own
+/// compensation.
+fn catchers(next: String, unread: Option<String>) -> Vec<Catcher> {
+    let catcher = |error: &str, next: String| Catcher {
+        error_equals: vec![error.to_owned()],
+        result_path: "$.error".to_owned(),
+        next,
+    };
+    let mut catch = Vec::new();
+    if let Some(unread) = unread.filter(|unread| *unread != next) {
+        catch.push(catcher(ERROR_INVALID_INPUT, unread));
+    }
+    catch.push(catcher("States.ALL", next));
+    catch
 }
 
 /// Generates the state machine for a (valid) definition.
@@ -315,8 +333,12 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             None => Transition::end(),
         };
         let catch = match step.kind {
-            StepKind::Retriable => report_state(&step.name),
-            StepKind::Compensable | StepKind::Pivot => compensation_entry(definition, index),
+            StepKind::Retriable => catchers(report_state(&step.name), None),
+            StepKind::Compensable | StepKind::Pivot => {
+                let unread = StepFailure::invalid_input("");
+                let unread = entry(definition.compensations_for(index, &unread).next());
+                catchers(compensation_entry(definition, index), Some(unread))
+            }
         };
         let result_path = ResultPath::Path(format!("$.steps.{}", step.name));
         states.push((
@@ -332,7 +354,7 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             Some(previous) => compensate_state(&compensable[previous].name),
             None => COMPENSATED_STATE.to_owned(),
         };
-        let catch = report_state(&step.name);
+        let catch = catchers(report_state(&step.name), None);
         let state = task(
             saga,
             step,

@@ -193,8 +193,24 @@ impl SagaDefinition {
     /// the failed step itself first (if compensable and not opted out), then every earlier
     /// compensable step in reverse order.
     pub fn compensation_order(&self, failed: usize) -> impl Iterator<Item = &StepDefinition> {
+        self.compensations(failed, true)
+    }
+
+    /// The compensations to run when step `failed` failed for good with `failure`: as
+    /// [`compensation_order`](Self::compensation_order), without the failed step's own when
+    /// the failure [applied nothing](crate::StepFailure::applied_nothing) (the step could not
+    /// read its input).
+    pub fn compensations_for(
+        &self,
+        failed: usize,
+        failure: &crate::StepFailure,
+    ) -> impl Iterator<Item = &StepDefinition> {
+        self.compensations(failed, !failure.applied_nothing())
+    }
+
+    fn compensations(&self, failed: usize, own: bool) -> impl Iterator<Item = &StepDefinition> {
         let failed_step = &self.steps[failed];
-        let own = (failed_step.is_compensable() && failed_step.compensate_on_failure)
+        let own = (own && failed_step.is_compensable() && failed_step.compensate_on_failure)
             .then_some(failed_step);
         own.into_iter().chain(
             self.steps[..failed]

@@ -201,7 +201,7 @@ impl<'a> Driver<'a> {
 
     /// After a step failed for good: the next compensation in order, or the end.
     fn next_compensation(&self) -> SagaEvent {
-        let (failed, _) = self
+        let (failed, failure) = self
             .state
             .failed
             .as_ref()
@@ -216,7 +216,7 @@ impl<'a> Driver<'a> {
             };
         }
         match definition
-            .compensation_order(index)
+            .compensations_for(index, failure)
             .find(|step| !self.state.compensated.contains(&step.name))
         {
             Some(step) => SagaEvent::CompensationStarted {

@@ -258,6 +258,8 @@ impl Inner {
         input: Value,
     ) -> Result<SagaReport, ExecutorError> {
         let saga = self.saga(saga)?;
+        saga.check_input(&input)
+            .map_err(|reason| ExecutorError::InvalidInput { reason })?;
         let driver = Driver::start(self, saga, saga_id, input)?;
         driver.run().await
     }

@@ -197,7 +197,7 @@ pub fn invocation_notifications(
             if action == Action::Execute
                 && last_attempt
                 && step.kind != StepKind::Retriable
-                && definition.compensation_order(index).next().is_none()
+                && definition.compensations_for(index, error).next().is_none()
             {
                 notices.push(SagaNotification::SagaCompensated { saga, saga_id });
             }

@@ -8,7 +8,8 @@
 //! - **The command** ([`Command`], version [`COMMAND_VERSION`]): one per attempt of an action,
 //!   the message body on SQS or the payload of a directly invoked Lambda function.
 //! - **The answer**: `SendTaskSuccess` with the step's output, or `SendTaskFailure` with an
-//!   error name ([`ERROR_RETRYABLE`] or [`ERROR_TERMINAL`]) and the cause `code: message`
+//!   error name ([`ERROR_RETRYABLE`], [`ERROR_TERMINAL`], or [`ERROR_INVALID_INPUT`] for a
+//!   step that could not read its input) and the cause `code: message`
 //!   ([`StepFailure::to_task_failure`](crate::StepFailure::to_task_failure)). Step Functions
 //!   itself reports a task without an answer in time as [`ERROR_TIMEOUT`] (or
 //!   [`ERROR_HEARTBEAT_TIMEOUT`], which `States.Timeout` also matches in a `Retry`).
@@ -34,6 +35,13 @@ pub use trace::{TRACEPARENT_ATTRIBUTE, saga_span_id, trace_id, traceparent};
 pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
 /// The error a participant reports for a business rejection: not retried.
 pub const ERROR_TERMINAL: &str = "Saga.Terminal";
+/// The error a participant reports when the step could not read its input: not retried, and,
+/// since the step applied nothing, not compensated (its `Catch` skips its own compensation).
+pub const ERROR_INVALID_INPUT: &str = "Saga.InvalidInput";
+/// The code of a step failure whose step applied nothing because it could not read its input
+/// (the cause is `InvalidInput: ...`). A handler may return it too, for an input it refuses
+/// before doing anything.
+pub const INVALID_INPUT_CODE: &str = "InvalidInput";
 /// The error Step Functions reports for a task without an answer within `TimeoutSeconds` (and,
 /// in a `Retry` or `Catch`, also for one without a heartbeat within `HeartbeatSeconds`).
 pub const ERROR_TIMEOUT: &str = "States.Timeout";
