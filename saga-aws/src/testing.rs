@@ -9,7 +9,7 @@ pub mod conformance;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
@@ -53,10 +53,20 @@ impl Emulator {
     /// its state) and waits until it answers.
     pub fn start_on(port: u16) -> Result<Emulator, String> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/moto-server");
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg(&script)
             .arg(port.to_string())
-            .env("SAGA_EMULATOR_OWNER", std::process::id().to_string())
+            .env("SAGA_EMULATOR_OWNER", std::process::id().to_string());
+        // Installed once per target directory: the tests' own, whichever crate they belong to.
+        if std::env::var_os("SAGA_MOTO_VENV").is_none()
+            && let Some(venv) = std::env::current_exe()
+                .ok()
+                .and_then(|exe| venv_beside(&exe))
+        {
+            command.env("SAGA_MOTO_VENV", venv);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -144,6 +154,15 @@ impl Emulator {
     }
 }
 
+/// `<target>/moto-venv` for a binary built under `<target>` (a test in `<target>/debug/deps`,
+/// an example in `<target>/debug/examples`): the directory that holds cargo's `CACHEDIR.TAG`.
+fn venv_beside(exe: &Path) -> Option<PathBuf> {
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(|target| target.join("moto-venv"))
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let Ok(child) = self.child.get_mut() else {
@@ -160,5 +179,27 @@ impl Drop for Emulator {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_venv_goes_in_the_target_directory_of_the_binary() {
+        let root = std::env::temp_dir().join(format!("saga-venv-{}", std::process::id()));
+        let target = root.join("other-crate/target");
+        std::fs::create_dir_all(target.join("debug/deps")).unwrap();
+        std::fs::write(
+            target.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        )
+        .unwrap();
+        let found = venv_beside(&target.join("debug/deps/e2e-0123"));
+        let none = venv_beside(&root.join("elsewhere/bin/tool"));
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found, Some(target.join("moto-venv")));
+        assert_eq!(none, None);
     }
 }

@@ -1,0 +1,134 @@
+//! The emulator's launcher (`saga-aws/emulator/moto-server`) as the tests and a user's scripts
+//! run it: it stops with its owner when it has one, and otherwise runs until it is stopped.
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use saga_aws::testing::Emulator;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/moto-server");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn answers(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Whether `check` holds within `seconds`, looking every 100 ms.
+fn within(seconds: u64, check: impl Fn() -> bool) -> bool {
+    (0..seconds * 10).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        check()
+    })
+}
+
+/// The venv the tests of this crate use (`Emulator::shared` installs it).
+fn venv() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .expect("a test runs from under its target directory");
+    target.join("moto-venv")
+}
+
+/// The emulator never outlives the process that started it: here the "test process" is a
+/// `sleep` that ends after a second, and the server must stop soon after.
+#[test]
+fn the_emulator_exits_when_its_owner_exits() {
+    Emulator::shared(); // installs moto if needed, so the start below is quick
+    let mut owner = Command::new("sleep").arg("2").spawn().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/moto-server");
+    let mut server = Command::new("bash")
+        .arg(script)
+        .arg(port.to_string())
+        .env("SAGA_EMULATOR_OWNER", owner.id().to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let answers = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        answers()
+    });
+    assert!(up, "the emulator did not start on port {port}");
+    owner.wait().unwrap();
+    let down = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !answers()
+    });
+    // The server goes first, then its script: give the script a moment to end by itself.
+    for _ in 0..50 {
+        if server.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    assert!(down, "the emulator outlived its owner");
+    let status = server.wait().unwrap();
+    assert!(
+        status.success() || status.code().is_some(),
+        "the script ended: {status}"
+    );
+}
+
+/// Stops the launcher with this process id when dropped, also when the test fails.
+struct Launcher(u32);
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// Started by hand (no owner), from a script that goes on or a shell that exits, the emulator
+/// runs until its launcher is stopped. It used to watch the shell that started it and die
+/// with it.
+#[test]
+fn started_by_hand_it_outlives_its_shell_until_it_is_stopped() {
+    Emulator::shared(); // installs moto if needed, so the start below is quick
+    let port = free_port();
+    // A shell starts it in the background, prints its process id and exits at once.
+    let started = Command::new("bash")
+        .arg("-c")
+        .arg(format!("bash {SCRIPT} {port} >/dev/null 2>&1 & echo $!"))
+        .env_remove("SAGA_EMULATOR_OWNER")
+        .env("SAGA_MOTO_VENV", venv())
+        .output()
+        .unwrap();
+    let pid: u32 = String::from_utf8_lossy(&started.stdout)
+        .trim()
+        .parse()
+        .expect("the launcher's process id");
+    let launcher = Launcher(pid);
+    assert!(
+        within(30, || answers(port)),
+        "the emulator did not start on port {port}"
+    );
+    // Its shell is long gone: it goes on answering.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        answers(port),
+        "the emulator died with the shell that started it"
+    );
+    drop(launcher);
+    assert!(
+        within(10, || !answers(port)),
+        "the emulator outlived its stopped launcher"
+    );
+}
