@@ -248,7 +248,7 @@ proptest! {
 
     /// Retry arithmetic: on the paused clock, the wait before retry n is exactly
     /// `IntervalSeconds * BackoffRate^(n-1)` capped by `MaxDelaySeconds` (at most that with FULL
-    /// jitter), and a lost answer costs exactly the step's timeout.
+    /// jitter), and a lost answer costs exactly the step's heartbeat.
     #[test]
     fn retry_delays_follow_the_policy(case in case(1, 12)) {
         let ledger = Arc::new(Ledger::default());
@@ -274,8 +274,15 @@ proptest! {
                 }
                 (SagaEvent::StepStarted { step, .. }, SagaEvent::StepFailed { error, .. })
                 | (SagaEvent::CompensationStarted { step, .. }, SagaEvent::CompensationFailed { error, .. }) => {
-                    let timeout = Duration::from_secs(shape(step).timeout.into());
-                    let want = if error.kind == saga::FailureKind::Timeout { timeout } else { Duration::ZERO };
+                    // No answer costs the step's heartbeat (nothing heartbeats a lost command);
+                    // a handler that hangs, its timeout.
+                    let seconds = |s: u32| Duration::from_secs(s.into());
+                    let heartbeat = saga::StepDefinition::default_heartbeat(shape(step).timeout);
+                    let want = match (error.kind, error.code.as_str()) {
+                        (saga::FailureKind::Timeout, "HeartbeatTimeout") => seconds(heartbeat),
+                        (saga::FailureKind::Timeout, _) => seconds(shape(step).timeout),
+                        _ => Duration::ZERO,
+                    };
                     prop_assert_eq!(gap, want, "invocation time of {:?}", pair[1].event);
                     None
                 }

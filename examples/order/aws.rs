@@ -21,7 +21,10 @@ pub async fn run_on_aws(
         .role_arn(role)
         .deploy()
         .await?;
-    println!("state machine {} ({:?})", deployed.arn(), deployed.change());
+    let change = deployed
+        .change()
+        .expect("a deploy creates, updates or keeps");
+    println!("state machine {} ({change:?})", deployed.arn());
     // Each service would run its own worker; here one process runs all three.
     let workers = deployed
         .spawn_workers_with(|worker| worker.wait_time(std::time::Duration::from_secs(1)))

@@ -426,3 +426,44 @@ async fn a_terminal_failure_compensates_and_ends_as_compensated() {
     };
     assert_eq!(failure.kind, FailureKind::Terminal);
 }
+
+/// A command nobody answers or heartbeats ends at `HeartbeatSeconds`, and the trace says so:
+/// it used to read "no answer within TimeoutSeconds".
+#[tokio::test]
+async fn a_task_without_a_heartbeat_is_reported_as_such() {
+    let s = setup().await;
+    let mut definition = s.definition.clone();
+    definition.steps[0].set_timing(Some(30), Some(2));
+    let machine = s.sfn.deploy(&definition, &s.bindings).await.unwrap();
+    let execution = s
+        .sfn
+        .start(&machine.arn, "order-silent", &json!({ "order_id": "o-5" }))
+        .await
+        .unwrap();
+    let unanswered = next_command(&s).await;
+    assert_eq!(unanswered["step"], "reserve");
+    // Its own compensation comes next: answer it, and the saga ends.
+    let command = next_command(&s).await;
+    assert_eq!(command["action"], "compensate");
+    answer(&s, command["task_token"].as_str().unwrap(), "{}")
+        .await
+        .unwrap();
+    let end = wait_for_end(&s, &execution.arn).await;
+    assert_eq!(end.error.as_deref(), Some("Saga.Compensated"), "{end:?}");
+    let trace = s.sfn.trace(&execution.arn).await.unwrap();
+    let InvocationResult::Failed(failure) = &trace.0[0].result else {
+        panic!("{trace:?}")
+    };
+    assert_eq!(
+        (
+            failure.kind,
+            failure.code.as_str(),
+            failure.message.as_str()
+        ),
+        (
+            FailureKind::Timeout,
+            "HeartbeatTimeout",
+            "no heartbeat within 2s"
+        )
+    );
+}

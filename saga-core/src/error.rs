@@ -222,6 +222,17 @@ impl StepFailure {
         }
     }
 
+    /// The failure for a task without a heartbeat within `seconds` (`HeartbeatSeconds`): its
+    /// command was lost, waited too long in the queue, or its answer was lost. Retried like a
+    /// timeout.
+    pub fn heartbeat_timeout(seconds: u32) -> Self {
+        Self {
+            kind: FailureKind::Timeout,
+            code: "HeartbeatTimeout".to_owned(),
+            message: format!("no heartbeat within {seconds}s"),
+        }
+    }
+
     /// The failure for a handler that panicked: retryable, since a panic is a bug in one
     /// invocation, not a business decision.
     pub fn panicked(message: impl Into<String>) -> Self {

@@ -76,13 +76,19 @@ impl fmt::Display for Outcome {
             Outcome::Compensated { failed_step, error } => {
                 write!(f, "compensated after step `{failed_step}` failed: {error}")
             }
+            // After the pivot nothing is compensated: the step itself is stuck.
             Outcome::CompensationFailed {
                 step,
-                action,
+                action: Action::Execute,
                 error,
             } => write!(
                 f,
-                "COMPENSATION FAILED: {action} of step `{step}` gave up ({error}); \
+                "STUCK: step `{step}` gave up after the pivot ({error}); nothing can be \
+                 compensated past the pivot, so the saga needs an operator"
+            ),
+            Outcome::CompensationFailed { step, error, .. } => write!(
+                f,
+                "COMPENSATION FAILED: the compensation of step `{step}` gave up ({error}); \
                  the saga needs an operator"
             ),
         }
@@ -188,4 +194,34 @@ pub struct SagaReport {
     pub trace: Trace,
     /// The final saga document: the input, `steps` with every output, and `error` if it failed.
     pub output: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stuck(action: Action) -> String {
+        Outcome::CompensationFailed {
+            step: "ship".into(),
+            action,
+            error: StepFailure::from_task_failure("Saga.Retryable", "Busy: carrier down"),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_step_stuck_after_the_pivot_is_not_called_a_failed_compensation() {
+        let after_pivot = stuck(Action::Execute);
+        assert!(!after_pivot.contains("COMPENSATION"), "{after_pivot}");
+        assert!(
+            after_pivot.contains("step `ship` gave up after the pivot"),
+            "{after_pivot}"
+        );
+        assert!(after_pivot.contains("needs an operator"), "{after_pivot}");
+        let compensation = stuck(Action::Compensate);
+        assert!(
+            compensation.starts_with("COMPENSATION FAILED: the compensation of step `ship`"),
+            "{compensation}"
+        );
+    }
 }

@@ -371,3 +371,54 @@ async fn a_late_execute_of_a_step_never_compensated_runs() {
         "the first late copy ran, the second found its answer"
     );
 }
+
+/// A command that is never answered is never heartbeaten either: it fails at the step's
+/// heartbeat, as on Step Functions, and says so; a handler that hangs (its participant
+/// heartbeats while it runs) fails at the timeout.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_command_fails_at_the_heartbeat_and_a_hanging_handler_at_the_timeout() {
+    use saga_core::testing::FaultPlan;
+    let (hanging, _) = scripted(|attempt| match attempt {
+        1 => Behaviour::Hang(Duration::from_secs(3600)),
+        _ => Behaviour::Succeed,
+    });
+    let saga = Saga::builder("s")
+        .pivot("lost", ok())
+        .timeout(Duration::from_secs(10))
+        .heartbeat(Duration::from_secs(4))
+        .retry(RetryPolicy::new(1).interval_seconds(1))
+        .retriable("hangs", hanging)
+        .timeout(Duration::from_secs(10))
+        .heartbeat(Duration::from_secs(4))
+        .retry(RetryPolicy::new(1).interval_seconds(1))
+        .build()
+        .unwrap();
+    let plan = FaultPlan::new().time_out("lost", Action::Execute, 1);
+    let executor = InMemoryExecutor::builder().saga(saga).faults(plan).build();
+    let started = tokio::time::Instant::now();
+    let report = executor.run("s", "id", &json!({})).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed);
+    let failures: Vec<(&str, &str, &str)> = report
+        .trace
+        .0
+        .iter()
+        .filter_map(|i| match &i.result {
+            InvocationResult::Failed(f) => {
+                Some((i.step.as_str(), f.code.as_str(), f.message.as_str()))
+            }
+            InvocationResult::Succeeded => None,
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            ("lost", "HeartbeatTimeout", "no heartbeat within 4s"),
+            ("hangs", "Timeout", "no answer within 10s")
+        ]
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(4 + 1 + 10 + 1),
+        "the heartbeat, a retry, the timeout, a retry"
+    );
+}

@@ -62,6 +62,37 @@ pub(super) fn document_from_history(events: &[HistoryEvent]) -> Option<serde_jso
         .and_then(|input| serde_json::from_str(input).ok())
 }
 
+/// The timing of the task that runs now.
+#[derive(Debug, Default)]
+struct TaskTiming {
+    timeout_seconds: u32,
+    heartbeat_seconds: u32,
+    /// When it was scheduled, in seconds since the epoch.
+    scheduled_at: f64,
+}
+
+impl TaskTiming {
+    /// Which of its limits the task ran into: the heartbeat when the history says so
+    /// (`States.HeartbeatTimeout`) or when it ended before `TimeoutSeconds` had passed (a
+    /// `States.Timeout` there can only be the heartbeat's: the local emulator reports both so),
+    /// else the timeout.
+    fn timed_out(&self, event: &HistoryEvent) -> StepFailure {
+        let error = event
+            .task_timed_out_event_details
+            .as_ref()
+            .and_then(|d| d.error.as_deref());
+        let elapsed = event.timestamp.as_secs_f64() - self.scheduled_at;
+        let before_timeout = elapsed < f64::from(self.timeout_seconds) - 0.05;
+        if error == Some(saga_core::protocol::ERROR_HEARTBEAT_TIMEOUT)
+            || (self.heartbeat_seconds > 0 && before_timeout)
+        {
+            StepFailure::heartbeat_timeout(self.heartbeat_seconds)
+        } else {
+            StepFailure::timeout(self.timeout_seconds)
+        }
+    }
+}
+
 /// Reads invocations off an execution history: each Task state entered is a step's action
 /// (`<step>`) or compensation (`<step>.compensate`); each attempt ends in TaskSucceeded,
 /// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut.
@@ -69,17 +100,19 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
     let mut invocations = Vec::new();
     let mut current: Option<(String, Action)> = None;
     let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
-    // The running task's `TimeoutSeconds`, for the failure of a task that timed out.
-    let mut timeout_seconds = 0;
+    // The running task's `TimeoutSeconds`, `HeartbeatSeconds` and start, for the failure of a
+    // task that timed out.
+    let mut task = TaskTiming::default();
     for event in events {
         match event.r#type {
             HistoryEventType::TaskScheduled => {
-                timeout_seconds = event
-                    .task_scheduled_event_details
-                    .as_ref()
-                    .and_then(|d| d.timeout_in_seconds)
-                    .and_then(|t| u32::try_from(t).ok())
-                    .unwrap_or(0);
+                let details = event.task_scheduled_event_details.as_ref();
+                let seconds = |s: Option<i64>| s.and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+                task = TaskTiming {
+                    timeout_seconds: seconds(details.and_then(|d| d.timeout_in_seconds)),
+                    heartbeat_seconds: seconds(details.and_then(|d| d.heartbeat_in_seconds)),
+                    scheduled_at: event.timestamp.as_secs_f64(),
+                };
             }
             HistoryEventType::TaskStateEntered => current = invocation_entered(event),
             HistoryEventType::TaskSucceeded
@@ -93,7 +126,7 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
                 let result = match event.r#type {
                     HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
                     HistoryEventType::TaskTimedOut => {
-                        InvocationResult::Failed(StepFailure::timeout(timeout_seconds))
+                        InvocationResult::Failed(task.timed_out(event))
                     }
                     _ => {
                         let details = event.task_failed_event_details.as_ref();

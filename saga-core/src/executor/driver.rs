@@ -2,7 +2,6 @@
 //! the effect it stands for, log it. The phase comes from the log's transition table, so a
 //! resumed saga continues exactly where the log says it stopped.
 
-use std::future::pending;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -292,11 +291,18 @@ impl<'a> Driver<'a> {
         let fault = self
             .faults
             .and_then(|plan| plan.effect(&step.name, action, attempt));
+        // A command nobody answers is not heartbeaten either (a participant heartbeats only
+        // while it runs the handler), so on AWS its task ends at `HeartbeatSeconds`, before
+        // `TimeoutSeconds`.
+        let unanswered = || async {
+            tokio::time::sleep(Duration::from_secs(step.heartbeat_seconds.into())).await;
+            Err::<Value, _>(StepFailure::heartbeat_timeout(step.heartbeat_seconds))
+        };
         let answer = async {
             match fault {
                 None => deliver().await,
                 Some(FaultEffect::Fail(error)) => Err(error.clone().into()),
-                Some(FaultEffect::Timeout) => pending().await,
+                Some(FaultEffect::Timeout) => unanswered().await,
                 Some(FaultEffect::Late) => {
                     if action == Action::Execute {
                         self.late
@@ -304,11 +310,11 @@ impl<'a> Driver<'a> {
                             .unwrap_or_else(|poisoned| poisoned.into_inner())
                             .push((index, attempt, self.document.clone()));
                     }
-                    pending().await
+                    unanswered().await
                 }
                 Some(FaultEffect::LoseAnswer) => {
                     let _lost = deliver().await;
-                    pending().await
+                    unanswered().await
                 }
                 Some(FaultEffect::Duplicate) => {
                     let _first = deliver().await;
