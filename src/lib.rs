@@ -114,11 +114,14 @@ pub use saga_aws as aws;
 ///
 /// # What it checks at compile time
 ///
-/// Unknown or duplicate keys; duplicate step names; names invalid as Step Functions state
-/// names; a step before the pivot without compensation; a compensation on the pivot or a
-/// retriable step; two pivots; retry values outside ASL's ranges; a heartbeat not below the
-/// timeout; a compensation whose signature does not fit its step; the state machine's limits.
-/// Every error points at the token at fault, and all are reported at once.
+/// Unknown or duplicate keys (with "did you mean" for a near miss); duplicate step names;
+/// names invalid as Step Functions state names; a step before the pivot without compensation;
+/// a compensation on the pivot or a retriable step; two pivots; retry values outside ASL's
+/// ranges; durations without a unit (with what to write); a heartbeat not below the timeout;
+/// an async method that is neither a step nor a compensation; a compensation that names no
+/// method, or whose parameters do not fit its step (the compiler compares the types, so an
+/// alias or `std::option::Option<T>` is the same type); the state machine's limits. Every
+/// error points at the token at fault, and all are reported at once.
 ///
 /// # What it generates
 ///

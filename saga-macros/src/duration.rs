@@ -19,20 +19,33 @@ pub(crate) fn parse_seconds(text: &str) -> Result<u64, String> {
         let number: u128 = rest[..digits]
             .parse()
             .map_err(|_| format!("`{text}` is too large"))?;
+        let digits_text = &rest[..digits];
         rest = &rest[digits..];
+        let spaces = rest.chars().take_while(|c| *c == ' ').count();
+        rest = &rest[spaces..];
         let unit_len = rest.chars().take_while(char::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale: u128 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "" => return Err(format!("`{text}` needs a unit: ms, s, m, h or d")),
-            other => {
+            "ms" if spaces == 0 => 1,
+            "s" if spaces == 0 => 1_000,
+            "m" if spaces == 0 => 60_000,
+            "h" if spaces == 0 => 3_600_000,
+            "d" if spaces == 0 => 86_400_000,
+            "" => {
                 return Err(format!(
-                    "unknown unit `{other}` in `{text}`; use ms, s, m, h or d"
+                    "`{text}` needs a unit: write \"{digits_text}s\" for {digits_text} seconds \
+                     (units: ms, s, m, h, d)"
+                ));
+            }
+            other => {
+                let advice = match meant_unit(other) {
+                    Some(unit) => format!("write \"{digits_text}{unit}\""),
+                    None => "use ms, s, m, h or d".to_owned(),
+                };
+                return Err(format!(
+                    "`{other}` is not a unit in `{text}`; {advice}, without a space \
+                     (units: ms, s, m, h, d, combined as in \"1h30m\")"
                 ));
             }
         };
@@ -47,6 +60,18 @@ pub(crate) fn parse_seconds(text: &str) -> Result<u64, String> {
         ));
     }
     u64::try_from(millis / 1_000).map_err(|_| format!("`{text}` is too large"))
+}
+
+/// The unit a word for one stands for: `seconds` is `s`.
+fn meant_unit(word: &str) -> Option<&'static str> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
+        "s" | "sec" | "secs" | "second" | "seconds" => "s",
+        "m" | "min" | "mins" | "minute" | "minutes" => "m",
+        "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+        "d" | "day" | "days" => "d",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -70,11 +95,18 @@ mod tests {
                 .contains("whole number of seconds")
         );
         assert!(parse_seconds("30").unwrap_err().contains("needs a unit"));
+        assert!(parse_seconds("30").unwrap_err().contains("write \"30s\""));
         assert!(
             parse_seconds("3w")
                 .unwrap_err()
-                .contains("unknown unit `w`")
+                .contains("`w` is not a unit")
         );
+        assert!(
+            parse_seconds("30 seconds")
+                .unwrap_err()
+                .contains("write \"30s\", without a space")
+        );
+        assert!(parse_seconds("5 m").unwrap_err().contains("write \"5m\""));
         assert!(parse_seconds("").unwrap_err().contains("empty"));
         assert!(
             parse_seconds("s")

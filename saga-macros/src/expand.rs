@@ -122,8 +122,30 @@ fn generate(ast: &SagaAst) -> TokenStream {
         let handle = quote!(#wrapper(::std::sync::Arc::clone(&this)));
         match (step.kind, &step.compensate) {
             (StepKind::Compensable, Some(compensation)) => {
+                // The step's input and output go in at the spans of the compensation's own
+                // parameters, so a type that does not fit is reported there, by the compiler,
+                // which also knows an alias or `std::option::Option<T>` for the same type.
+                let (input_span, output_span) = ast
+                    .methods
+                    .iter()
+                    .find(|m| m.sig.ident == *compensation)
+                    .map(|m| {
+                        let typed: Vec<_> = m
+                            .sig
+                            .inputs
+                            .iter()
+                            .filter_map(|arg| match arg {
+                                syn::FnArg::Typed(t) => Some(t.ty.span()),
+                                syn::FnArg::Receiver(_) => None,
+                            })
+                            .collect();
+                        (typed[1], typed[2])
+                    })
+                    .unwrap_or((compensation.span(), compensation.span()));
+                let input = quote_spanned!(input_span=> input);
+                let output = quote_spanned!(output_span=> output);
                 let compensate = quote_spanned! {compensation.span()=>
-                    <#self_ty>::#compensation(&self.0, cx, input, output)
+                    <#self_ty>::#compensation(&self.0, cx, #input, #output)
                 };
                 wrappers.push(quote! {
                     impl #private::Compensable for #wrapper {

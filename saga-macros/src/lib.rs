@@ -10,6 +10,7 @@ mod duration;
 mod expand;
 mod model;
 mod parse;
+mod suggest;
 mod symbol;
 mod validate;
 

@@ -242,6 +242,15 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
                     Expr::Path(path) if path.path.get_ident().is_some() => {
                         step.compensate = path.path.get_ident().cloned();
                     }
+                    // Quoted: say how to write it, and go on with the method it names, so
+                    // that no other rule reports it missing.
+                    Expr::Lit(ExprLit { lit: Lit::Str(lit), .. })
+                        if syn::parse_str::<Ident>(&lit.value()).is_ok() =>
+                    {
+                        let name = lit.value();
+                        cx.error_spanned_by(lit, format!("`compensate` takes the method itself, not a string: write `compensate = {name}`"));
+                        step.compensate = Some(Ident::new(&name, lit.span()));
+                    }
                     _ => cx.error_spanned_by(&expr, "`compensate` names a method of this impl block: `compensate = release_stock`"),
                 }
             }
@@ -320,10 +329,11 @@ fn known_key(
     let found = allowed.iter().find(|k| meta.path.is_ident(k)).copied();
     if found.is_none() {
         let name = meta.path.to_token_stream().to_string().replace(' ', "");
+        let hint = crate::suggest::did_you_mean(&name, allowed.iter().copied());
         cx.error_spanned_by(
             &meta.path,
             format!(
-                "unknown key `{name}` in {what}; expected one of: {}",
+                "unknown key `{name}` in {what}{hint}; expected one of: {}",
                 allowed.join(", ")
             ),
         );
@@ -375,8 +385,23 @@ fn lit_u32(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<u32>> {
 }
 
 fn duration(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Spanned2<u64>>> {
-    let Some(lit) = lit_str(cx, meta)? else {
-        return Ok(None);
+    let key = meta.path.to_token_stream().to_string();
+    let expr: Expr = meta.value()?.parse()?;
+    let lit = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => lit,
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
+            let n = int.base10_digits();
+            cx.error_spanned_by(&int, format!("a duration is a string with its unit: write `{key} = \"{n}s\"` for {n} seconds (units: ms, s, m, h, d)"));
+            return Ok(None);
+        }
+        other => {
+            cx.error_spanned_by(&other, format!("a duration is a string with its unit: write e.g. `{key} = \"30s\"` (units: ms, s, m, h, d)"));
+            return Ok(None);
+        }
     };
     match parse_seconds(&lit.value()) {
         Ok(seconds) => Ok(Some(Spanned2 {

@@ -6,11 +6,10 @@ use std::collections::HashMap;
 
 use quote::ToTokens;
 use saga_core::{Action, StepKind, analysis, check_name, check_participant, check_step_name};
-use syn::Type;
 
 use crate::ctxt::Ctxt;
 use crate::model;
-use crate::parse::{SagaAst, StepAst, method_arguments, result_ok_type};
+use crate::parse::{SagaAst, StepAst, method_arguments};
 use crate::symbol::*;
 
 pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
@@ -74,6 +73,8 @@ fn every_async_method_has_a_role(cx: &Ctxt, ast: &SagaAst) {
                 .steps
                 .iter()
                 .any(|s| s.compensate.as_ref() == Some(ident))
+            // The method a misspelt `compensate = ...` meant: that error says so already.
+            || misspelt_compensations(ast).any(|(_, meant)| meant == ident.to_string())
         {
             continue;
         }
@@ -139,7 +140,9 @@ fn at_most_one_pivot(cx: &Ctxt, ast: &SagaAst) {
     }
 }
 
-// Steps before the pivot are compensable and steps after it retriable.
+// Steps before the pivot are compensable and steps after it retriable. Each step is judged
+// by where it stands against the pivot alone, so one misplaced step does not make its
+// correct neighbours look wrong.
 fn kinds_are_in_order(cx: &Ctxt, ast: &SagaAst) {
     let pivot = ast.steps.iter().position(|s| s.kind == StepKind::Pivot);
     for (index, step) in ast.steps.iter().enumerate() {
@@ -155,10 +158,14 @@ fn kinds_are_in_order(cx: &Ctxt, ast: &SagaAst) {
                 );
             }
             StepKind::Compensable => {
-                if let Some(earlier) = ast.steps[..index]
-                    .iter()
-                    .find(|s| s.kind != StepKind::Compensable)
-                {
+                // After the pivot, or (without one) after a retriable step.
+                let earlier = match pivot {
+                    Some(p) => (p < index).then(|| &ast.steps[p]),
+                    None => ast.steps[..index]
+                        .iter()
+                        .find(|s| s.kind == StepKind::Retriable),
+                };
+                if let Some(earlier) = earlier {
                     cx.error_spanned_by(
                         &step.kind_tokens,
                         format!(
@@ -205,8 +212,21 @@ fn only_compensable_steps_have_compensation_keys(cx: &Ctxt, ast: &SagaAst) {
     }
 }
 
-fn same_type(a: &Type, b: &Type) -> bool {
-    a.to_token_stream().to_string() == b.to_token_stream().to_string()
+/// Each `compensate = name` that names no method, with the method it most likely meant.
+fn misspelt_compensations(ast: &SagaAst) -> impl Iterator<Item = (&syn::Ident, String)> {
+    let methods: Vec<String> = ast
+        .methods
+        .iter()
+        .map(|m| m.sig.ident.to_string())
+        .collect();
+    ast.steps.iter().filter_map(move |step| {
+        let name = step.compensate.as_ref()?;
+        if methods.iter().any(|m| name == m) {
+            return None;
+        }
+        let meant = crate::suggest::closest(&name.to_string(), methods.iter().map(String::as_str))?;
+        Some((name, meant.to_owned()))
+    })
 }
 
 /// A type as a person writes it (`serde_json::Value`, not `serde_json :: Value`).
@@ -229,10 +249,17 @@ fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
             continue;
         };
         let Some(method) = ast.methods.iter().find(|m| m.sig.ident == *name) else {
+            let methods = ast
+                .methods
+                .iter()
+                .map(|m| m.sig.ident.to_string())
+                .collect::<Vec<_>>();
+            let hint =
+                crate::suggest::did_you_mean(&name.to_string(), methods.iter().map(String::as_str));
             cx.error_spanned_by(
                 name,
                 format!(
-                    "no method `{name}` in this impl block to compensate step `{}`",
+                    "no method `{name}` in this impl block to compensate step `{}`{hint}",
                     step.name.value
                 ),
             );
@@ -248,35 +275,10 @@ fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
             "the compensation of step `{}` is `async fn {name}(&self, cx: &StepContext<'_>, input: {input}, output: Option<{output}>) -> Result<(), StepError>`",
             step.name.value
         );
-        let Some(args) = method_arguments(cx, method, 3, &shape) else {
-            continue;
-        };
-        if !same_type(&args[1], &signature.input) {
-            cx.error_spanned_by(
-                &args[1],
-                format!(
-                    "this input does not fit step `{}`, whose input is `{input}`: {shape}",
-                    step.name.value
-                ),
-            );
-        }
-        let expected_output: Type = syn::parse_quote!(Option<#output_tokens>);
-        if !same_type(&args[2], &expected_output) {
-            cx.error_spanned_by(
-                &args[2],
-                format!(
-                    "this output does not fit step `{}`, whose output is `{output}`: {shape}",
-                    step.name.value
-                ),
-            );
-        }
-        match result_ok_type(&method.sig.output) {
-            Some(Type::Tuple(t)) if t.elems.is_empty() => {}
-            _ => cx.error_spanned_by(
-                &method.sig.output,
-                format!("must return `Result<(), StepError>`: {shape}"),
-            ),
-        }
+        // The types themselves are the compiler's to compare (an alias, or
+        // `std::option::Option<T>`, is the same type): the generated call passes the step's
+        // input and output at the spans of these arguments (see `expand`).
+        method_arguments(cx, method, 3, &shape);
     }
 }
 

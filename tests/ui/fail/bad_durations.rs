@@ -9,6 +9,9 @@ impl S {
 
     #[retriable(timeout = "3w", retry(max_delay = 60))]
     async fn ship(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    #[retriable(timeout = "30 seconds", heartbeat = 10)]
+    async fn notify(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
 
 fn main() {}

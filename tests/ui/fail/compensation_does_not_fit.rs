@@ -9,9 +9,6 @@ impl S {
 
     async fn release(&self, _cx: &StepContext<'_>, _i: String, _o: Option<u64>) -> Result<u8, StepError> { Ok(0) }
 
-    #[compensable(compensate = missing)]
-    async fn hold(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
-
     #[pivot]
     async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
