@@ -74,7 +74,7 @@ fn every_async_method_has_a_role(cx: &Ctxt, ast: &SagaAst) {
                 .iter()
                 .any(|s| s.compensate.as_ref() == Some(ident))
             // The method a misspelt `compensate = ...` meant: that error says so already.
-            || misspelt_compensations(ast).any(|(_, meant)| meant == ident.to_string())
+            || misspelt_compensations(ast).any(|(_, meant)| *ident == meant)
         {
             continue;
         }
