@@ -1,6 +1,9 @@
-//! The participant's side of one invocation: claim the idempotency key, run the handler with
-//! panics caught, record the outcome. Both engines deliver every command through
-//! [`run_idempotent`], so a duplicate never applies an effect twice on either.
+//! The participant's side of one invocation, the one path of both engines: [`invoke`] builds
+//! the step's context, claims the idempotency key, runs the handler with panics caught and
+//! bounded by the step's timeout, records the outcome ([`run_idempotent`]) and refuses an
+//! output Step Functions could not carry. The in-memory executor and the AWS participants
+//! (SQS worker, Lambda) call it for every command, so a duplicate never applies an effect
+//! twice on either, and both answer alike.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -11,8 +14,11 @@ use serde_json::Value;
 
 use crate::error::{FailureKind, StepError, StepFailure};
 use crate::idempotency::{
-    Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lock, PayloadHash, StoredOutcome,
+    Action, Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, Lock, PayloadHash,
+    StoredOutcome,
 };
+use crate::saga::Saga;
+use crate::step::StepContext;
 
 /// The failure codes [`run_idempotent`] answers with when the store, not the handler, decides.
 pub mod codes {
@@ -27,6 +33,63 @@ pub mod codes {
     pub const COMPENSATED: &str = "Compensated";
     /// The idempotency store failed (retryable).
     pub const STORE: &str = "IdempotencyStore";
+    /// The output (or the saga document it grows) is over Step Functions' 256 KiB (terminal,
+    /// as `States.DataLimitExceeded` on AWS).
+    pub const DATA_LIMIT_EXCEEDED: &str = "DataLimitExceeded";
+}
+
+/// One invocation of a step's action or compensation, as both engines hand it to [`invoke`].
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The saga.
+    pub saga: &'a Saga,
+    /// The step's index in the saga.
+    pub index: usize,
+    /// The saga instance.
+    pub saga_id: &'a str,
+    /// Execute or compensate.
+    pub action: Action,
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// The saga document the step reads its input from.
+    pub document: &'a Value,
+    /// For a compensation, the failure that started it.
+    pub error: Option<&'a StepFailure>,
+}
+
+/// Runs one invocation: the step's context, then [`run_idempotent`] with the step's timeout
+/// as the lease, then the payload limit on the output (a terminal `DataLimitExceeded`, as Step
+/// Functions would refuse it, before it is answered).
+pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Value, StepFailure> {
+    let step = &call.saga.definition().steps[call.index];
+    let handler = call.saga.handler_at(call.index);
+    let key = IdempotencyKey::new(call.saga_id, &step.name, call.action);
+    let cx = StepContext::new(
+        call.saga.name(),
+        call.saga_id,
+        &step.name,
+        call.action,
+        call.attempt,
+        &key,
+        call.error,
+        call.document,
+    );
+    let lease = Duration::from_secs(step.timeout_seconds.into());
+    let output = run_idempotent(store, &key, call.document, lease, async {
+        match call.action {
+            Action::Execute => handler.execute(&cx).await,
+            Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
+        }
+    })
+    .await?;
+    if let Err(e) = crate::analysis::check_payload("the step's output", &output) {
+        return Err(failure(
+            FailureKind::Terminal,
+            codes::DATA_LIMIT_EXCEEDED,
+            e.to_string(),
+        ));
+    }
+    Ok(output)
 }
 
 /// Runs `handler` at most once per idempotency key and returns its answer.
@@ -323,5 +386,56 @@ mod tests {
             (err.kind, err.code.as_str()),
             (FailureKind::Terminal, codes::KEY_REUSED)
         );
+    }
+
+    /// A step that says which document it read and returns `size` bytes.
+    struct Sized(usize);
+
+    impl crate::Step for Sized {
+        type Input = Value;
+        type Output = String;
+
+        async fn execute(&self, cx: &StepContext<'_>, input: Value) -> Result<String, StepError> {
+            assert_eq!((cx.step(), cx.attempt()), ("big", 2));
+            assert_eq!(input["order"], "o-1");
+            Ok("x".repeat(self.0))
+        }
+    }
+
+    #[tokio::test]
+    async fn invoke_runs_the_step_once_and_refuses_an_output_step_functions_cannot_carry() {
+        let saga = crate::Saga::builder("s")
+            .pivot("big", Sized(300 * 1024))
+            .build()
+            .unwrap();
+        let store = InMemoryIdempotencyStore::new();
+        let document = serde_json::json!({ "order": "o-1" });
+        let call = Call {
+            saga: &saga,
+            index: 0,
+            saga_id: "s-1",
+            action: Action::Execute,
+            attempt: 2,
+            document: &document,
+            error: None,
+        };
+        for _ in 0..2 {
+            let err = invoke(&store, call).await.unwrap_err();
+            assert_eq!(
+                (err.kind, err.code.as_str()),
+                (FailureKind::Terminal, codes::DATA_LIMIT_EXCEEDED),
+                "{err}"
+            );
+        }
+        let small = crate::Saga::builder("s")
+            .pivot("big", Sized(3))
+            .build()
+            .unwrap();
+        let call = Call {
+            saga: &small,
+            saga_id: "s-2",
+            ..call
+        };
+        assert_eq!(invoke(&store, call).await, Ok(Value::from("xxx")));
     }
 }

@@ -9,11 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use saga_core::analysis::check_payload;
-use saga_core::participant::{codes, run_idempotent};
-use saga_core::{
-    Action, FailureKind, IdempotencyKey, IdempotencyStore, Saga, StepContext, StepFailure,
-};
+use saga_core::participant::{Call, codes, invoke};
+use saga_core::{Action, IdempotencyKey, IdempotencyStore, Saga, StepFailure};
 use serde_json::Value;
 
 use crate::error::AwsError;
@@ -268,29 +265,21 @@ impl Participant {
                 return Disposition::Unanswered(error);
             }
         }
-        let handler = saga.handler_at(index);
-        let key = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
         let error = command
             .input
             .get("error")
             .and_then(StepFailure::from_asl_error);
-        let cx = StepContext::new(
-            saga.name(),
-            &command.saga_id,
-            &command.step,
-            command.action,
-            command.attempt(),
-            &key,
-            error.as_ref(),
-            &command.input,
-        );
-        let lease = Duration::from_secs(step.timeout_seconds.into());
-        let run = run_idempotent(&*self.store, &key, &command.input, lease, async {
-            match command.action {
-                Action::Execute => handler.execute(&cx).await,
-                Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
-            }
-        });
+        // The one invocation path, the in-memory executor's too.
+        let call = Call {
+            saga: &saga,
+            index,
+            saga_id: &command.saga_id,
+            action: command.action,
+            attempt: command.attempt(),
+            document: &command.input,
+            error: error.as_ref(),
+        };
+        let run = invoke(&*self.store, call);
         // While the handler runs, tell Step Functions it is alive.
         let beat = Duration::from_secs(u64::from(step.heartbeat_seconds).div_ceil(2).max(1));
         let mut run = pin!(run);
@@ -304,15 +293,6 @@ impl Participant {
                 }
             }
         };
-        // Refused before it is sent: Step Functions carries at most 256 KiB.
-        let answer = answer.and_then(|output| match check_payload("the step's output", &output) {
-            Ok(()) => Ok(output),
-            Err(e) => Err(StepFailure {
-                kind: FailureKind::Terminal,
-                code: "DataLimitExceeded".into(),
-                message: e.to_string(),
-            }),
-        });
         let span = tracing::Span::current();
         if !span.is_disabled() {
             span.record(

@@ -13,10 +13,9 @@ use crate::error::{FailureKind, StepFailure};
 use crate::fault::{FaultEffect, FaultPlan};
 use crate::idempotency::{Action, IdempotencyKey};
 use crate::log::{LogRecord, Phase, SagaEvent, SagaState};
-use crate::participant::run_idempotent;
+use crate::participant::{Call, codes, invoke, run_idempotent};
 use crate::report::{Outcome, SagaReport};
 use crate::saga::Saga;
-use crate::step::StepContext;
 
 pub(super) struct Driver<'a> {
     exec: &'a Inner,
@@ -234,7 +233,7 @@ impl<'a> Driver<'a> {
         if bytes > MAX_PAYLOAD_BYTES {
             return Err(StepFailure {
                 kind: FailureKind::Terminal,
-                code: "DataLimitExceeded".to_owned(),
+                code: codes::DATA_LIMIT_EXCEEDED.to_owned(),
                 message: format!(
                     "the output of `{step}` grows the saga document to {bytes} bytes; Step \
                      Functions carries at most {MAX_PAYLOAD_BYTES}"
@@ -262,32 +261,23 @@ impl<'a> Driver<'a> {
         attempt: u32,
     ) -> Result<Value, StepFailure> {
         let step = &self.saga.definition().steps[index];
-        let handler = self.saga.handler_at(index);
         let key = IdempotencyKey::new(self.saga_id, &step.name, action);
-        let error = match action {
-            Action::Execute => None,
-            Action::Compensate => self.state.failed.as_ref().map(|(_, e)| e),
-        };
-        let cx = StepContext::new(
-            self.saga.name(),
-            self.saga_id,
-            &step.name,
+        let call = Call {
+            saga: self.saga,
+            index,
+            saga_id: self.saga_id,
             action,
             attempt,
-            &key,
-            error,
-            &self.document,
-        );
+            document: &self.document,
+            error: match action {
+                Action::Execute => None,
+                Action::Compensate => self.state.failed.as_ref().map(|(_, e)| e),
+            },
+        };
         let timeout = Duration::from_secs(step.timeout_seconds.into());
         let store = &*self.exec.store;
-        let deliver = || {
-            run_idempotent(store, &key, &self.document, timeout, async {
-                match action {
-                    Action::Execute => handler.execute(&cx).await,
-                    Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
-                }
-            })
-        };
+        // The one invocation path, the AWS participants' too.
+        let deliver = || invoke(store, call);
         let fault = self
             .faults
             .and_then(|plan| plan.effect(&step.name, action, attempt));
@@ -363,24 +353,16 @@ impl<'a> Driver<'a> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
         for (index, attempt, document) in held {
-            let step = &self.saga.definition().steps[index];
-            let handler = self.saga.handler_at(index);
-            let key = IdempotencyKey::new(self.saga_id, &step.name, Action::Execute);
-            let cx = StepContext::new(
-                self.saga.name(),
-                self.saga_id,
-                &step.name,
-                Action::Execute,
+            let call = Call {
+                saga: self.saga,
+                index,
+                saga_id: self.saga_id,
+                action: Action::Execute,
                 attempt,
-                &key,
-                None,
-                &document,
-            );
-            let timeout = Duration::from_secs(step.timeout_seconds.into());
-            let _ = run_idempotent(&*self.exec.store, &key, &document, timeout, async {
-                handler.execute(&cx).await
-            })
-            .await;
+                document: &document,
+                error: None,
+            };
+            let _ = invoke(&*self.exec.store, call).await;
         }
     }
 
