@@ -24,6 +24,8 @@
 //!   implied, not exported: no process holds a saga for its whole life.
 //! - `testing`: `testing::Emulator`, a moto server per test process (all of the above).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod config;
 #[cfg(feature = "sqs")]
 mod deployed;

@@ -62,6 +62,8 @@
 //!   timeouts, lost answers, duplicate deliveries, panics, crashes at a log position) and the
 //!   `IdempotencyStore` contract tests.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod analysis;
 pub mod asl;
 pub mod cloudformation;
