@@ -50,9 +50,23 @@ impl fmt::Display for Action {
 /// let key = IdempotencyKey::new("order-17", "charge_payment", Action::Execute);
 /// assert_eq!(key.as_str(), "order-17/charge_payment/execute");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct IdempotencyKey(String);
+///
+/// Shared, not copied: a clone (the store keeps the key of every record, its eviction queue
+/// and each lease one more) costs a reference count, not an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdempotencyKey(std::sync::Arc<str>);
+
+impl Serialize for IdempotencyKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdempotencyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|key| Self(key.into()))
+    }
+}
 
 impl IdempotencyKey {
     /// The key of `action` of `step` in saga `saga_id`.
@@ -63,7 +77,7 @@ impl IdempotencyKey {
         key.push_str(step);
         key.push('/');
         key.push_str(action.as_str());
-        Self(key)
+        Self(key.into())
     }
 
     /// The key as text.
@@ -90,7 +104,7 @@ impl IdempotencyKey {
     /// ```
     pub fn execute_key(&self) -> Option<IdempotencyKey> {
         let stem = self.0.strip_suffix("/compensate")?;
-        Some(Self(format!("{stem}/execute")))
+        Some(Self(format!("{stem}/execute").into()))
     }
 }
 
