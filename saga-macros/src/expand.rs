@@ -8,8 +8,9 @@ use saga_core::{Participant, RetryPolicy, SagaDefinition, StepDefinition, StepKi
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
+use crate::ast::SagaAst;
 use crate::ctxt::Ctxt;
-use crate::parse::{self, SagaAst};
+use crate::parse;
 use crate::{model, validate};
 
 /// `#[saga(args)] item`: the expansion, or the item (without step attributes) plus every error.

@@ -1,10 +1,12 @@
 //! `#[saga]`: declare a saga once, on an impl block whose async methods are its steps.
 //!
-//! The attribute is re-exported as `saga::saga`; see its documentation there. The pipeline:
-//! `parse` (attributes and signatures into an ast), `validate` (one function per rule, every
-//! error spanned on the token at fault, all reported at once), `expand` (the `Step` wrappers,
-//! `definition()` and `into_saga()`).
+//! The attribute is re-exported as `saga::saga`; see its documentation there. The pipeline, in
+//! serde_derive's shape: `parse` (attributes and signatures into the `ast`, errors collected in
+//! a `Ctxt` that must be checked), `validate` (one function per rule, every error spanned on
+//! the token at fault, all reported at once), `expand` (the `Step` wrappers, `definition()` and
+//! `into_saga()`).
 
+mod ast;
 mod ctxt;
 mod duration;
 mod expand;

@@ -3,7 +3,7 @@
 
 use saga_core::{JitterStrategy, Participant, RetryPolicy, SagaDefinition, StepDefinition};
 
-use crate::parse::{RetryAst, SagaAst};
+use crate::ast::{RetryAst, SagaAst};
 
 fn apply(policy: &mut RetryPolicy, ast: &RetryAst) {
     if let Some(v) = ast.max_attempts {
@@ -41,7 +41,7 @@ pub(crate) fn definition(ast: &SagaAst) -> SagaDefinition {
             if let Some(retry) = &step.compensation_retry {
                 apply(&mut definition.compensation_retry, &retry.value);
             }
-            let seconds = |d: &Option<crate::parse::Spanned2<u64>>| {
+            let seconds = |d: &Option<crate::ast::WithTokens<u64>>| {
                 d.as_ref()
                     .map(|d| u32::try_from(d.value).unwrap_or(u32::MAX))
             };

@@ -13,62 +13,10 @@ use syn::{
     PathArguments, ReturnType, Type,
 };
 
+use crate::ast::{RetryAst, SagaAst, Signature, StepAst, WithTokens};
 use crate::ctxt::Ctxt;
 use crate::duration::parse_seconds;
 use crate::symbol::*;
-
-/// A value with the tokens it came from (for spans).
-pub(crate) struct Spanned2<T> {
-    pub(crate) value: T,
-    pub(crate) tokens: TokenStream,
-}
-
-/// `#[saga(...)]` on an inherent impl block.
-pub(crate) struct SagaAst {
-    pub(crate) self_ty: Type,
-    pub(crate) name: Spanned2<String>,
-    pub(crate) version: u32,
-    pub(crate) steps: Vec<StepAst>,
-    /// Every method of the impl block, for compensation lookup.
-    pub(crate) methods: Vec<ImplItemFn>,
-    /// The impl block with the step attributes removed.
-    pub(crate) item: ItemImpl,
-}
-
-/// `retry(...)` or `compensation_retry(...)`.
-#[derive(Default)]
-pub(crate) struct RetryAst {
-    pub(crate) max_attempts: Option<u32>,
-    pub(crate) interval: Option<u32>,
-    pub(crate) backoff_rate: Option<f64>,
-    pub(crate) max_delay: Option<u32>,
-    pub(crate) jitter: Option<JitterStrategy>,
-}
-
-/// A step's signature, read off its method.
-pub(crate) struct Signature {
-    pub(crate) input: Type,
-    pub(crate) output: Type,
-}
-
-/// A method with `#[compensable]`, `#[pivot]` or `#[retriable]`.
-pub(crate) struct StepAst {
-    pub(crate) kind: StepKind,
-    /// The attribute's path, e.g. `pivot` (errors about the kind point here).
-    pub(crate) kind_tokens: TokenStream,
-    pub(crate) method: Ident,
-    pub(crate) signature: Option<Signature>,
-    pub(crate) name: Spanned2<String>,
-    pub(crate) participant: Option<Spanned2<saga_core::Participant>>,
-    pub(crate) timeout: Option<Spanned2<u64>>,
-    pub(crate) heartbeat: Option<Spanned2<u64>>,
-    pub(crate) retry: Option<Spanned2<RetryAst>>,
-    pub(crate) compensation_retry: Option<Spanned2<RetryAst>>,
-    pub(crate) compensate: Option<Ident>,
-    pub(crate) compensate_on_failure: Option<bool>,
-    /// Keys given, with their tokens.
-    pub(crate) keys: Vec<(&'static str, TokenStream)>,
-}
 
 fn kind_of(attr: &syn::Attribute) -> Option<StepKind> {
     let path = attr.path();
@@ -107,7 +55,7 @@ pub(crate) fn saga(cx: &Ctxt, args: TokenStream, mut item: ItemImpl) -> Option<S
             .map(|s| snake_case(&s.ident.to_string())),
         _ => None,
     };
-    let mut name = Spanned2 {
+    let mut name = WithTokens {
         value: default_name.unwrap_or_default(),
         tokens: self_ty.to_token_stream(),
     };
@@ -125,7 +73,7 @@ pub(crate) fn saga(cx: &Ctxt, args: TokenStream, mut item: ItemImpl) -> Option<S
         match key {
             NAME => {
                 if let Some(lit) = lit_str(cx, &meta)? {
-                    name = Spanned2 {
+                    name = WithTokens {
                         value: lit.value(),
                         tokens: lit.to_token_stream(),
                     };
@@ -185,7 +133,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
     let mut step = StepAst {
         kind,
         kind_tokens: attr.path().to_token_stream(),
-        name: Spanned2 {
+        name: WithTokens {
             value: method_name.to_string(),
             tokens: method_name.to_token_stream(),
         },
@@ -216,7 +164,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
         match key {
             NAME => {
                 if let Some(lit) = lit_str(cx, &meta)? {
-                    step.name = Spanned2 { value: lit.value(), tokens: lit.to_token_stream() };
+                    step.name = WithTokens { value: lit.value(), tokens: lit.to_token_stream() };
                 }
             }
             PARTICIPANT | LAMBDA => {
@@ -229,7 +177,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
                     if step.participant.is_some() {
                         cx.error_spanned_by(&meta.path, "give either `participant` or `lambda`, not both");
                     }
-                    step.participant = Some(Spanned2 { value, tokens: lit.to_token_stream() });
+                    step.participant = Some(WithTokens { value, tokens: lit.to_token_stream() });
                 }
             }
             TIMEOUT => step.timeout = duration(cx, &meta)?,
@@ -271,7 +219,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
     step
 }
 
-fn retry(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned2<RetryAst>> {
+fn retry(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<WithTokens<RetryAst>> {
     let mut ast = RetryAst::default();
     let mut seen = HashSet::new();
     let tokens = meta.path.to_token_stream();
@@ -312,7 +260,7 @@ fn retry(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned2<RetryAst
         }
         Ok(())
     })?;
-    Ok(Spanned2 { value: ast, tokens })
+    Ok(WithTokens { value: ast, tokens })
 }
 
 fn clamp_u32(seconds: u64) -> u32 {
@@ -384,7 +332,7 @@ fn lit_u32(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<u32>> {
     }
 }
 
-fn duration(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Spanned2<u64>>> {
+fn duration(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<WithTokens<u64>>> {
     let key = meta.path.to_token_stream().to_string();
     let expr: Expr = meta.value()?.parse()?;
     let lit = match expr {
@@ -404,7 +352,7 @@ fn duration(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Spanned
         }
     };
     match parse_seconds(&lit.value()) {
-        Ok(seconds) => Ok(Some(Spanned2 {
+        Ok(seconds) => Ok(Some(WithTokens {
             value: seconds,
             tokens: lit.to_token_stream(),
         })),

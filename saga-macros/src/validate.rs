@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use quote::ToTokens;
 use saga_core::{Action, StepKind, analysis, check_name, check_participant, check_step_name};
 
+use crate::ast::{SagaAst, StepAst};
 use crate::ctxt::Ctxt;
 use crate::model;
-use crate::parse::{SagaAst, StepAst, method_arguments};
+use crate::parse::method_arguments;
 use crate::symbol::*;
 
 pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
