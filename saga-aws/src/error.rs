@@ -2,6 +2,9 @@
 
 use thiserror::Error;
 
+/// An error of another crate, its type hidden: what [`AwsError`] keeps as its source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why an AWS call (or the work around it) failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -15,6 +18,9 @@ pub enum AwsError {
         code: String,
         /// The service's message.
         message: String,
+        /// The SDK's error, its type hidden (for `source()` chains and logs).
+        #[source]
+        source: Option<BoxError>,
     },
     /// No answer: connection refused, timeout, TLS, ... (`message` carries the cause).
     #[error("{operation} failed: {message}")]
@@ -23,6 +29,9 @@ pub enum AwsError {
         operation: &'static str,
         /// What went wrong, with its causes.
         message: String,
+        /// The SDK's error, its type hidden.
+        #[source]
+        source: BoxError,
     },
     /// A definition uses `${name}` without a value for it.
     #[error("the definition needs a value for `${{{name}}}` ({what}); bind it before deploying")]
@@ -107,7 +116,7 @@ impl AwsError {
     {
         use aws_smithy_runtime_api::client::result::SdkError;
         let status = error.raw_response().map(|r| r.status().as_u16());
-        match &error {
+        let ours = match &error {
             SdkError::ServiceError(service) => {
                 let err = service.err();
                 match err.code() {
@@ -120,15 +129,34 @@ impl AwsError {
                             }
                             _ => err.message().unwrap_or_default().to_owned(),
                         },
+                        source: None,
                     },
                     None => not_aws(operation, service.raw()),
                 }
             }
             SdkError::ResponseError(response) => not_aws(operation, response.raw()),
-            _ => AwsError::Transport {
+            _ => {
+                let message = chain(&error);
+                return AwsError::Transport {
+                    operation,
+                    message,
+                    source: Box::new(error),
+                };
+            }
+        };
+        match ours {
+            AwsError::Service {
                 operation,
-                message: chain(&error),
+                code,
+                message,
+                source: None,
+            } => AwsError::Service {
+                operation,
+                code,
+                message,
+                source: Some(Box::new(error)),
             },
+            other => other,
         }
     }
 }
@@ -157,6 +185,7 @@ fn not_aws(
         } else {
             format!("not an AWS answer: {body}")
         },
+        source: None,
     }
 }
 
@@ -196,6 +225,28 @@ fn without_request_dump(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SDK's error stays the source: its chain is there for whoever walks it.
+    #[cfg(feature = "sfn")]
+    #[tokio::test]
+    async fn an_unanswered_call_keeps_the_sdk_error_as_its_source() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_sdk_sfn::config::SharedCredentialsProvider::new(
+                aws_sdk_sfn::config::Credentials::new("a", "b", None, None, "test"),
+            ))
+            .build();
+        let sent = aws_sdk_sfn::Client::new(&config)
+            .list_state_machines()
+            .send()
+            .await;
+        let error = AwsError::from_sdk("ListStateMachines", sent.unwrap_err());
+        assert!(error.is_unanswered(), "{error}");
+        let source = std::error::Error::source(&error).expect("a source");
+        assert!(!source.to_string().is_empty());
+    }
 
     #[test]
     fn a_bad_endpoint_is_named_without_the_request_dump() {

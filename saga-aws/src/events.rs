@@ -132,6 +132,7 @@ impl EventPublisher {
                     operation: "PutEvents",
                     code: "FailedEntries".into(),
                     message: format!("{} entries still failed: {reason}", failed.len()),
+                    source: None,
                 });
             }
             tracing::debug!(failed = failed.len(), %reason, "resending failed event entries");
@@ -233,6 +234,7 @@ impl EventBus {
                 operation: "PutTargets",
                 code: "FailedEntries".into(),
                 message: format!("{:?}", out.failed_entries),
+                source: None,
             });
         }
         Ok(())

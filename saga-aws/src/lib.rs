@@ -57,7 +57,7 @@ mod worker;
 pub use aws_config::SdkConfig;
 #[cfg(feature = "sqs")]
 pub use deployed::{DeployBuilder, DeployedSaga, ROLE_ENV, Workers};
-pub use error::AwsError;
+pub use error::{AwsError, BoxError};
 #[cfg(feature = "eventbridge")]
 pub use events::{
     EventBus, EventPublisher, MAX_ENTRY_BYTES, SOURCE, SagaNotification, invocation_notifications,

@@ -72,12 +72,13 @@ pub enum ExecutorError {
     #[error(transparent)]
     Log(#[from] LogError),
     /// The spawned task running the saga was cancelled or panicked.
-    #[error("the task running saga `{saga_id}` ended abnormally: {message}")]
+    #[error("the task running saga `{saga_id}` ended abnormally")]
     Task {
         /// The id.
         saga_id: String,
-        /// What the runtime said.
-        message: String,
+        /// What the runtime said: cancelled, or the panic.
+        #[source]
+        source: tokio::task::JoinError,
     },
 }
 
@@ -208,7 +209,7 @@ impl InMemoryExecutor {
             let result = task.await.unwrap_or_else(|e| {
                 Err(ExecutorError::Task {
                     saga_id: id.clone(),
-                    message: e.to_string(),
+                    source: e,
                 })
             });
             results.push((id, result));
