@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use saga::participant::{codes, run_idempotent};
+use saga::invocation::{codes, run_idempotent};
 use saga::testing::FaultPlan;
 use saga::{
     Action, ExecutorError, IdempotencyKey, InMemoryExecutor, InMemoryIdempotencyStore,

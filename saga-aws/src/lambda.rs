@@ -95,7 +95,7 @@ use saga_core::{IdempotencyStore, Saga};
 use serde_json::Value;
 
 use crate::error::AwsError;
-use crate::participant::{Delivery, Disposition, Participant};
+use crate::runner::{Delivery, Disposition, Runner};
 use crate::store::StoreChoice;
 
 /// Why a directly invoked command was not answered (see
@@ -156,7 +156,7 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
 /// ```
 #[derive(Debug)]
 pub struct LambdaParticipant {
-    participant: Participant,
+    participant: Runner,
 }
 
 /// Configures a [`LambdaParticipant`].
@@ -223,7 +223,7 @@ impl LambdaParticipantBuilder {
         let chosen = self
             .store
             .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
-        let participant = Participant::new(&self.config, self.sagas, chosen.store)
+        let participant = Runner::new(&self.config, self.sagas, chosen.store)
             .check_every_token(self.check_every_token);
         #[cfg(feature = "eventbridge")]
         let participant = match self.events {

@@ -39,10 +39,10 @@ pub mod lambda;
 mod metrics;
 #[cfg(feature = "opentelemetry")]
 mod otel;
-#[cfg(feature = "sfn")]
-mod participant;
 #[cfg(feature = "sqs")]
 mod queues;
+#[cfg(feature = "sfn")]
+mod runner;
 #[cfg(feature = "sfn")]
 mod state_machine;
 #[cfg(any(feature = "sqs", feature = "lambda"))]
@@ -64,14 +64,14 @@ pub use events::{
     run_notifications,
 };
 pub use metrics::RequestCounter;
-#[cfg(feature = "sfn")]
-pub use participant::Command;
 #[cfg(feature = "sqs")]
 pub use queues::{ParticipantQueue, QueueOptions, Queues, queue_name};
 #[cfg(feature = "sfn")]
+pub use runner::Command;
+#[cfg(feature = "sfn")]
 pub use state_machine::{
     Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions, Wait,
-    execution_arn, render, trace_from_history,
+    bound_definition, execution_arn, trace_from_history,
 };
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]
 pub use trigger::{Trigger, TriggerStats, execution_name as trigger_execution_name};

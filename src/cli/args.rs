@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub(super) struct Cli {
     #[command(subcommand)]
-    pub(super) command: Option<Command>,
+    pub(super) command: Option<Operation>,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -41,8 +41,10 @@ pub(super) enum TemplateFormat {
     Json,
 }
 
+// What the user asked the command line to do: one subcommand and its options. (A plain
+// comment: clap would show a doc comment in the help.)
 #[derive(Debug, Subcommand)]
-pub(super) enum Command {
+pub(super) enum Operation {
     /// Print the saga's state machine (Amazon States Language).
     #[command(
         after_help = "Examples:\n  order asl\n  order asl --bind InventoryQueueUrl=https://sqs.../inventory --bind ..."

@@ -34,7 +34,7 @@ mod worker;
 
 use print::{svg, trace_lines, watch, what};
 
-use args::{Cli, Command, GraphFormat, TemplateFormat, Which};
+use args::{Cli, GraphFormat, Operation, TemplateFormat, Which};
 
 /// A saga the command line knows: its declaration, and its handlers when it can run here.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ pub fn execute_with(
     let command = match cli.command {
         Some(command) => command,
         #[cfg(feature = "simulate")]
-        None => Command::Run(args::RunArgs::default()),
+        None => Operation::Run(args::RunArgs::default()),
         #[cfg(not(feature = "simulate"))]
         None => {
             use clap::CommandFactory;
@@ -187,7 +187,7 @@ pub fn execute_with(
     let runtime = match command {
         // In memory, on a paused clock: retries and timeouts take no time.
         #[cfg(feature = "simulate")]
-        Command::Run(_) => tokio::runtime::Builder::new_current_thread()
+        Operation::Run(_) => tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build(),
@@ -274,7 +274,7 @@ fn write(out: &mut dyn Write, text: impl std::fmt::Display) -> Result<(), Failur
     writeln!(out, "{text}").map_err(|e| Failure::Error(format!("cannot write the output: {e}")))
 }
 
-impl Command {
+impl Operation {
     async fn execute(
         self,
         sagas: &[Entry],
@@ -288,19 +288,20 @@ impl Command {
             }
         };
         match self {
-            Command::Asl { which, bindings } => {
+            Operation::Asl { which, bindings } => {
                 let entry = pick(sagas, &which)?;
                 let text = if bindings.is_empty() {
                     entry.definition.state_machine().to_json_pretty()
                 } else {
-                    let rendered = saga_aws::render(&entry.definition, &parse_bindings(&bindings)?)
-                        .map_err(aws)?;
+                    let rendered =
+                        saga_aws::bound_definition(&entry.definition, &parse_bindings(&bindings)?)
+                            .map_err(aws)?;
                     let value: Value = serde_json::from_str(&rendered).expect("rendered JSON");
                     serde_json::to_string_pretty(&value).expect("JSON")
                 };
                 write(out, text)?;
             }
-            Command::Graph { which, format } => {
+            Operation::Graph { which, format } => {
                 let machine = pick(sagas, &which)?.definition.state_machine();
                 let text = match format {
                     GraphFormat::Mermaid => saga_core::render::mermaid(&machine),
@@ -309,11 +310,11 @@ impl Command {
                 };
                 write(out, text.trim_end())?;
             }
-            Command::Cost { which } => {
+            Operation::Cost { which } => {
                 let machine = pick(sagas, &which)?.definition.state_machine();
                 write(out, saga_core::analysis::Cost::of(&machine))?;
             }
-            Command::Template {
+            Operation::Template {
                 which,
                 format,
                 trigger,
@@ -333,7 +334,7 @@ impl Command {
                 };
                 write(out, text.trim_end())?;
             }
-            Command::Deploy {
+            Operation::Deploy {
                 which,
                 create_queues,
                 bindings,
@@ -368,7 +369,7 @@ impl Command {
                     format!("state machine {} ({change:?})", deployed.arn()),
                 )?;
             }
-            Command::Start {
+            Operation::Start {
                 which,
                 id,
                 input: given,
@@ -391,7 +392,7 @@ impl Command {
                 };
                 write(out, format!("saga {id} {what}: {}", execution.arn))?;
             }
-            Command::Watch { which, id } => {
+            Operation::Watch { which, id } => {
                 let entry = pick(sagas, &which)?;
                 let config = config().await;
                 let deployed = DeployedSaga::find(&config, &entry.definition)
@@ -400,7 +401,7 @@ impl Command {
                 let outcome = watch(&deployed, &id, out).await?;
                 return Ok(exit_for(&outcome));
             }
-            Command::Status { which, id } => {
+            Operation::Status { which, id } => {
                 let entry = pick(sagas, &which)?;
                 let config = config().await;
                 let deployed = DeployedSaga::find(&config, &entry.definition)
@@ -434,7 +435,7 @@ impl Command {
                     )?,
                 }
             }
-            Command::Worker {
+            Operation::Worker {
                 which,
                 queue,
                 concurrency,
@@ -477,7 +478,7 @@ impl Command {
                 worker::run(&config, &sagas, urls, options, out).await?;
             }
             #[cfg(feature = "simulate")]
-            Command::Run(args) => {
+            Operation::Run(args) => {
                 let entry = pick(sagas, &args.which)?;
                 let saga = runnable(entry)?.clone();
                 let input = input(entry, args.input.as_deref())?;

@@ -192,7 +192,7 @@ impl StepFunctions {
         definition: &SagaDefinition,
         bindings: &Bindings,
     ) -> Result<Deployment, AwsError> {
-        let json = render(definition, bindings)?;
+        let json = bound_definition(definition, bindings)?;
         match self.find(&definition.name).await? {
             None => {
                 let created = self
@@ -460,7 +460,10 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
 }
 
 /// The definition JSON with every `${key}` replaced by its binding.
-pub fn render(definition: &SagaDefinition, bindings: &Bindings) -> Result<String, AwsError> {
+pub fn bound_definition(
+    definition: &SagaDefinition,
+    bindings: &Bindings,
+) -> Result<String, AwsError> {
     for (key, participant) in substitutions(definition) {
         if !bindings.contains_key(&key) {
             let what = match participant {

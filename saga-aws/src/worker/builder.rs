@@ -110,7 +110,7 @@ impl WorkerBuilder {
         let chosen = self
             .store
             .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
-        let mut participant = Participant::new(&self.config, self.sagas, chosen.store)
+        let mut participant = Runner::new(&self.config, self.sagas, chosen.store)
             .check_every_token(self.check_every_token);
         let mut sqs = aws_sdk_sqs::Client::new(&self.config);
         let mut sfn_interceptors = self.sfn_interceptors;

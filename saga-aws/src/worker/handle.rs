@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::{Inner, lock, queue};
 use crate::error::AwsError;
-use crate::participant::{Delivery, Disposition, name_in_url};
+use crate::runner::{Delivery, Disposition, name_in_url};
 
 pub(super) async fn handle(
     inner: &Inner,

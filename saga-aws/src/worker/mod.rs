@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 
 use crate::dynamodb::DynamoDbIdempotencyStore;
 use crate::error::AwsError;
-use crate::participant::Participant;
+use crate::runner::Runner;
 use crate::store::StoreChoice;
 
 pub use builder::WorkerBuilder;
@@ -78,7 +78,7 @@ struct Counters {
 struct Inner {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
-    participant: Participant,
+    participant: Runner,
     table: Option<DynamoDbIdempotencyStore>,
     concurrency: usize,
     wait_time: Duration,

@@ -12,8 +12,8 @@ use crate::definition::StepKind;
 use crate::error::{FailureKind, StepFailure};
 use crate::fault::{FaultEffect, FaultPlan};
 use crate::idempotency::{Action, IdempotencyKey};
+use crate::invocation::{Call, codes, invoke, run_idempotent};
 use crate::log::{LogRecord, Phase, SagaEvent, SagaState};
-use crate::participant::{Call, codes, invoke, run_idempotent};
 use crate::report::{Outcome, SagaReport};
 use crate::saga::Saga;
 
@@ -337,7 +337,7 @@ impl<'a> Driver<'a> {
         };
         // Formatted only when someone listens: this runs for every invocation.
         if !span.is_disabled() {
-            span.record("saga.outcome", crate::participant::span_outcome(&answer));
+            span.record("saga.outcome", crate::invocation::span_outcome(&answer));
         }
         answer
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use saga_core::participant::{Call, codes, invoke};
+use saga_core::invocation::{Call, codes, invoke};
 use saga_core::{Action, IdempotencyKey, IdempotencyStore, Saga, StepFailure};
 use serde_json::Value;
 
@@ -64,7 +64,7 @@ pub(crate) enum Disposition {
 
 /// Runs commands for the sagas it knows.
 #[derive(Debug)]
-pub(crate) struct Participant {
+pub(crate) struct Runner {
     sfn: aws_sdk_sfn::Client,
     sagas: HashMap<String, Arc<Saga>>,
     store: Arc<dyn IdempotencyStore>,
@@ -82,7 +82,7 @@ pub(crate) fn short(token: &str) -> &str {
         .map_or(token, |(i, _)| &token[..i])
 }
 
-impl Participant {
+impl Runner {
     pub(crate) fn new(
         config: &SdkConfig,
         sagas: HashMap<String, Arc<Saga>>,
@@ -295,10 +295,7 @@ impl Participant {
         };
         let span = tracing::Span::current();
         if !span.is_disabled() {
-            span.record(
-                "saga.outcome",
-                saga_core::participant::span_outcome(&answer),
-            );
+            span.record("saga.outcome", saga_core::invocation::span_outcome(&answer));
         }
         if let Err(failure) = &answer {
             match failure.code.as_str() {
