@@ -249,8 +249,12 @@ impl SagaDefinition {
         }
         let mut seen = HashSet::new();
         let mut pivot: Option<&str> = None;
-        let mut last_non_compensable: Option<&StepDefinition> = None;
-        for step in &self.steps {
+        let first_pivot = self.pivot();
+        let first_retriable = self
+            .steps
+            .iter()
+            .position(|s| s.kind == StepKind::Retriable);
+        for (index, step) in self.steps.iter().enumerate() {
             let name = &step.name;
             // Step names are identifiers: valid state names, usable in `$.steps.<name>`, and
             // free of the `.` that generated state names use.
@@ -275,24 +279,22 @@ impl SagaDefinition {
                 pivot = Some(name);
             }
             // Every step before the pivot is compensable, every step after it retriable:
-            // the kinds read compensable*, pivot?, retriable*.
-            if let Some(prev) = last_non_compensable {
-                let out_of_order = match step.kind {
-                    StepKind::Compensable => true,
-                    StepKind::Pivot => prev.kind == StepKind::Retriable,
-                    StepKind::Retriable => false,
-                };
-                if out_of_order {
-                    errors.push(DefinitionError::KindOutOfOrder {
-                        step: name.clone(),
-                        kind: step.kind,
-                        after: prev.name.clone(),
-                        after_kind: prev.kind,
-                    });
-                }
-            }
-            if step.kind != StepKind::Compensable {
-                last_non_compensable = Some(step);
+            // the kinds read compensable*, pivot?, retriable*. Each step is judged by where it
+            // stands against the pivot, so one misplaced step is one error: a compensable
+            // step after a misplaced retriable one, but before the pivot, is where it belongs.
+            let before = |i: Option<usize>| i.filter(|i| *i < index).map(|i| &self.steps[i]);
+            let out_of_order_after = match (step.kind, first_pivot) {
+                (StepKind::Compensable, Some(_)) => before(first_pivot),
+                (StepKind::Compensable, None) | (StepKind::Pivot, _) => before(first_retriable),
+                (StepKind::Retriable, _) => None,
+            };
+            if let Some(prev) = out_of_order_after {
+                errors.push(DefinitionError::KindOutOfOrder {
+                    step: name.clone(),
+                    kind: step.kind,
+                    after: prev.name.clone(),
+                    after_kind: prev.kind,
+                });
             }
             // Retry policies are within ASL's ranges.
             for action in [Action::Execute, Action::Compensate] {
@@ -398,6 +400,37 @@ mod tests {
         assert!(
             matches!(s.validate(), Err(DefinitionError::KindOutOfOrder { step, .. }) if step == "p")
         );
+    }
+
+    /// One misplaced step is one error: the correct compensable step between a misplaced
+    /// retriable step and the pivot is not reported too.
+    #[test]
+    fn a_misplaced_step_does_not_make_its_neighbours_wrong() {
+        let s = saga(vec![
+            step("r", StepKind::Retriable),
+            step("c", StepKind::Compensable),
+            step("p", StepKind::Pivot),
+        ]);
+        let kinds: Vec<String> = s
+            .violations()
+            .into_iter()
+            .filter_map(|e| match e {
+                DefinitionError::KindOutOfOrder { step, after, .. } => {
+                    Some(format!("{step}<{after}"))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["p<r"]);
+        let after_pivot = saga(vec![
+            step("p", StepKind::Pivot),
+            step("r", StepKind::Retriable),
+            step("c", StepKind::Compensable),
+        ]);
+        assert!(matches!(
+            after_pivot.validate(),
+            Err(DefinitionError::KindOutOfOrder { step, .. }) if step == "c"
+        ));
     }
 
     #[test]
