@@ -83,10 +83,8 @@ mod step;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use definition::{
-    DefinitionError, FORBIDDEN_NAME_CHARS, MAX_NAME_LEN, Participant, SagaDefinition,
-    StepDefinition, StepKind, check_name, check_participant, check_step_name,
-};
+pub use definition::names;
+pub use definition::{DefinitionError, Participant, SagaDefinition, StepDefinition, StepKind};
 pub use error::{ErrorKind, FailureKind, ResultExt, StepError, StepFailure};
 pub use executor::{ExecutorError, InMemoryExecutor, InMemoryExecutorBuilder, Observer};
 pub use idempotency::{
@@ -97,6 +95,10 @@ pub use log::{Finish, LogError, LogRecord, OutOfOrder, Phase, SagaEvent, SagaLog
 pub use report::{Invocation, InvocationResult, Outcome, SagaReport, Trace};
 pub use retry::{ASL_MAX_DELAY_SECONDS, ASL_MAX_INTEGER, JitterStrategy, RetryPolicy};
 pub use saga::{Saga, SagaBuilder, StepBuilder};
-pub use step::{
-    BoxFuture, Compensable, Step, StepContext, StepHandler, compensable_handler, forward_handler,
-};
+pub use step::{Compensable, Step, StepContext};
+
+/// The type-erased handlers the engines call, for a saga put together by hand
+/// ([`Saga::from_parts`]) or by the `#[saga]` macro: what a user of [`Saga::builder`] never writes.
+pub mod handler {
+    pub use crate::step::{BoxFuture, StepHandler, compensable_handler, forward_handler};
+}

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use quote::ToTokens;
-use saga_core::{Action, StepKind, analysis, check_name, check_participant, check_step_name};
+use saga_core::names::{check_name, check_participant, check_step_name};
+use saga_core::{Action, StepKind, analysis};
 
 use crate::ast::{SagaAst, StepAst};
 use crate::ctxt::Ctxt;

@@ -8,7 +8,8 @@ use thiserror::Error;
 
 use super::cost::Cost;
 use crate::asl::{State, StateMachine, generate, substitution_key};
-use crate::definition::{SagaDefinition, check_name};
+use crate::definition::SagaDefinition;
+use crate::definition::names::check_name;
 
 /// The largest definition Step Functions accepts, in bytes (1 MB).
 pub const MAX_DEFINITION_BYTES: usize = 1_048_576;

@@ -10,12 +10,10 @@ use crate::idempotency::Action;
 use crate::retry::{ASL_MAX_INTEGER, RetryPolicy};
 
 mod error;
-mod names;
+pub mod names;
 
 pub use error::DefinitionError;
-pub use names::{
-    FORBIDDEN_NAME_CHARS, MAX_NAME_LEN, check_name, check_participant, check_step_name,
-};
+use names::{check_name, check_participant, check_step_name};
 
 /// The role a step plays in the saga (Garcia-Molina's compensable / pivot / retriable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

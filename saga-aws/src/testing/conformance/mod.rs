@@ -55,11 +55,11 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use futures_util::future::join_all;
-use saga_core::BoxFuture;
+use saga_core::handler::{BoxFuture, StepHandler};
 use saga_core::testing::{FaultEffect, FaultPlan};
 use saga_core::{
     Action, InMemoryExecutor, Outcome, Participant, Saga, SagaDefinition, StepContext, StepError,
-    StepHandler, Trace,
+    Trace,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
