@@ -276,8 +276,10 @@ impl DeployedSaga {
         saga_id: &str,
         input: &I,
     ) -> Result<Execution, AwsError> {
-        let input = serde_json::to_value(input)
-            .map_err(|e| AwsError::InvalidInput(format!("cannot serialise the input: {e}")))?;
+        let input = serde_json::to_value(input).map_err(|source| AwsError::Serialize {
+            what: "the saga input",
+            source,
+        })?;
         if let Some(saga) = &self.saga {
             saga.check_input(&input).map_err(AwsError::InvalidInput)?;
         }

@@ -45,9 +45,36 @@ pub enum AwsError {
     /// it).
     #[error("{0}")]
     Config(String),
-    /// The saga cannot be started.
+    /// The saga cannot start on this input: not a JSON object, or its first step cannot read
+    /// it (the reason says which). Nothing was sent.
     #[error("invalid saga input: {0}")]
     InvalidInput(String),
+    /// A payload is over Step Functions' 256 KiB (the saga input, an output): refused before
+    /// it was sent.
+    #[error(transparent)]
+    TooLarge(#[from] saga_core::analysis::LimitError),
+    /// An event is over EventBridge's limit for one entry: refused before it was sent.
+    #[error("a {detail_type} event is {bytes} bytes; EventBridge takes at most {limit}")]
+    EventTooLarge {
+        /// The event's type.
+        detail_type: String,
+        /// Its size.
+        bytes: usize,
+        /// EventBridge's limit.
+        limit: usize,
+    },
+    /// A value could not be serialised as JSON (a saga input whose `Serialize` fails).
+    #[error("cannot serialise {what}")]
+    Serialize {
+        /// What it was.
+        what: &'static str,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A saga declaration was refused (a new name that is not valid, say).
+    #[error(transparent)]
+    Definition(#[from] saga_core::DefinitionError),
     /// An execution had not ended when its report was asked for, or within the wait given.
     #[error("the execution {execution} is still running (waited {waited:?})")]
     StillRunning {

@@ -77,11 +77,11 @@ impl EventPublisher {
             })
             .collect::<Vec<_>>();
         if let Some(big) = entries.iter().find(|e| entry_bytes(e) > MAX_ENTRY_BYTES) {
-            return Err(AwsError::InvalidInput(format!(
-                "a {} event is {} bytes; EventBridge takes at most {MAX_ENTRY_BYTES}",
-                big.detail_type().unwrap_or_default(),
-                entry_bytes(big)
-            )));
+            return Err(AwsError::EventTooLarge {
+                detail_type: big.detail_type().unwrap_or_default().to_owned(),
+                bytes: entry_bytes(big),
+                limit: MAX_ENTRY_BYTES,
+            });
         }
         let mut batch: Vec<PutEventsRequestEntry> = Vec::new();
         let mut bytes = 0;
@@ -270,7 +270,7 @@ mod tests {
             },
         };
         let err = publisher.publish(&[huge]).await.unwrap_err();
-        assert!(matches!(err, AwsError::InvalidInput(_)), "{err}");
+        assert!(matches!(err, AwsError::EventTooLarge { .. }), "{err}");
         assert!(err.to_string().contains("StepFailed"), "{err}");
     }
 

@@ -79,6 +79,23 @@ async fn a_deployed_saga_reports_what_the_in_memory_executor_reports() {
         "{other:?}"
     );
 
+    // An input over Step Functions' 256 KiB is refused before it is sent.
+    let big = found
+        .start("d-big", &json!({ "blob": "x".repeat(300 * 1024) }))
+        .await;
+    assert!(
+        matches!(&big, Err(AwsError::TooLarge(e)) if e.to_string().contains("262144")),
+        "{big:?}"
+    );
+    let none = found
+        .step_functions()
+        .describe(&found.execution_arn("d-big"))
+        .await;
+    assert_eq!(
+        none.err().as_ref().and_then(AwsError::code),
+        Some("ExecutionDoesNotExist")
+    );
+
     // No worker runs now: the wait gives up, and the saga goes on.
     found.start("d-2", &input).await.unwrap();
     let waited = found

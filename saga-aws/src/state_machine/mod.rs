@@ -290,8 +290,7 @@ impl StepFunctions {
                 "the saga input must be a JSON object".into(),
             ));
         }
-        saga_core::analysis::check_payload("the saga input", input)
-            .map_err(|e| AwsError::InvalidInput(e.to_string()))?;
+        saga_core::analysis::check_payload("the saga input", input)?;
         // The saga's root span: its trace id and span id are the ones the state machine puts
         // in every command's `traceparent`, so each participant's span joins this trace.
         let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();

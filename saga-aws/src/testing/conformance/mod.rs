@@ -383,10 +383,7 @@ impl Conformance {
             let saga_id = format!("case-{index}");
             // A name of its own, so that state machines never collide; both engines run the
             // saga under it (events carry it).
-            case.saga = case
-                .saga
-                .renamed(Emulator::unique("conformance"))
-                .map_err(|e| AwsError::InvalidInput(format!("cannot rename the saga: {e}")))?;
+            case.saga = case.saga.renamed(Emulator::unique("conformance"))?;
             let in_memory = in_memory(case.clone(), saga_id.clone()).await;
             let emulator = match unsupported(&case) {
                 Some(why) => Err(why),
