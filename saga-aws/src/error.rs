@@ -127,6 +127,10 @@ impl AwsError {
     /// Turns an SDK error into ours: the service's code and message when it answered (with the
     /// HTTP status of a refusal, 403, and of an answer that is no AWS error at all), the whole
     /// cause chain (`DisplayErrorContext`) on one line when it did not.
+    #[cfg_attr(
+        not(any(feature = "sfn", feature = "dynamodb", feature = "eventbridge")),
+        allow(dead_code, reason = "without a client feature no SDK call is made")
+    )]
     pub(crate) fn from_sdk<E>(
         operation: &'static str,
         error: aws_smithy_runtime_api::client::result::SdkError<
@@ -189,6 +193,10 @@ impl AwsError {
 }
 
 /// An answer that is no AWS error: its HTTP status and the start of its body.
+#[cfg_attr(
+    not(any(feature = "sfn", feature = "dynamodb", feature = "eventbridge")),
+    allow(dead_code, reason = "without a client feature no SDK call is made")
+)]
 fn not_aws(
     operation: &'static str,
     response: &aws_smithy_runtime_api::client::orchestrator::HttpResponse,
@@ -217,6 +225,10 @@ fn not_aws(
 }
 
 /// An error and its sources, one line: `outer: inner: innermost` (each message once).
+#[cfg_attr(
+    not(any(feature = "sfn", feature = "dynamodb", feature = "eventbridge")),
+    allow(dead_code, reason = "without a client feature no SDK call is made")
+)]
 fn chain(error: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![error.to_string()];
     let mut next = error.source();
@@ -233,6 +245,10 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// The SDK's message for an endpoint it cannot use carries a debug dump of the whole request
 /// (`failed to apply endpoint `X` to request `Request { ... }`: cause`); keep the endpoint and
 /// the cause.
+#[cfg_attr(
+    not(any(feature = "sfn", feature = "dynamodb", feature = "eventbridge")),
+    allow(dead_code, reason = "without a client feature no SDK call is made")
+)]
 fn without_request_dump(message: &str) -> String {
     const START: &str = "failed to apply endpoint `";
     let Some(at) = message.find(START) else {

@@ -41,7 +41,7 @@ mod metrics;
 mod otel;
 #[cfg(feature = "sqs")]
 mod queues;
-#[cfg(feature = "sfn")]
+#[cfg(any(feature = "sqs", feature = "lambda"))]
 mod runner;
 #[cfg(feature = "sfn")]
 mod state_machine;
@@ -67,7 +67,7 @@ pub use metrics::RequestCounter;
 #[cfg(feature = "sqs")]
 pub use queues::{ParticipantQueue, QueueOptions, Queues, queue_name};
 #[cfg(feature = "sfn")]
-pub use runner::Command;
+pub use saga_core::protocol::Command;
 #[cfg(feature = "sfn")]
 pub use state_machine::{
     Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions, Wait,

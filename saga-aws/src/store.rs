@@ -43,6 +43,13 @@ pub(crate) enum StoreChoice {
 #[derive(Debug)]
 pub(crate) struct ChosenStore {
     pub(crate) store: Arc<dyn IdempotencyStore>,
+    #[cfg_attr(
+        not(feature = "sqs"),
+        allow(
+            dead_code,
+            reason = "the Lambda participant's table is checked by its first use"
+        )
+    )]
     pub(crate) table: Option<DynamoDbIdempotencyStore>,
 }
 

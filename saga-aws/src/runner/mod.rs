@@ -18,7 +18,7 @@ use crate::error::AwsError;
 mod delivery;
 
 pub(crate) use delivery::Delivery;
-pub use saga_core::protocol::Command;
+use saga_core::protocol::Command;
 
 /// Why a command is moved to the dead-letter queue when its payload differs from the one first
 /// seen under its idempotency key (a tampered or mistaken copy; the real one is answered).
@@ -35,6 +35,7 @@ fn task_is_gone(error: &AwsError) -> bool {
 }
 
 /// The queue's name, the last segment of its URL.
+#[cfg(feature = "sqs")]
 pub(crate) fn name_in_url(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
@@ -107,6 +108,7 @@ impl Runner {
 
     /// Sends this participant's Step Functions requests through `interceptors` (a request
     /// counter; in the conformance harness, one that loses chosen answers).
+    #[cfg(feature = "sqs")]
     pub(crate) fn intercepting(
         mut self,
         config: &SdkConfig,
