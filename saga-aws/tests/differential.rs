@@ -309,6 +309,24 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
             run.applied
         );
     }
+    // A late execute of a step whose retry failed terminally finds that failure in the store
+    // and applies nothing: the saga ended without the effect, and nothing will undo one.
+    let late = paths
+        .iter()
+        .position(|p| p.ends_with("late-execute-after-terminal-failure.json"))
+        .expect("the corpus has the late execute after a terminal failure");
+    let verdict = verdicts
+        .iter()
+        .find(|v| v.index == late)
+        .expect("its verdict");
+    let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
+    for run in [&verdict.in_memory, emulator] {
+        assert!(
+            run.applied.is_empty(),
+            "a late execute ran after its step failed for good: {:?}",
+            run.applied
+        );
+    }
 }
 
 #[test]

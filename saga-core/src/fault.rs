@@ -18,7 +18,9 @@ use crate::idempotency::Action;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FaultEffect {
-    /// The participant answers this error without running the handler.
+    /// The handler answers this error without applying anything. It answers behind the
+    /// idempotency store, as a handler on AWS does: an outcome already stored for the key is
+    /// answered instead, and a terminal error is stored as the key's outcome.
     Fail(StepError),
     /// The command is lost: no answer, the step times out, the handler never runs.
     Timeout,

@@ -105,8 +105,13 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
                 }
                 // The generators make no late commands; held back, one is a timeout here.
                 Some(FaultEffect::Timeout | FaultEffect::Late) => Err(FailureKind::Timeout),
-                // A panic happens inside the participant, after the idempotency check.
-                Some(FaultEffect::Panic) if stored.contains(&(index, action)) => Ok(()),
+                // A panic and an injected failure happen inside the participant, after the
+                // idempotency check: a stored success is answered instead.
+                Some(FaultEffect::Panic | FaultEffect::Fail(_))
+                    if stored.contains(&(index, action)) =>
+                {
+                    Ok(())
+                }
                 Some(FaultEffect::Panic) => Err(FailureKind::Retryable),
                 Some(FaultEffect::Fail(error)) if error.is_terminal() => Err(FailureKind::Terminal),
                 Some(FaultEffect::Fail(_)) => Err(FailureKind::Retryable),

@@ -291,7 +291,15 @@ impl<'a> Driver<'a> {
         let answer = async {
             match fault {
                 None => deliver().await,
-                Some(FaultEffect::Fail(error)) => Err(error.clone().into()),
+                // Both happen inside the participant, behind its idempotency store, as on AWS:
+                // a stored outcome is answered instead, a terminal error is stored as the
+                // key's outcome (a late delivery finds it), a retryable one releases the key.
+                Some(FaultEffect::Fail(error)) => {
+                    run_idempotent(store, &key, &self.document, timeout, async {
+                        Err(error.clone())
+                    })
+                    .await
+                }
                 Some(FaultEffect::Timeout) => unanswered().await,
                 Some(FaultEffect::Late) => {
                     if action == Action::Execute {
