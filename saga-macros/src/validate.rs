@@ -2,32 +2,115 @@
 //! token at fault. The meat of the model rules (names, ranges) is saga-core's, so compile time
 //! and run time agree.
 
-use std::collections::HashMap;
-
 use quote::ToTokens;
-use saga_core::names::{check_name, check_participant, check_step_name};
-use saga_core::{Action, StepKind, analysis};
+use saga_core::names::check_name;
+use saga_core::{Action, DefinitionError, StepKind, analysis};
 
-use crate::ast::{SagaAst, StepAst};
+use crate::ast::SagaAst;
 use crate::ctxt::Ctxt;
 use crate::model;
 use crate::parse::method_arguments;
 use crate::symbol::*;
 
 pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
-    at_least_one_step(cx, ast);
+    definition_rules(cx, ast);
     every_async_method_has_a_role(cx, ast);
-    saga_name_is_valid(cx, ast);
-    step_names_are_identifiers(cx, ast);
-    step_names_are_unique(cx, ast);
-    at_most_one_pivot(cx, ast);
-    kinds_are_in_order(cx, ast);
     compensable_steps_name_a_compensation(cx, ast);
     only_compensable_steps_have_compensation_keys(cx, ast);
     compensations_fit_their_steps(cx, ast);
-    retry_policies_are_in_range(cx, ast);
-    heartbeat_is_below_timeout(cx, ast);
-    participants_are_valid(cx, ast);
+}
+
+/// The rules of the saga model are saga-core's ([`SagaDefinition::violations_by_step`]), so
+/// compile time and run time judge alike; each violation is put here on the token at fault,
+/// with what to write instead.
+///
+/// [`SagaDefinition::violations_by_step`]: saga_core::SagaDefinition::violations_by_step
+fn definition_rules(cx: &Ctxt, ast: &SagaAst) {
+    use DefinitionError as E;
+    for (index, error) in model::definition(ast).violations_by_step() {
+        let step = index.map(|i| &ast.steps[i]);
+        let (tokens, message) = match (&error, step) {
+            (E::NoSteps, _) => (
+                ast.self_ty.to_token_stream(),
+                "a saga needs at least one step: mark methods with #[compensable], #[pivot] or #[retriable]".to_owned(),
+            ),
+            (E::InvalidSagaName { name, reason }, _) => (
+                ast.name.tokens.clone(),
+                format!("invalid saga name `{name}`: {reason}"),
+            ),
+            (E::InvalidStepName { step: name, reason }, Some(step)) => (
+                step.name.tokens.clone(),
+                format!("invalid step name `{name}`: {reason}"),
+            ),
+            (E::DuplicateStep { step: name }, Some(step)) => {
+                let first = ast
+                    .steps
+                    .iter()
+                    .find(|s| s.name.value == *name)
+                    .map_or(&step.method, |s| &s.method);
+                (
+                    step.name.tokens.clone(),
+                    format!("duplicate step name `{name}`: method `{first}` already declares it"),
+                )
+            }
+            (E::SecondPivot { first, .. }, Some(step)) => (
+                step.kind_tokens.clone(),
+                format!("a saga has at most one pivot; `{first}` already is the pivot"),
+            ),
+            (E::RetriableBeforePivot { step: name, pivot }, Some(step)) => (
+                step.kind_tokens.clone(),
+                format!(
+                    "step `{name}` comes before the pivot `{pivot}` without a compensation: steps before the pivot must be #[compensable(compensate = ...)]"
+                ),
+            ),
+            (E::KindOutOfOrder { step: name, after, after_kind, .. }, Some(step)) => (
+                step.kind_tokens.clone(),
+                format!(
+                    "compensable step `{name}` comes after the {after_kind} step `{after}`: once the pivot succeeds the saga must complete, so later steps are #[retriable]"
+                ),
+            ),
+            (E::InvalidRetryPolicy { step: name, action, reason }, Some(step)) => {
+                let given = match action {
+                    Action::Execute => &step.retry,
+                    Action::Compensate => &step.compensation_retry,
+                };
+                (
+                    given.as_ref().map_or_else(|| step.kind_tokens.clone(), |g| g.tokens.clone()),
+                    format!("invalid retry policy on step `{name}`: {reason}"),
+                )
+            }
+            (E::InvalidTimeout { .. }, Some(step)) => (
+                step.timeout.as_ref().map_or_else(|| step.kind_tokens.clone(), |t| t.tokens.clone()),
+                "a timeout is 1s to 99999999s".to_owned(),
+            ),
+            (E::InvalidHeartbeat { step: name, heartbeat, timeout }, Some(step)) => (
+                step.heartbeat
+                    .as_ref()
+                    .or(step.timeout.as_ref())
+                    .map_or_else(|| step.kind_tokens.clone(), |d| d.tokens.clone()),
+                format!(
+                    "the heartbeat of step `{name}` ({heartbeat}s) must be positive and below its timeout ({timeout}s)"
+                ),
+            ),
+            (E::InvalidParticipant { step: name, reason }, Some(step)) => {
+                // A defaulted participant is the saga's name, already reported if invalid.
+                if step.participant.is_none() && check_name(&ast.name.value).is_err() {
+                    continue;
+                }
+                (
+                    step.participant
+                        .as_ref()
+                        .map_or_else(|| ast.name.tokens.clone(), |p| p.tokens.clone()),
+                    format!("invalid participant of step `{name}`: {reason}"),
+                )
+            }
+            (other, step) => (
+                step.map_or_else(|| ast.name.tokens.clone(), |s| s.kind_tokens.clone()),
+                other.to_string(),
+            ),
+        };
+        cx.error_spanned_by(tokens, message);
+    }
 }
 
 /// Limits are checked last, on a declaration that obeys every other rule.
@@ -52,17 +135,6 @@ fn step_tokens(ast: &SagaAst, name: &str) -> Option<proc_macro2::TokenStream> {
         .map(|s| s.name.tokens.clone())
 }
 
-// A saga has at least one step.
-fn at_least_one_step(cx: &Ctxt, ast: &SagaAst) {
-    if ast.steps.is_empty() {
-        cx.error_spanned_by(
-            &ast.self_ty,
-            "a saga needs at least one step: mark methods with #[compensable], #[pivot] or #[retriable]",
-        );
-    }
-}
-
-// The saga's name is a valid state machine name.
 // Every async method of the impl block is a step or a step's compensation: an async method
 // without a step attribute is most likely a step whose attribute was forgotten, and would
 // silently not run.
@@ -86,99 +158,6 @@ fn every_async_method_has_a_role(cx: &Ctxt, ast: &SagaAst) {
                 "async method `{ident}` is neither a step nor a step's compensation: mark it #[compensable(compensate = ...)], #[pivot] or #[retriable], name it in a step's `compensate = {ident}`, or move it to another `impl` block if it is a helper"
             ),
         );
-    }
-}
-
-fn saga_name_is_valid(cx: &Ctxt, ast: &SagaAst) {
-    if let Err(reason) = check_name(&ast.name.value) {
-        cx.error_spanned_by(
-            &ast.name.tokens,
-            format!("invalid saga name `{}`: {reason}", ast.name.value),
-        );
-    }
-}
-
-// Step names are identifiers valid as state names.
-fn step_names_are_identifiers(cx: &Ctxt, ast: &SagaAst) {
-    for step in &ast.steps {
-        if let Err(reason) = check_step_name(&step.name.value) {
-            cx.error_spanned_by(
-                &step.name.tokens,
-                format!("invalid step name `{}`: {reason}", step.name.value),
-            );
-        }
-    }
-}
-
-// Step names are unique.
-fn step_names_are_unique(cx: &Ctxt, ast: &SagaAst) {
-    let mut seen: HashMap<&str, &StepAst> = HashMap::new();
-    for step in &ast.steps {
-        if let Some(first) = seen.insert(&step.name.value, step) {
-            cx.error_spanned_by(
-                &step.name.tokens,
-                format!(
-                    "duplicate step name `{}`: method `{}` already declares it",
-                    step.name.value, first.method
-                ),
-            );
-        }
-    }
-}
-
-// At most one step is the pivot.
-fn at_most_one_pivot(cx: &Ctxt, ast: &SagaAst) {
-    let mut pivots = ast.steps.iter().filter(|s| s.kind == StepKind::Pivot);
-    if let Some(first) = pivots.next() {
-        for second in pivots {
-            cx.error_spanned_by(
-                &second.kind_tokens,
-                format!(
-                    "a saga has at most one pivot; `{}` already is the pivot",
-                    first.name.value
-                ),
-            );
-        }
-    }
-}
-
-// Steps before the pivot are compensable and steps after it retriable. Each step is judged
-// by where it stands against the pivot alone, so one misplaced step does not make its
-// correct neighbours look wrong.
-fn kinds_are_in_order(cx: &Ctxt, ast: &SagaAst) {
-    let pivot = ast.steps.iter().position(|s| s.kind == StepKind::Pivot);
-    for (index, step) in ast.steps.iter().enumerate() {
-        match step.kind {
-            StepKind::Retriable if pivot.is_some_and(|p| index < p) => {
-                let pivot = &ast.steps[pivot.unwrap_or_default()].name.value;
-                cx.error_spanned_by(
-                    &step.kind_tokens,
-                    format!(
-                        "step `{}` comes before the pivot `{pivot}` without a compensation: steps before the pivot must be #[compensable(compensate = ...)]",
-                        step.name.value
-                    ),
-                );
-            }
-            StepKind::Compensable => {
-                // After the pivot, or (without one) after a retriable step.
-                let earlier = match pivot {
-                    Some(p) => (p < index).then(|| &ast.steps[p]),
-                    None => ast.steps[..index]
-                        .iter()
-                        .find(|s| s.kind == StepKind::Retriable),
-                };
-                if let Some(earlier) = earlier {
-                    cx.error_spanned_by(
-                        &step.kind_tokens,
-                        format!(
-                            "compensable step `{}` comes after the {} step `{}`: once the pivot succeeds the saga must complete, so later steps are #[retriable]",
-                            step.name.value, earlier.kind, earlier.name.value
-                        ),
-                    );
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -281,80 +260,5 @@ fn compensations_fit_their_steps(cx: &Ctxt, ast: &SagaAst) {
         // `std::option::Option<T>`, is the same type): the generated call passes the step's
         // input and output at the spans of these arguments (see `expand`).
         method_arguments(cx, method, 3, &shape);
-    }
-}
-
-// Retry policies are within ASL's ranges.
-fn retry_policies_are_in_range(cx: &Ctxt, ast: &SagaAst) {
-    let definition = model::definition(ast);
-    for (step, declared) in ast.steps.iter().zip(&definition.steps) {
-        for (action, given) in [
-            (Action::Execute, &step.retry),
-            (Action::Compensate, &step.compensation_retry),
-        ] {
-            let Some(given) = given else { continue };
-            if let Err(reason) = declared.policy(action).check() {
-                cx.error_spanned_by(
-                    &given.tokens,
-                    format!(
-                        "invalid retry policy on step `{}`: {reason}",
-                        step.name.value
-                    ),
-                );
-            }
-        }
-    }
-}
-
-// TimeoutSeconds is positive and HeartbeatSeconds below it.
-fn heartbeat_is_below_timeout(cx: &Ctxt, ast: &SagaAst) {
-    let definition = model::definition(ast);
-    for (step, declared) in ast.steps.iter().zip(&definition.steps) {
-        if let Some(timeout) = &step.timeout
-            && (timeout.value == 0 || timeout.value > u64::from(saga_core::ASL_MAX_INTEGER))
-        {
-            cx.error_spanned_by(&timeout.tokens, "a timeout is 1s to 99999999s");
-            continue;
-        }
-        if declared.heartbeat_seconds == 0 || declared.heartbeat_seconds >= declared.timeout_seconds
-        {
-            let tokens = step
-                .heartbeat
-                .as_ref()
-                .or(step.timeout.as_ref())
-                .map(|d| d.tokens.clone());
-            cx.error_spanned_by(
-                tokens.unwrap_or_else(|| step.kind_tokens.clone()),
-                format!(
-                    "the heartbeat of step `{}` ({}s) must be positive and below its timeout ({}s)",
-                    step.name.value, declared.heartbeat_seconds, declared.timeout_seconds
-                ),
-            );
-        }
-    }
-}
-
-// Participants are valid queue or function names.
-fn participants_are_valid(cx: &Ctxt, ast: &SagaAst) {
-    let saga_name_valid = check_name(&ast.name.value).is_ok();
-    for (step, declared) in ast.steps.iter().zip(&model::definition(ast).steps) {
-        // A defaulted participant is the saga's name, already reported if that is invalid.
-        if step.participant.is_none() && !saga_name_valid {
-            continue;
-        }
-        if let Err(reason) = check_participant(&declared.participant) {
-            let tokens = step
-                .participant
-                .as_ref()
-                .map(|p| p.tokens.clone())
-                .unwrap_or_else(|| ast.name.tokens.clone());
-            cx.error_spanned_by(
-                tokens,
-                format!(
-                    "invalid participant of step `{}`: {reason}",
-                    step.name.value
-                ),
-            );
-        }
     }
 }

@@ -42,7 +42,7 @@ pub enum DefinitionError {
         /// The first pivot.
         first: String,
     },
-    /// Kinds out of order: a compensable step after the pivot or a retriable step, or a pivot
+    /// Kinds out of order: a compensable step after the pivot, or (in a saga without one)
     /// after a retriable step.
     #[error(
         "{kind} step `{step}` comes after {after_kind} step `{after}`: steps before the pivot \
@@ -57,6 +57,18 @@ pub enum DefinitionError {
         after: String,
         /// That step's kind.
         after_kind: StepKind,
+    },
+    /// A retriable step before the pivot (it has no compensation, so a later failure could
+    /// not undo it).
+    #[error(
+        "retriable step `{step}` comes before the pivot `{pivot}`: steps before the pivot must \
+         be compensable"
+    )]
+    RetriableBeforePivot {
+        /// The retriable step.
+        step: String,
+        /// The pivot.
+        pivot: String,
     },
     /// A retry policy outside ASL's ranges.
     #[error("retry policy of step `{step}` ({action}) is invalid: {reason}")]

@@ -233,17 +233,30 @@ impl SagaDefinition {
 
     /// Checks every rule and returns all violations, in declaration order.
     pub fn violations(&self) -> Vec<DefinitionError> {
+        self.violations_by_step()
+            .into_iter()
+            .map(|(_, error)| error)
+            .collect()
+    }
+
+    /// Every violation with the index of the step at fault (`None` when the saga as a whole
+    /// is), in declaration order: what a tool needs to point at the declaration that breaks
+    /// the rule (the `#[saga]` macro puts each on its token).
+    pub fn violations_by_step(&self) -> Vec<(Option<usize>, DefinitionError)> {
         let mut errors = Vec::new();
         // The saga name must be valid as a state machine name.
         if let Err(reason) = check_name(&self.name) {
-            errors.push(DefinitionError::InvalidSagaName {
-                name: self.name.clone(),
-                reason,
-            });
+            errors.push((
+                None,
+                DefinitionError::InvalidSagaName {
+                    name: self.name.clone(),
+                    reason,
+                },
+            ));
         }
         // A saga has at least one step.
         if self.steps.is_empty() {
-            errors.push(DefinitionError::NoSteps);
+            errors.push((None, DefinitionError::NoSteps));
         }
         let mut seen = HashSet::new();
         let mut pivot: Option<&str> = None;
@@ -254,22 +267,23 @@ impl SagaDefinition {
             .position(|s| s.kind == StepKind::Retriable);
         for (index, step) in self.steps.iter().enumerate() {
             let name = &step.name;
+            let mut push = |error| errors.push((Some(index), error));
             // Step names are identifiers: valid state names, usable in `$.steps.<name>`, and
             // free of the `.` that generated state names use.
             if let Err(reason) = check_step_name(name) {
-                errors.push(DefinitionError::InvalidStepName {
+                push(DefinitionError::InvalidStepName {
                     step: name.clone(),
                     reason,
                 });
             }
             // Step names are unique.
             if !seen.insert(name.as_str()) {
-                errors.push(DefinitionError::DuplicateStep { step: name.clone() });
+                push(DefinitionError::DuplicateStep { step: name.clone() });
             }
             // At most one pivot.
             if step.kind == StepKind::Pivot {
                 if let Some(first) = pivot {
-                    errors.push(DefinitionError::SecondPivot {
+                    push(DefinitionError::SecondPivot {
                         step: name.clone(),
                         first: first.to_owned(),
                     });
@@ -278,21 +292,32 @@ impl SagaDefinition {
             }
             // Every step before the pivot is compensable, every step after it retriable:
             // the kinds read compensable*, pivot?, retriable*. Each step is judged by where it
-            // stands against the pivot, so one misplaced step is one error: a compensable
-            // step after a misplaced retriable one, but before the pivot, is where it belongs.
+            // stands against the pivot, so one misplaced step is one error: a retriable step
+            // before the pivot is, not the pivot after it, nor a compensable step between
+            // the two.
             let before = |i: Option<usize>| i.filter(|i| *i < index).map(|i| &self.steps[i]);
-            let out_of_order_after = match (step.kind, first_pivot) {
-                (StepKind::Compensable, Some(_)) => before(first_pivot),
-                (StepKind::Compensable, None) | (StepKind::Pivot, _) => before(first_retriable),
-                (StepKind::Retriable, _) => None,
-            };
-            if let Some(prev) = out_of_order_after {
-                errors.push(DefinitionError::KindOutOfOrder {
-                    step: name.clone(),
-                    kind: step.kind,
-                    after: prev.name.clone(),
-                    after_kind: prev.kind,
-                });
+            match (step.kind, first_pivot) {
+                (StepKind::Retriable, Some(pivot)) if index < pivot => {
+                    push(DefinitionError::RetriableBeforePivot {
+                        step: name.clone(),
+                        pivot: self.steps[pivot].name.clone(),
+                    });
+                }
+                (StepKind::Compensable, _) => {
+                    let after = match first_pivot {
+                        Some(_) => before(first_pivot),
+                        None => before(first_retriable),
+                    };
+                    if let Some(prev) = after {
+                        push(DefinitionError::KindOutOfOrder {
+                            step: name.clone(),
+                            kind: step.kind,
+                            after: prev.name.clone(),
+                            after_kind: prev.kind,
+                        });
+                    }
+                }
+                _ => {}
             }
             // Retry policies are within ASL's ranges.
             for action in [Action::Execute, Action::Compensate] {
@@ -300,23 +325,23 @@ impl SagaDefinition {
                     continue;
                 }
                 if let Err(reason) = step.policy(action).check() {
-                    errors.push(DefinitionError::InvalidRetryPolicy {
+                    push(DefinitionError::InvalidRetryPolicy {
                         step: name.clone(),
                         action,
                         reason,
                     });
                 }
             }
-            // TimeoutSeconds is a positive ASL integer.
+            // TimeoutSeconds is a positive ASL integer, and HeartbeatSeconds positive and
+            // below it (judged only against a valid timeout: one wrong value, one error).
             if step.timeout_seconds == 0 || step.timeout_seconds > ASL_MAX_INTEGER {
-                errors.push(DefinitionError::InvalidTimeout {
+                push(DefinitionError::InvalidTimeout {
                     step: name.clone(),
                     seconds: step.timeout_seconds,
                 });
-            }
-            // HeartbeatSeconds is positive and below TimeoutSeconds.
-            if step.heartbeat_seconds == 0 || step.heartbeat_seconds >= step.timeout_seconds {
-                errors.push(DefinitionError::InvalidHeartbeat {
+            } else if step.heartbeat_seconds == 0 || step.heartbeat_seconds >= step.timeout_seconds
+            {
+                push(DefinitionError::InvalidHeartbeat {
                     step: name.clone(),
                     heartbeat: step.heartbeat_seconds,
                     timeout: step.timeout_seconds,
@@ -324,7 +349,7 @@ impl SagaDefinition {
             }
             // The participant's name is a valid queue or function name.
             if let Err(reason) = check_participant(&step.participant) {
-                errors.push(DefinitionError::InvalidParticipant {
+                push(DefinitionError::InvalidParticipant {
                     step: name.clone(),
                     reason,
                 });
@@ -390,13 +415,20 @@ mod tests {
     }
 
     #[test]
-    fn pivot_after_retriable_is_refused() {
+    fn a_retriable_step_before_the_pivot_is_refused() {
         let s = saga(vec![
             step("r", StepKind::Retriable),
             step("p", StepKind::Pivot),
         ]);
-        assert!(
-            matches!(s.validate(), Err(DefinitionError::KindOutOfOrder { step, .. }) if step == "p")
+        assert_eq!(
+            s.violations_by_step(),
+            [(
+                Some(0),
+                DefinitionError::RetriableBeforePivot {
+                    step: "r".into(),
+                    pivot: "p".into()
+                }
+            )]
         );
     }
 
@@ -419,7 +451,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(kinds, ["p<r"]);
+        assert!(kinds.is_empty(), "{kinds:?}");
+        assert!(matches!(
+            s.validate(),
+            Err(DefinitionError::RetriableBeforePivot { step, .. }) if step == "r"
+        ));
         let after_pivot = saga(vec![
             step("p", StepKind::Pivot),
             step("r", StepKind::Retriable),
