@@ -2,8 +2,6 @@
 //! keys, malformed values and bad signatures are recorded in the [`Ctxt`] and parsing goes on,
 //! so the user sees every problem at once.
 
-use std::collections::HashSet;
-
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use saga_core::{JitterStrategy, StepKind};
@@ -14,6 +12,7 @@ use syn::{
 };
 
 use crate::ast::{RetryAst, SagaAst, Signature, StepAst, WithTokens};
+use crate::attr::Attr;
 use crate::ctxt::Ctxt;
 use crate::duration::parse_seconds;
 use crate::symbol::*;
@@ -55,35 +54,25 @@ pub(crate) fn saga(cx: &Ctxt, args: TokenStream, mut item: ItemImpl) -> Option<S
             .map(|s| snake_case(&s.ident.to_string())),
         _ => None,
     };
-    let mut name = WithTokens {
-        value: default_name.unwrap_or_default(),
-        tokens: self_ty.to_token_stream(),
-    };
-    let mut version = 1;
-
-    let mut seen = HashSet::new();
+    let mut name = Attr::none(cx, NAME);
+    let mut version = Attr::none(cx, VERSION);
     let parser = syn::meta::parser(|meta| {
         let Some(key) = known_key(cx, &meta, SAGA_KEYS, "#[saga]") else {
             return skip_value(&meta);
         };
-        if !seen.insert(key) {
-            cx.error_spanned_by(&meta.path, format!("duplicate key `{key}`"));
-            return skip_value(&meta);
-        }
+        let path = meta.path.clone();
         match key {
             NAME => {
-                if let Some(lit) = lit_str(cx, &meta)? {
-                    name = WithTokens {
+                let lit = lit_str(cx, &meta)?;
+                name.set(
+                    path,
+                    lit.map(|lit| WithTokens {
                         value: lit.value(),
                         tokens: lit.to_token_stream(),
-                    };
-                }
+                    }),
+                );
             }
-            VERSION => {
-                if let Some(v) = lit_u32(cx, &meta)? {
-                    version = v;
-                }
-            }
+            VERSION => version.set(path, lit_u32(cx, &meta)?),
             _ => unreachable!(),
         }
         Ok(())
@@ -91,6 +80,11 @@ pub(crate) fn saga(cx: &Ctxt, args: TokenStream, mut item: ItemImpl) -> Option<S
     if let Err(error) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(error);
     }
+    let name = name.get().unwrap_or_else(|| WithTokens {
+        value: default_name.unwrap_or_default(),
+        tokens: self_ty.to_token_stream(),
+    });
+    let version = version.get().unwrap_or(1);
 
     let mut steps = Vec::new();
     let mut methods = Vec::new();
@@ -130,137 +124,163 @@ pub(crate) fn saga(cx: &Ctxt, args: TokenStream, mut item: ItemImpl) -> Option<S
 
 fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -> StepAst {
     let method_name = method.sig.ident.clone();
-    let mut step = StepAst {
-        kind,
-        kind_tokens: attr.path().to_token_stream(),
-        name: WithTokens {
-            value: method_name.to_string(),
-            tokens: method_name.to_token_stream(),
-        },
-        method: method_name,
-        signature: step_signature(cx, method),
-        participant: None,
-        timeout: None,
-        heartbeat: None,
-        retry: None,
-        compensation_retry: None,
-        compensate: None,
-        compensate_on_failure: None,
-        keys: Vec::new(),
-    };
-    if matches!(attr.meta, syn::Meta::Path(_)) {
-        return step; // `#[pivot]` without arguments
-    }
-    let mut seen = HashSet::new();
-    let result = attr.parse_nested_meta(|meta| {
-        let Some(key) = known_key(cx, &meta, STEP_KEYS, "a step attribute") else {
-            return skip_value(&meta);
-        };
-        if !seen.insert(key) {
-            cx.error_spanned_by(&meta.path, format!("duplicate key `{key}`"));
-            return skip_value(&meta);
-        }
-        step.keys.push((key, meta.path.to_token_stream()));
-        match key {
-            NAME => {
-                if let Some(lit) = lit_str(cx, &meta)? {
-                    step.name = WithTokens { value: lit.value(), tokens: lit.to_token_stream() };
-                }
+    let mut name = Attr::none(cx, NAME);
+    let mut participant = Attr::none(cx, PARTICIPANT);
+    let mut lambda = Attr::none(cx, LAMBDA);
+    let mut timeout = Attr::none(cx, TIMEOUT);
+    let mut heartbeat = Attr::none(cx, HEARTBEAT);
+    let mut retry_policy = Attr::none(cx, RETRY);
+    let mut compensation_retry = Attr::none(cx, COMPENSATION_RETRY);
+    let mut compensate = Attr::none(cx, COMPENSATE);
+    let mut compensate_on_failure = Attr::none(cx, COMPENSATE_ON_FAILURE);
+    let mut keys: Vec<(&'static str, TokenStream)> = Vec::new();
+    // `#[pivot]` without arguments has no keys.
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        let result = attr.parse_nested_meta(|meta| {
+            let Some(key) = known_key(cx, &meta, STEP_KEYS, "a step attribute") else {
+                return skip_value(&meta);
+            };
+            let path = meta.path.clone();
+            if !keys.iter().any(|(k, _)| *k == key) {
+                keys.push((key, path.to_token_stream()));
             }
-            PARTICIPANT | LAMBDA => {
-                if let Some(lit) = lit_str(cx, &meta)? {
-                    let value = if key == LAMBDA {
-                        saga_core::Participant::lambda(lit.value())
+            match key {
+                NAME => {
+                    let lit = lit_str(cx, &meta)?;
+                    name.set(path, lit.map(|lit| WithTokens { value: lit.value(), tokens: lit.to_token_stream() }));
+                }
+                PARTICIPANT | LAMBDA => {
+                    let lit = lit_str(cx, &meta)?;
+                    let (attr, make): (_, fn(String) -> saga_core::Participant) = if key == LAMBDA {
+                        (&mut lambda, saga_core::Participant::lambda)
                     } else {
-                        saga_core::Participant::queue(lit.value())
+                        (&mut participant, saga_core::Participant::queue)
                     };
-                    if step.participant.is_some() {
+                    attr.set(path, lit.map(|lit| WithTokens { value: make(lit.value()), tokens: lit.to_token_stream() }));
+                    if participant.is_set() && lambda.is_set() {
                         cx.error_spanned_by(&meta.path, "give either `participant` or `lambda`, not both");
                     }
-                    step.participant = Some(WithTokens { value, tokens: lit.to_token_stream() });
                 }
-            }
-            TIMEOUT => step.timeout = duration(cx, &meta)?,
-            HEARTBEAT => step.heartbeat = duration(cx, &meta)?,
-            RETRY => step.retry = Some(retry(cx, &meta)?),
-            COMPENSATION_RETRY => step.compensation_retry = Some(retry(cx, &meta)?),
-            COMPENSATE => {
-                let expr: Expr = meta.value()?.parse()?;
-                match &expr {
-                    Expr::Path(path) if path.path.get_ident().is_some() => {
-                        step.compensate = path.path.get_ident().cloned();
-                    }
-                    // Quoted: say how to write it, and go on with the method it names, so
-                    // that no other rule reports it missing.
-                    Expr::Lit(ExprLit { lit: Lit::Str(lit), .. })
-                        if syn::parse_str::<Ident>(&lit.value()).is_ok() =>
-                    {
-                        let name = lit.value();
-                        cx.error_spanned_by(lit, format!("`compensate` takes the method itself, not a string: write `compensate = {name}`"));
-                        step.compensate = Some(Ident::new(&name, lit.span()));
-                    }
-                    _ => cx.error_spanned_by(&expr, "`compensate` names a method of this impl block: `compensate = release_stock`"),
+                TIMEOUT => timeout.set(path, duration(cx, &meta)?),
+                HEARTBEAT => heartbeat.set(path, duration(cx, &meta)?),
+                RETRY => retry_policy.set(path, Some(retry(cx, &meta)?)),
+                COMPENSATION_RETRY => compensation_retry.set(path, Some(retry(cx, &meta)?)),
+                COMPENSATE => {
+                    let expr: Expr = meta.value()?.parse()?;
+                    let method = match &expr {
+                        Expr::Path(p) if p.path.get_ident().is_some() => p.path.get_ident().cloned(),
+                        // Quoted: say how to write it, and go on with the method it names, so
+                        // that no other rule reports it missing.
+                        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. })
+                            if syn::parse_str::<Ident>(&lit.value()).is_ok() =>
+                        {
+                            let name = lit.value();
+                            cx.error_spanned_by(lit, format!("`compensate` takes the method itself, not a string: write `compensate = {name}`"));
+                            Some(Ident::new(&name, lit.span()))
+                        }
+                        _ => {
+                            cx.error_spanned_by(&expr, "`compensate` names a method of this impl block: `compensate = release_stock`");
+                            None
+                        }
+                    };
+                    compensate.set(path, method);
                 }
-            }
-            COMPENSATE_ON_FAILURE => {
-                let expr: Expr = meta.value()?.parse()?;
-                match &expr {
-                    Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => step.compensate_on_failure = Some(b.value),
-                    _ => cx.error_spanned_by(&expr, "expected `true` or `false`"),
+                COMPENSATE_ON_FAILURE => {
+                    let expr: Expr = meta.value()?.parse()?;
+                    let value = match &expr {
+                        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Some(b.value),
+                        _ => {
+                            cx.error_spanned_by(&expr, "expected `true` or `false`");
+                            None
+                        }
+                    };
+                    compensate_on_failure.set(path, value);
                 }
+                _ => unreachable!(),
             }
-            _ => unreachable!(),
+            Ok(())
+        });
+        if let Err(error) = result {
+            cx.syn_error(error);
         }
-        Ok(())
-    });
-    if let Err(error) = result {
-        cx.syn_error(error);
     }
-    step
+    StepAst {
+        kind,
+        kind_tokens: attr.path().to_token_stream(),
+        name: name.get().unwrap_or_else(|| WithTokens {
+            value: method_name.to_string(),
+            tokens: method_name.to_token_stream(),
+        }),
+        method: method_name,
+        signature: step_signature(cx, method),
+        participant: lambda.get().or(participant.get()),
+        timeout: timeout.get(),
+        heartbeat: heartbeat.get(),
+        retry: retry_policy.get(),
+        compensation_retry: compensation_retry.get(),
+        compensate: compensate.get(),
+        compensate_on_failure: compensate_on_failure.get(),
+        keys,
+    }
 }
 
 fn retry(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<WithTokens<RetryAst>> {
-    let mut ast = RetryAst::default();
-    let mut seen = HashSet::new();
+    let mut max_attempts = Attr::none(cx, MAX_ATTEMPTS);
+    let mut interval = Attr::none(cx, INTERVAL);
+    let mut max_delay = Attr::none(cx, MAX_DELAY);
+    let mut backoff_rate = Attr::none(cx, BACKOFF_RATE);
+    let mut jitter = Attr::none(cx, JITTER);
     let tokens = meta.path.to_token_stream();
     meta.parse_nested_meta(|inner| {
         let Some(key) = known_key(cx, &inner, RETRY_KEYS, "a retry policy") else {
             return skip_value(&inner);
         };
-        if !seen.insert(key) {
-            cx.error_spanned_by(&inner.path, format!("duplicate key `{key}`"));
-            return skip_value(&inner);
-        }
+        let path = inner.path.clone();
         match key {
-            MAX_ATTEMPTS => ast.max_attempts = lit_u32(cx, &inner)?,
-            INTERVAL => ast.interval = duration(cx, &inner)?.map(|d| clamp_u32(d.value)),
-            MAX_DELAY => ast.max_delay = duration(cx, &inner)?.map(|d| clamp_u32(d.value)),
+            MAX_ATTEMPTS => max_attempts.set(path, lit_u32(cx, &inner)?),
+            INTERVAL => interval.set(path, duration(cx, &inner)?.map(|d| clamp_u32(d.value))),
+            MAX_DELAY => max_delay.set(path, duration(cx, &inner)?.map(|d| clamp_u32(d.value))),
             BACKOFF_RATE => {
                 let expr: Expr = inner.value()?.parse()?;
-                match &expr {
+                let rate = match &expr {
                     Expr::Lit(ExprLit {
                         lit: Lit::Float(f), ..
-                    }) => ast.backoff_rate = f.base10_parse().ok(),
+                    }) => f.base10_parse().ok(),
                     Expr::Lit(ExprLit {
                         lit: Lit::Int(i), ..
-                    }) => ast.backoff_rate = i.base10_parse::<u32>().ok().map(f64::from),
-                    _ => cx.error_spanned_by(&expr, "`backoff_rate` is a number such as `2.0`"),
-                }
+                    }) => i.base10_parse::<u32>().ok().map(f64::from),
+                    _ => {
+                        cx.error_spanned_by(&expr, "`backoff_rate` is a number such as `2.0`");
+                        None
+                    }
+                };
+                backoff_rate.set(path, rate);
             }
             JITTER => {
-                if let Some(lit) = lit_str(cx, &inner)? {
+                let strategy = lit_str(cx, &inner)?.and_then(|lit| {
                     match lit.value().to_ascii_lowercase().as_str() {
-                        "full" => ast.jitter = Some(JitterStrategy::Full),
-                        "none" => ast.jitter = Some(JitterStrategy::None),
-                        _ => cx.error_spanned_by(&lit, "`jitter` is \"full\" or \"none\""),
+                        "full" => Some(JitterStrategy::Full),
+                        "none" => Some(JitterStrategy::None),
+                        _ => {
+                            cx.error_spanned_by(&lit, "`jitter` is \"full\" or \"none\"");
+                            None
+                        }
                     }
-                }
+                });
+                jitter.set(path, strategy);
             }
             _ => unreachable!(),
         }
         Ok(())
     })?;
-    Ok(WithTokens { value: ast, tokens })
+    let value = RetryAst {
+        max_attempts: max_attempts.get(),
+        interval: interval.get(),
+        backoff_rate: backoff_rate.get(),
+        max_delay: max_delay.get(),
+        jitter: jitter.get(),
+    };
+    Ok(WithTokens { value, tokens })
 }
 
 fn clamp_u32(seconds: u64) -> u32 {
@@ -289,7 +309,7 @@ fn known_key(
     found
 }
 
-/// Consumes `= value` or `(...)` after an unknown or duplicate key.
+/// Consumes `= value` or `(...)` after an unknown key.
 fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(syn::Token![=]) {
         meta.value()?.parse::<Expr>()?;
