@@ -2,9 +2,10 @@
 //!
 //! The attribute is re-exported as `saga::saga`; see its documentation there. The pipeline, in
 //! serde_derive's shape: `parse` (attributes and signatures into the `ast`, each key an `Attr`
-//! that reports a second value, errors collected in a `Ctxt` that must be checked), `validate` (the model's rules are saga-core's, the macro's own one function each, every
-//! error spanned on the token at fault, all reported at once), `expand` (the `Step` wrappers, `definition()` and
-//! `into_saga()`).
+//! that reports a second value, errors collected in a `Ctxt` that must be checked), `validate`
+//! (the model's rules are saga-core's, the macro's own are one function each; every error is
+//! spanned on the token at fault, all reported at once), `expand` (the `Step` wrappers,
+//! `definition()` and `into_saga()`).
 
 mod ast;
 mod attr;
