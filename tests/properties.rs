@@ -18,7 +18,7 @@ use saga::invocation::{codes, run_idempotent};
 use saga::testing::FaultPlan;
 use saga::{
     Action, ExecutorError, IdempotencyKey, InMemoryExecutor, InMemoryIdempotencyStore,
-    InvocationResult, JitterStrategy, Outcome, SagaEvent, SagaLog, SagaReport,
+    InvocationResult, JitterStrategy, Outcome, PayloadHash, SagaEvent, SagaLog, SagaReport,
 };
 use serde_json::json;
 use support::{Case, Effect, Ledger, Prediction, case, paused_runtime, predict, step_name};
@@ -186,7 +186,7 @@ proptest! {
                 });
             let key = IdempotencyKey::new("saga-1", &step, Action::Execute);
             let ran = std::sync::atomic::AtomicBool::new(false);
-            let late = rt.block_on(run_idempotent(&*store, &key, &json!({ "late": step }), Duration::from_secs(5), async {
+            let late = rt.block_on(run_idempotent(&*store, &key, PayloadHash::of(&json!({ "late": step })), Duration::from_secs(5), async {
                 ran.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(json!(null))
             }));

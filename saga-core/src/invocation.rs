@@ -75,7 +75,8 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
         call.document,
     );
     let lease = Duration::from_secs(step.timeout_seconds.into());
-    let output = run_idempotent(store, &key, call.document, lease, async {
+    let payload = PayloadHash::of_input(call.document);
+    let output = run_idempotent(store, &key, payload, lease, async {
         match call.action {
             Action::Execute => handler.execute(&cx).await,
             Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
@@ -98,7 +99,8 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
 ///   ([`IdempotencyStore::lock`]), so no execute runs after it, however late it arrives. If an
 ///   execute holds that key's lease, the answer is a retryable `ExecuteInProgress` failure: the
 ///   compensation is retried once the run it would undo has ended.
-/// - The key is claimed with the payload's hash and a lease (the step's timeout). If it is
+/// - The key is claimed with the payload's hash ([`PayloadHash::of_input`] of the saga
+///   document, for a step) and a lease (the step's timeout). If it is
 ///   already complete, the stored outcome is returned without running anything; if another
 ///   delivery holds it, the answer is a retryable `InProgress` failure; if it was used with
 ///   another payload, a terminal `IdempotencyKeyReused` failure; an execute whose step was
@@ -112,7 +114,7 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
 pub async fn run_idempotent<F>(
     store: &dyn IdempotencyStore,
     key: &IdempotencyKey,
-    payload: &Value,
+    payload: PayloadHash,
     lease: Duration,
     handler: F,
 ) -> Result<Value, StepFailure>
@@ -136,7 +138,7 @@ where
         }
     }
     let lease_time = lease;
-    let lease = match store.claim(key, PayloadHash::of(payload), lease).await {
+    let lease = match store.claim(key, payload, lease).await {
         Ok(Claim::Acquired(lease)) => lease,
         Ok(Claim::Completed(StoredOutcome::Succeeded(output))) => return Ok(output),
         Ok(Claim::Completed(StoredOutcome::Failed(error))) => return Err(error.into()),
@@ -239,10 +241,16 @@ mod tests {
         let runs = AtomicU32::new(0);
         let payload = serde_json::json!({"x": 1});
         for _ in 0..3 {
-            let out = run_idempotent(&store, &key, &payload, Duration::from_secs(5), async {
-                runs.fetch_add(1, Ordering::SeqCst);
-                Ok(serde_json::json!("done"))
-            })
+            let out = run_idempotent(
+                &store,
+                &key,
+                PayloadHash::of(&payload),
+                Duration::from_secs(5),
+                async {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(serde_json::json!("done"))
+                },
+            )
             .await;
             assert_eq!(out, Ok(serde_json::json!("done")));
         }
@@ -255,15 +263,17 @@ mod tests {
         let key = IdempotencyKey::new("s", "a", Action::Execute);
         let payload = Value::Null;
         let lease = Duration::from_secs(5);
-        let err = run_idempotent(&store, &key, &payload, lease, async { panic!("boom") })
-            .await
-            .unwrap_err();
+        let err = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
+            panic!("boom")
+        })
+        .await
+        .unwrap_err();
         assert_eq!(
             (err.kind, err.code.as_str()),
             (FailureKind::Retryable, "Panic")
         );
         assert!(err.message.contains("boom"));
-        let err = run_idempotent(&store, &key, &payload, lease, async {
+        let err = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
             Err(StepError::retryable("later"))
         })
         .await
@@ -271,11 +281,14 @@ mod tests {
         assert_eq!(err.kind, FailureKind::Retryable);
         assert!(store.is_empty(), "released keys leave nothing behind");
         let declined = StepError::terminal("Declined", "no");
-        let first = run_idempotent(&store, &key, &payload, lease, async {
+        let first = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
             Err(declined.clone())
         })
         .await;
-        let again = run_idempotent(&store, &key, &payload, lease, async { Ok(Value::Null) }).await;
+        let again = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
+            Ok(Value::Null)
+        })
+        .await;
         assert_eq!(first, again, "a terminal answer is stored and replayed");
     }
 
@@ -287,15 +300,19 @@ mod tests {
         let lease = Duration::from_secs(5);
         let payload = serde_json::json!({"order": 1});
         // The execute's command was lost; the step timed out and is compensated.
-        run_idempotent(&store, &compensate, &payload, lease, async {
-            Ok(Value::Null)
-        })
+        run_idempotent(
+            &store,
+            &compensate,
+            PayloadHash::of(&payload),
+            lease,
+            async { Ok(Value::Null) },
+        )
         .await
         .unwrap();
         // Then the command turns up, with any payload: it never runs.
         for payload in [payload.clone(), serde_json::json!({"forged": true})] {
             let ran = AtomicU32::new(0);
-            let err = run_idempotent(&store, &execute, &payload, lease, async {
+            let err = run_idempotent(&store, &execute, PayloadHash::of(&payload), lease, async {
                 ran.fetch_add(1, Ordering::SeqCst);
                 Ok(Value::Null)
             })
@@ -307,9 +324,13 @@ mod tests {
             );
         }
         // The compensation itself is still answered from the store when it is redelivered.
-        let again = run_idempotent(&store, &compensate, &payload, lease, async {
-            Err(StepError::terminal("Twice", "ran twice"))
-        })
+        let again = run_idempotent(
+            &store,
+            &compensate,
+            PayloadHash::of(&payload),
+            lease,
+            async { Err(StepError::terminal("Twice", "ran twice")) },
+        )
         .await;
         assert_eq!(again, Ok(Value::Null));
     }
@@ -329,10 +350,16 @@ mod tests {
         };
         let ran = AtomicU32::new(0);
         let compensation = || {
-            run_idempotent(&store, &compensate, &Value::Null, lease, async {
-                ran.fetch_add(1, Ordering::SeqCst);
-                Ok(Value::Null)
-            })
+            run_idempotent(
+                &store,
+                &compensate,
+                PayloadHash::of(&Value::Null),
+                lease,
+                async {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok(Value::Null)
+                },
+            )
         };
         let err = compensation().await.unwrap_err();
         assert_eq!(
@@ -354,10 +381,16 @@ mod tests {
     async fn a_handler_runs_no_longer_than_its_lease() {
         let store = InMemoryIdempotencyStore::new();
         let key = IdempotencyKey::new("s", "slow", Action::Execute);
-        let err = run_idempotent(&store, &key, &Value::Null, Duration::from_secs(3), async {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ok(Value::Null)
-        })
+        let err = run_idempotent(
+            &store,
+            &key,
+            PayloadHash::of(&Value::Null),
+            Duration::from_secs(3),
+            async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(Value::Null)
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(
@@ -372,14 +405,22 @@ mod tests {
         let store = InMemoryIdempotencyStore::new();
         let key = IdempotencyKey::new("s", "a", Action::Execute);
         let lease = Duration::from_secs(5);
-        run_idempotent(&store, &key, &Value::from(1), lease, async {
-            Ok(Value::Null)
-        })
+        run_idempotent(
+            &store,
+            &key,
+            PayloadHash::of(&Value::from(1)),
+            lease,
+            async { Ok(Value::Null) },
+        )
         .await
         .unwrap();
-        let err = run_idempotent(&store, &key, &Value::from(2), lease, async {
-            Ok(Value::Null)
-        })
+        let err = run_idempotent(
+            &store,
+            &key,
+            PayloadHash::of(&Value::from(2)),
+            lease,
+            async { Ok(Value::Null) },
+        )
         .await
         .unwrap_err();
         assert_eq!(

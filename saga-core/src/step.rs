@@ -243,7 +243,9 @@ impl<'a> StepContext<'a> {
     }
 
     fn raw_output(&self, step: &str) -> Option<&'a Value> {
-        self.document.get("steps").and_then(|steps| steps.get(step))
+        self.document
+            .get(crate::protocol::DOCUMENT_STEPS)
+            .and_then(|steps| steps.get(step))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::analysis::{MAX_PAYLOAD_BYTES, payload_size};
 use crate::definition::StepKind;
 use crate::error::{FailureKind, StepFailure};
 use crate::fault::{FaultEffect, FaultPlan};
-use crate::idempotency::{Action, IdempotencyKey};
+use crate::idempotency::{Action, IdempotencyKey, PayloadHash};
 use crate::invocation::{Call, codes, invoke, run_idempotent};
 use crate::log::{LogRecord, Phase, SagaEvent, SagaState};
 use crate::report::{Outcome, SagaReport};
@@ -276,6 +276,7 @@ impl<'a> Driver<'a> {
         };
         let timeout = Duration::from_secs(step.timeout_seconds.into());
         let store = &*self.exec.store;
+        let payload = PayloadHash::of_input(&self.document);
         // The one invocation path, the AWS participants' too.
         let deliver = || invoke(store, call);
         let fault = self
@@ -295,10 +296,8 @@ impl<'a> Driver<'a> {
                 // a stored outcome is answered instead, a terminal error is stored as the
                 // key's outcome (a late delivery finds it), a retryable one releases the key.
                 Some(FaultEffect::Fail(error)) => {
-                    run_idempotent(store, &key, &self.document, timeout, async {
-                        Err(error.clone())
-                    })
-                    .await
+                    run_idempotent(store, &key, payload, timeout, async { Err(error.clone()) })
+                        .await
                 }
                 Some(FaultEffect::Timeout) => unanswered().await,
                 Some(FaultEffect::Late) => {
@@ -319,7 +318,7 @@ impl<'a> Driver<'a> {
                     deliver().await
                 }
                 Some(FaultEffect::Panic) => {
-                    run_idempotent(store, &key, &self.document, timeout, async {
+                    run_idempotent(store, &key, payload, timeout, async {
                         panic!("injected panic in {} of step `{}`", action, step.name)
                     })
                     .await
@@ -384,15 +383,18 @@ impl<'a> Driver<'a> {
                 position,
             });
         }
+        // The state checks the event against the transition table; the log then takes it if
+        // no other writer has moved it on since this state was folded.
+        let position = self.state.position;
         self.absorb(&event)?;
         match &self.exec.observer {
             Some(observer) => {
                 let copy = event.clone();
-                let position = self.exec.log.append(self.saga_id, event)?;
+                let position = self.exec.log.append_at(self.saga_id, position, event)?;
                 observer(self.saga_id, position, &copy);
             }
             None => {
-                self.exec.log.append(self.saga_id, event)?;
+                self.exec.log.append_at(self.saga_id, position, event)?;
             }
         }
         Ok(())
@@ -415,7 +417,7 @@ impl<'a> Driver<'a> {
                 self.document_bytes += output_bytes(step, output, &self.document);
                 if let Value::Object(document) = &mut self.document {
                     let steps = document
-                        .entry("steps")
+                        .entry(crate::protocol::DOCUMENT_STEPS)
                         .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(steps) = steps {
                         steps.insert(step.clone(), output.clone());
@@ -429,7 +431,10 @@ impl<'a> Driver<'a> {
                 ..
             } => {
                 if let Value::Object(document) = &mut self.document {
-                    document.insert("error".to_owned(), error.to_asl_error());
+                    document.insert(
+                        crate::protocol::DOCUMENT_ERROR.to_owned(),
+                        error.to_asl_error(),
+                    );
                 }
             }
             _ => {}

@@ -145,6 +145,37 @@ impl PayloadHash {
         })
     }
 
+    /// Hashes a saga document's input: every top-level member except the step outputs
+    /// ([`DOCUMENT_STEPS`]) and the failure ([`DOCUMENT_ERROR`]) the saga adds as it runs. Every
+    /// invocation of one saga instance carries the same hash, so a key reused by another
+    /// instance (another input under the same saga id) is told apart, while hashing stays
+    /// as small as the input whatever the outputs grow to. A document that is not an object
+    /// is hashed whole.
+    ///
+    /// [`DOCUMENT_STEPS`]: crate::protocol::DOCUMENT_STEPS
+    /// [`DOCUMENT_ERROR`]: crate::protocol::DOCUMENT_ERROR
+    pub fn of_input(document: &serde_json::Value) -> Self {
+        use crate::protocol::{DOCUMENT_ERROR, DOCUMENT_STEPS};
+        use serde::ser::SerializeMap;
+
+        struct Input<'a>(&'a serde_json::Map<String, serde_json::Value>);
+        impl Serialize for Input<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                for (key, value) in self.0 {
+                    if key != DOCUMENT_STEPS && key != DOCUMENT_ERROR {
+                        map.serialize_entry(key, value)?;
+                    }
+                }
+                map.end()
+            }
+        }
+        match document {
+            serde_json::Value::Object(members) => Self::of(&Input(members)),
+            other => Self::of(other),
+        }
+    }
+
     /// The hash as lowercase hex.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
@@ -332,5 +363,25 @@ mod tests {
         assert_eq!(a, b, "object key order must not matter");
         assert_ne!(a, c);
         assert_eq!(a.to_hex().len(), 64);
+    }
+
+    #[test]
+    fn the_input_hash_ignores_what_the_saga_adds() {
+        let input = PayloadHash::of_input(&serde_json::json!({"order": 1}));
+        let later = serde_json::json!({
+            "order": 1,
+            "steps": {"reserve": {"id": "r-1"}},
+            "error": {"Error": "Saga.Terminal", "Cause": "Declined: no"},
+        });
+        assert_eq!(PayloadHash::of_input(&later), input);
+        assert_eq!(input, PayloadHash::of(&serde_json::json!({"order": 1})));
+        assert_ne!(
+            PayloadHash::of_input(&serde_json::json!({"order": 2})),
+            input
+        );
+        assert_eq!(
+            PayloadHash::of_input(&serde_json::json!([1])),
+            PayloadHash::of(&serde_json::json!([1]))
+        );
     }
 }

@@ -151,12 +151,49 @@ pub enum LogError {
         /// The saga.
         saga_id: String,
     },
+    /// An event written at a position another writer has taken (two executors driving the
+    /// same saga): the later writer's state is stale and its event is refused.
+    #[error(
+        "saga `{saga_id}`: an event for position {expected} arrived when the log was at \
+         {actual}; another executor is driving this saga"
+    )]
+    Conflict {
+        /// The saga.
+        saga_id: String,
+        /// The position the writer's state was at.
+        expected: usize,
+        /// The log's length.
+        actual: usize,
+    },
 }
 
 #[derive(Debug, Default)]
 struct Entry {
     records: Vec<LogRecord>,
-    state: SagaState,
+    /// The state folded from `records`, kept up to date by [`SagaLog::append`]. The executor
+    /// folds its own as it drives the saga and writes with [`SagaLog::append_at`], which leaves
+    /// this `None` until someone asks (then it is folded from the records once).
+    folded: Option<SagaState>,
+}
+
+impl Entry {
+    fn state(&mut self) -> &mut SagaState {
+        let records = &self.records;
+        self.folded.get_or_insert_with(|| {
+            SagaState::replay(records.iter().map(|r| &r.event))
+                .expect("the log holds only events its transition table allowed")
+        })
+    }
+
+    fn push(&mut self, event: SagaEvent) -> usize {
+        let position = self.records.len();
+        self.records.push(LogRecord {
+            position,
+            at: Instant::now(),
+            event,
+        });
+        position
+    }
 }
 
 /// The in-memory saga log. Cloning it shares the same log (so a new executor can take over
@@ -199,34 +236,62 @@ impl SagaLog {
     /// position. `SagaStarted` creates the saga's log.
     pub fn append(&self, saga_id: &str, event: SagaEvent) -> Result<usize, LogError> {
         let mut sagas = self.lock();
-        let entry = match (sagas.get_mut(saga_id), &event) {
-            (Some(_), SagaEvent::SagaStarted { .. }) => {
-                return Err(LogError::AlreadyExists {
-                    saga_id: saga_id.to_owned(),
-                });
-            }
-            (Some(entry), _) => entry,
-            (None, SagaEvent::SagaStarted { .. }) => sagas.entry(saga_id.to_owned()).or_default(),
-            (None, _) => {
-                return Err(LogError::UnknownSaga {
-                    saga_id: saga_id.to_owned(),
-                });
-            }
-        };
+        let entry = Self::entry(&mut sagas, saga_id, &event)?;
         entry
-            .state
+            .state()
             .apply(&event)
             .map_err(|source| LogError::OutOfOrder {
                 saga_id: saga_id.to_owned(),
                 source,
             })?;
-        let position = entry.records.len();
-        entry.records.push(LogRecord {
-            position,
-            at: Instant::now(),
-            event,
-        });
-        Ok(position)
+        Ok(entry.push(event))
+    }
+
+    /// Appends `event`, which its writer has checked against its own state folded from the
+    /// first `position` records of this log, if the log is still at `position`: an event store's
+    /// expected version. The log does not check the event against the transition table again
+    /// (the executor just did); it refuses a writer whose state is stale with
+    /// [`LogError::Conflict`].
+    pub(crate) fn append_at(
+        &self,
+        saga_id: &str,
+        position: usize,
+        event: SagaEvent,
+    ) -> Result<usize, LogError> {
+        let mut sagas = self.lock();
+        let entry = Self::entry(&mut sagas, saga_id, &event)?;
+        if entry.records.len() != position {
+            return Err(LogError::Conflict {
+                saga_id: saga_id.to_owned(),
+                expected: position,
+                actual: entry.records.len(),
+            });
+        }
+        entry.folded = None;
+        Ok(entry.push(event))
+    }
+
+    /// The entry `event` goes to: a new one for `SagaStarted`, the saga's own otherwise.
+    fn entry<'m>(
+        sagas: &'m mut HashMap<String, Entry>,
+        saga_id: &str,
+        event: &SagaEvent,
+    ) -> Result<&'m mut Entry, LogError> {
+        let started = matches!(event, SagaEvent::SagaStarted { .. });
+        if sagas.contains_key(saga_id) {
+            if started {
+                return Err(LogError::AlreadyExists {
+                    saga_id: saga_id.to_owned(),
+                });
+            }
+            return Ok(sagas.get_mut(saga_id).expect("present"));
+        }
+        if !started {
+            return Err(LogError::UnknownSaga {
+                saga_id: saga_id.to_owned(),
+            });
+        }
+        Ok(sagas.entry(saga_id.to_owned()).or_default())
     }
 
     /// Every record of `saga_id`, in order.
@@ -236,7 +301,7 @@ impl SagaLog {
 
     /// The state folded from the log of `saga_id`.
     pub fn state(&self, saga_id: &str) -> Option<SagaState> {
-        self.lock().get(saga_id).map(|e| e.state.clone())
+        self.lock().get_mut(saga_id).map(|e| e.state().clone())
     }
 
     /// The invocations recorded for `saga_id`.
@@ -257,9 +322,8 @@ impl SagaLog {
     pub fn unfinished(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .lock()
-            .iter()
-            .filter(|(_, e)| !e.state.is_finished())
-            .map(|(id, _)| id.clone())
+            .iter_mut()
+            .filter_map(|(id, e)| (!e.state().is_finished()).then(|| id.clone()))
             .collect();
         ids.sort();
         ids
@@ -406,5 +470,58 @@ mod tests {
         let json = serde_json::to_string(&e).unwrap();
         assert!(json.contains("\"type\":\"StepFailed\""), "{json}");
         assert_eq!(serde_json::from_str::<SagaEvent>(&json).unwrap(), e);
+    }
+
+    /// The executor's append: the log takes an event at the position its writer folded to,
+    /// refuses a stale writer, and still folds the right state for every reader.
+    #[test]
+    fn an_append_at_a_taken_position_is_a_conflict() {
+        let log = SagaLog::new();
+        log.append_at("x", 0, started()).unwrap();
+        log.append_at("x", 1, ev_step("a", 1)).unwrap();
+        // A second writer whose state is one event behind.
+        let err = log.append_at("x", 1, ev_step("a", 1)).unwrap_err();
+        assert_eq!(
+            err,
+            LogError::Conflict {
+                saga_id: "x".into(),
+                expected: 1,
+                actual: 2
+            }
+        );
+        assert!(matches!(
+            log.append_at("x", 0, started()),
+            Err(LogError::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            log.append_at("y", 0, ev_step("a", 1)),
+            Err(LogError::UnknownSaga { .. })
+        ));
+        // Readers and checked appends see the state folded from the records.
+        let state = log.state("x").unwrap();
+        assert_eq!(
+            state.phase,
+            Phase::Executing {
+                step: "a".into(),
+                attempt: 1
+            }
+        );
+        assert_eq!(log.unfinished(), ["x"]);
+        assert!(matches!(
+            log.append("x", ev_step("b", 1)),
+            Err(LogError::OutOfOrder { .. })
+        ));
+        log.append(
+            "x",
+            SagaEvent::StepSucceeded {
+                step: "a".into(),
+                attempt: 1,
+                output: Value::Null,
+            },
+        )
+        .unwrap();
+        log.append_at("x", 3, SagaEvent::SagaCompleted).unwrap();
+        assert!(log.state("x").unwrap().is_finished());
+        assert!(log.unfinished().is_empty());
     }
 }

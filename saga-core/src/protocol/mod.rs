@@ -31,6 +31,13 @@ mod trace;
 pub use command::{COMMAND_VERSION, Command};
 pub use trace::{TRACEPARENT_ATTRIBUTE, saga_span_id, trace_id, traceparent};
 
+/// The member of the saga document under which each step's output is kept
+/// (`$.steps.<step>`); the document's other members are the saga's input.
+pub const DOCUMENT_STEPS: &str = "steps";
+/// The member of the saga document that holds the failure which started compensation
+/// (`$.error`, an ASL `Error`/`Cause` pair).
+pub const DOCUMENT_ERROR: &str = "error";
+
 /// The error a participant reports for a transient failure: the step's `Retry` applies.
 pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
 /// The error a participant reports for a business rejection: not retried.
