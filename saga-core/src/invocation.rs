@@ -53,6 +53,9 @@ pub struct Call<'a> {
     pub attempt: u32,
     /// The saga document the step reads its input from.
     pub document: &'a Value,
+    /// [`PayloadHash::of_input`] of `document`, which the key is claimed with: the same for
+    /// every invocation of one saga, so an executor computes it once per saga.
+    pub input_hash: PayloadHash,
     /// For a compensation, the failure that started it.
     pub error: Option<&'a StepFailure>,
 }
@@ -75,8 +78,7 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
         call.document,
     );
     let lease = Duration::from_secs(step.timeout_seconds.into());
-    let payload = PayloadHash::of_input(call.document);
-    let output = run_idempotent(store, &key, payload, lease, async {
+    let output = run_idempotent(store, &key, call.input_hash, lease, async {
         match call.action {
             Action::Execute => handler.execute(&cx).await,
             Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
@@ -458,6 +460,7 @@ mod tests {
             action: Action::Execute,
             attempt: 2,
             document: &document,
+            input_hash: PayloadHash::of_input(&document),
             error: None,
         };
         for _ in 0..2 {

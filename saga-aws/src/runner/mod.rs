@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use saga_core::invocation::{Call, codes, invoke};
-use saga_core::{Action, IdempotencyKey, IdempotencyStore, Saga, StepFailure};
+use saga_core::{Action, IdempotencyKey, IdempotencyStore, PayloadHash, Saga, StepFailure};
 use serde_json::Value;
 
 use crate::error::AwsError;
@@ -279,6 +279,7 @@ impl Runner {
             action: command.action,
             attempt: command.attempt(),
             document: &command.input,
+            input_hash: PayloadHash::of_input(&command.input),
             error: error.as_ref(),
         };
         let run = invoke(&*self.store, call);

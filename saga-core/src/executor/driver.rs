@@ -26,6 +26,8 @@ pub(super) struct Driver<'a> {
     document: Value,
     /// The document's size as compact JSON, kept up to date to enforce the payload limit.
     document_bytes: usize,
+    /// The hash of the saga's input, which every invocation claims its key with.
+    input_hash: PayloadHash,
     faults: Option<&'a FaultPlan>,
     /// Execute commands held back by a `Late` fault (the step, the attempt, the document they
     /// carried), delivered once the saga has ended.
@@ -85,6 +87,7 @@ impl<'a> Driver<'a> {
             state: SagaState::default(),
             document: Value::Null,
             document_bytes: 0,
+            input_hash: PayloadHash::of(&Value::Null),
             faults: exec.faults.for_saga(saga_id),
             late: std::sync::Mutex::default(),
         }
@@ -269,6 +272,7 @@ impl<'a> Driver<'a> {
             action,
             attempt,
             document: &self.document,
+            input_hash: self.input_hash,
             error: match action {
                 Action::Execute => None,
                 Action::Compensate => self.state.failed.as_ref().map(|(_, e)| e),
@@ -276,7 +280,7 @@ impl<'a> Driver<'a> {
         };
         let timeout = Duration::from_secs(step.timeout_seconds.into());
         let store = &*self.exec.store;
-        let payload = PayloadHash::of_input(&self.document);
+        let payload = self.input_hash;
         // The one invocation path, the AWS participants' too.
         let deliver = || invoke(store, call);
         let fault = self
@@ -367,6 +371,7 @@ impl<'a> Driver<'a> {
                 action: Action::Execute,
                 attempt,
                 document: &document,
+                input_hash: self.input_hash,
                 error: None,
             };
             let _ = invoke(&*self.exec.store, call).await;
@@ -412,6 +417,7 @@ impl<'a> Driver<'a> {
             SagaEvent::SagaStarted { input, .. } => {
                 self.document = input.clone();
                 self.document_bytes = payload_size(input);
+                self.input_hash = PayloadHash::of_input(input);
             }
             SagaEvent::StepSucceeded { step, output, .. } => {
                 self.document_bytes += output_bytes(step, output, &self.document);

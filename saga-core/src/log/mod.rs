@@ -277,21 +277,21 @@ impl SagaLog {
         saga_id: &str,
         event: &SagaEvent,
     ) -> Result<&'m mut Entry, LogError> {
-        let started = matches!(event, SagaEvent::SagaStarted { .. });
-        if sagas.contains_key(saga_id) {
-            if started {
-                return Err(LogError::AlreadyExists {
-                    saga_id: saga_id.to_owned(),
-                });
-            }
-            return Ok(sagas.get_mut(saga_id).expect("present"));
-        }
-        if !started {
-            return Err(LogError::UnknownSaga {
+        if !matches!(event, SagaEvent::SagaStarted { .. }) {
+            return sagas.get_mut(saga_id).ok_or_else(|| LogError::UnknownSaga {
                 saga_id: saga_id.to_owned(),
             });
         }
-        Ok(sagas.entry(saga_id.to_owned()).or_default())
+        if sagas.contains_key(saga_id) {
+            return Err(LogError::AlreadyExists {
+                saga_id: saga_id.to_owned(),
+            });
+        }
+        Ok(sagas.entry(saga_id.to_owned()).or_insert_with(|| Entry {
+            // Room for a few steps' events before the first reallocation.
+            records: Vec::with_capacity(16),
+            folded: None,
+        }))
     }
 
     /// Every record of `saga_id`, in order.
