@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use saga_aws::testing::Emulator;
-use saga_aws::testing::conformance::{CaseFile, Conformance, Verdict};
+use saga_aws::testing::conformance::{CaseFile, Conformance, Run, Verdict};
 use saga_core::testing::{Fault, FaultEffect, FaultPlan};
 use saga_core::{
     Action, FailureKind, InvocationResult, JitterStrategy, Participant, RetryPolicy,
@@ -259,18 +259,22 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
         .map(|p| CaseFile::read(p).unwrap_or_else(|e| panic!("{e}")))
         .collect();
     let verdicts = check("corpus", &files).await;
+    // Both engines' runs of the corpus case `name`.
+    let runs = |name: &str| -> [&Run; 2] {
+        let index = paths
+            .iter()
+            .position(|p| p.ends_with(name))
+            .unwrap_or_else(|| panic!("the corpus has `{name}`"));
+        let verdict = verdicts
+            .iter()
+            .find(|v| v.index == index)
+            .expect("its verdict");
+        let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
+        [&verdict.in_memory, emulator]
+    };
     // A worker that crashed after the effect and before the answer: the attempt times out,
     // the retry answers from the store, and the effect is applied once, on both engines.
-    let lost = paths
-        .iter()
-        .position(|p| p.ends_with("lost-answer-recovers.json"))
-        .expect("the corpus has the lost answer case");
-    let verdict = verdicts
-        .iter()
-        .find(|v| v.index == lost)
-        .expect("its verdict");
-    let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
-    for run in [&verdict.in_memory, emulator] {
+    for run in runs("lost-answer-recovers.json") {
         let reserve: Vec<_> = run
             .trace
             .0
@@ -287,16 +291,7 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
     }
     // The semantic lock, on both engines: the late executes of `hold` arrive after its
     // compensation and apply nothing (agreeing alone would not show it).
-    let late = paths
-        .iter()
-        .position(|p| p.ends_with("late-execute-after-compensation.json"))
-        .expect("the corpus has the late execute case");
-    let verdict = verdicts
-        .iter()
-        .find(|v| v.index == late)
-        .expect("its verdict");
-    let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
-    for run in [&verdict.in_memory, emulator] {
+    for run in runs("late-execute-after-compensation.json") {
         assert!(
             !run.applied.contains(&("hold".to_owned(), Action::Execute)),
             "a late execute ran after its compensation: {:?}",
@@ -311,16 +306,7 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
     }
     // A late execute of a step whose retry failed terminally finds that failure in the store
     // and applies nothing: the saga ended without the effect, and nothing will undo one.
-    let late = paths
-        .iter()
-        .position(|p| p.ends_with("late-execute-after-terminal-failure.json"))
-        .expect("the corpus has the late execute after a terminal failure");
-    let verdict = verdicts
-        .iter()
-        .find(|v| v.index == late)
-        .expect("its verdict");
-    let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
-    for run in [&verdict.in_memory, emulator] {
+    for run in runs("late-execute-after-terminal-failure.json") {
         assert!(
             run.applied.is_empty(),
             "a late execute ran after its step failed for good: {:?}",
