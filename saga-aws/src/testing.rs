@@ -15,6 +15,8 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::AwsError;
 use aws_sdk_sfn::config::Credentials;
 
 /// How long the first start may take (it installs moto into a venv).
@@ -179,6 +181,43 @@ impl Drop for Emulator {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// Takes the next message off the queue at `queue_url`: long polls for at most `within`,
+/// deletes the message it receives and returns its body, or `None` if none came. For a test
+/// that plays a participant, or Lambda's event source mapping.
+pub async fn take_message(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    within: Duration,
+) -> Result<Option<String>, AwsError> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let wait = i32::try_from(left.as_secs().clamp(1, 20)).unwrap_or(20);
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
+        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
+            if let Some(handle) = &message.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
+            }
+            return Ok(Some(message.body.unwrap_or_default()));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
     }
 }
 

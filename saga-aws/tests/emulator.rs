@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_sfn::Client as Sfn;
 use aws_sdk_sqs::Client as Sqs;
-use saga_aws::testing::Emulator;
+use saga_aws::testing::{Emulator, take_message};
 use saga_aws::{AwsError, Bindings, Change, Queues, Status, StepFunctions, Wait};
 use saga_core::asl::substitution_key;
 use saga_core::{
@@ -99,30 +99,13 @@ async fn a_missing_queue_binding_is_refused_before_deploying() {
     assert!(err.to_string().contains("QueueUrl"), "{err}");
 }
 
-/// Receives the next command from the participant queue (long poll), deletes it, returns it.
+/// Takes the next command off the participant queue.
 async fn next_command(s: &Setup) -> Value {
-    for _ in 0..20 {
-        let out = s
-            .sqs
-            .receive_message()
-            .queue_url(&s.queue_url)
-            .wait_time_seconds(1)
-            .max_number_of_messages(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
-            s.sqs
-                .delete_message()
-                .queue_url(&s.queue_url)
-                .receipt_handle(message.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-            return serde_json::from_str(&message.body.unwrap()).unwrap();
-        }
-    }
-    panic!("no command arrived on {}", s.queue_url);
+    let body = take_message(&s.sqs, &s.queue_url, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no command arrived on {}", s.queue_url));
+    serde_json::from_str(&body).unwrap()
 }
 
 async fn wait_for_end(s: &Setup, arn: &str) -> saga_aws::ExecutionState {

@@ -169,27 +169,10 @@ async fn a_duplicated_command_applies_its_effect_once() {
     let sqs = aws_sdk_sqs::Client::new(&env.config);
     env.start("dup-1").await;
     // Take the first command off the queue and put it back twice: a duplicate delivery.
-    let mut body = None;
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&env.queue.url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
-            sqs.delete_message()
-                .queue_url(&env.queue.url)
-                .receipt_handle(message.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-            body = message.body;
-            break;
-        }
-    }
-    let body = body.expect("the first command arrived");
+    let body = take_message(&sqs, &env.queue.url, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .expect("the first command arrived");
     let command: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(command["step"], "reserve", "{body}");
     for _ in 0..2 {

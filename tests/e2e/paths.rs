@@ -119,20 +119,9 @@ async fn a_poison_message_lands_in_the_dlq_while_other_sagas_complete() {
     let (a, b) = tokio::join!(env.run("busy-1"), env.run("busy-2"));
     assert_eq!((a.status, b.status), (Status::Succeeded, Status::Succeeded));
     // Received twice (maxReceiveCount 2) with a 5 s visibility timeout, then redriven.
-    let mut in_dlq = None;
-    for _ in 0..30 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&env.queue.dlq_url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
-            in_dlq = message.body;
-            break;
-        }
-    }
+    let in_dlq = take_message(&sqs, &env.queue.dlq_url, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(
         in_dlq.as_deref(),
         Some("{not a command"),

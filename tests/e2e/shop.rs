@@ -9,7 +9,7 @@ pub(crate) use Action::{Compensate, Execute};
 pub(crate) use saga::asl::substitution_key;
 pub(crate) use saga::{Action, Participant, StepContext, StepError, saga};
 pub(crate) use saga_aws::dynamodb::DynamoDbIdempotencyStore;
-pub(crate) use saga_aws::testing::Emulator;
+pub(crate) use saga_aws::testing::{Emulator, take_message};
 pub(crate) use saga_aws::{
     Bindings, EventBus, EventPublisher, ExecutionState, ParticipantQueue, Queues, SagaNotification,
     Status, StepFunctions, Wait, Worker,

@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::Client as Sqs;
 use lambda_runtime::{Context, LambdaEvent};
 use saga_aws::lambda::{InvocationError, LambdaParticipant};
-use saga_aws::testing::Emulator;
+use saga_aws::testing::{Emulator, take_message};
 use saga_aws::{Bindings, ExecutionState, Queues, Status, StepFunctions, Wait};
 use saga_core::asl::substitution_key;
 use saga_core::{Compensable, Participant, RetryPolicy, Saga, Step, StepContext, StepError};
@@ -121,31 +121,13 @@ async fn setup() -> Setup {
     }
 }
 
-/// Receives the next message from the participant queue (long poll), deletes it, returns its
-/// body: the test plays Lambda's event source mapping.
+/// Takes the next message off the participant queue and returns its body: the test plays
+/// Lambda's event source mapping.
 async fn next_body(s: &Setup) -> String {
-    for _ in 0..20 {
-        let out = s
-            .sqs
-            .receive_message()
-            .queue_url(&s.queue_url)
-            .wait_time_seconds(1)
-            .max_number_of_messages(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = out.messages.unwrap_or_default().into_iter().next() {
-            s.sqs
-                .delete_message()
-                .queue_url(&s.queue_url)
-                .receipt_handle(message.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-            return message.body.unwrap();
-        }
-    }
-    panic!("no command arrived on {}", s.queue_url);
+    take_message(&s.sqs, &s.queue_url, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no command arrived on {}", s.queue_url))
 }
 
 async fn wait_for_end(s: &Setup, arn: &str) -> ExecutionState {
