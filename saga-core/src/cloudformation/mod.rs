@@ -3,9 +3,10 @@
 //! idempotency table (with its TTL), and IAM roles with least privilege.
 //!
 //! Every IAM statement names its resources (ARNs from the template itself) and its actions
-//! exactly, with the one exception AWS forces: `states:SendTaskSuccess`, `SendTaskFailure` and
-//! `SendTaskHeartbeat` take no resource but `*` (a task token is not an ARN), so they stand
-//! alone in one statement, with a comment saying so.
+//! exactly, with the exceptions AWS forces, each alone in its statement with a comment saying
+//! why: `states:SendTaskSuccess`, `SendTaskFailure` and `SendTaskHeartbeat` take no resource
+//! but `*` (a task token is not an ARN), nor do CloudWatch Logs' log delivery actions and
+//! X-Ray's (the state machine's logging and tracing).
 //!
 //! - The state machine's role may send to its participants' queues (`sqs:SendMessage`),
 //!   invoke its Lambda participants (`lambda:InvokeFunction` on the ARNs given as parameters)
@@ -20,6 +21,11 @@
 //! Lambda participants get no role here: their function's execution role is the function's
 //! own; it needs the same statements as a queue worker's, minus the queue's.
 //!
+//! The stack watches itself (`observability.rs`): the state machine logs errors without
+//! execution data and traces with X-Ray (the two other statements AWS grants on `*` only), and
+//! alarms page through one SNS topic for a stuck saga (never for a compensated one), a
+//! dead-lettered command, a command waiting too long, and timed-out or throttled executions.
+//!
 //! [`to_yaml`] writes the template with its comments; [`to_json`] without them (`writers.rs`).
 
 use std::collections::BTreeMap;
@@ -30,8 +36,11 @@ use crate::asl::substitution_key;
 use crate::definition::{Participant, SagaDefinition};
 use crate::protocol::record;
 
+mod observability;
+mod trigger;
 mod writers;
 
+pub use observability::{LOG_DELIVERY_ACTIONS, TRACING_ACTIONS};
 pub use writers::{to_json, to_yaml};
 
 /// The key under which a mapping carries a comment for [`to_yaml`] (dropped by [`to_json`]).
@@ -130,7 +139,7 @@ fn task_callbacks() -> Value {
     let mut callbacks = statement("AnswerTasks", &TASK_CALLBACK_ACTIONS, vec![json!("*")]);
     callbacks[COMMENT_KEY] = json!(
         "SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat accept no resource but `*`\n\
-         (a task token is not an ARN): the only wildcard in this template."
+         (a task token is not an ARN)."
     );
     callbacks
 }
@@ -138,6 +147,7 @@ fn task_callbacks() -> Value {
 /// The template for `definition`.
 pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value {
     let mut parameters = Map::new();
+    let mut conditions = Map::new();
     let mut resources = Map::new();
     let mut outputs = Map::new();
     parameters.insert(
@@ -175,12 +185,20 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
 
     // Participants, in declaration order, each once; a queue's visibility covers its
     // longest step (the worker extends it while a step runs).
+    // The shortest heartbeat of its steps says how long a command may wait (observability).
     let mut participants: BTreeMap<String, (Participant, u32)> = BTreeMap::new();
+    let mut watched: BTreeMap<String, u32> = BTreeMap::new();
     for step in &definition.steps {
         let entry = participants
             .entry(stem(&step.participant))
             .or_insert((step.participant.clone(), 0));
         entry.1 = entry.1.max(step.timeout_seconds);
+        if let Participant::Queue(_) = step.participant {
+            let heartbeat = watched
+                .entry(stem(&step.participant))
+                .or_insert(step.heartbeat_seconds);
+            *heartbeat = (*heartbeat).min(step.heartbeat_seconds);
+        }
     }
     let mut substitutions = Map::new();
     let mut queue_arns = Vec::new();
@@ -273,6 +291,7 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
         &["events:PutEvents"],
         vec![get_att("EventBus", "Arn")],
     ));
+    machine_statements.extend(observability::machine_statements());
     // Only the state machine sends commands: a command is run by whoever receives it, so a
     // principal that may send one could make a participant act. The Deny holds even where an
     // identity policy in the account would allow it.
@@ -318,88 +337,35 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
     );
     let definition_json = serde_json::to_string_pretty(&definition.state_machine())
         .expect("state machines serialise");
-    resources.insert(
-        "StateMachine".into(),
-        json!({
-            "Type": "AWS::StepFunctions::StateMachine",
-            "Properties": {
-                "StateMachineName": definition.name,
-                "StateMachineType": "STANDARD",
-                "DefinitionString": definition_json,
-                "DefinitionSubstitutions": substitutions,
-                "RoleArn": get_att("StateMachineRole", "Arn"),
-            },
-        }),
+    let mut machine = json!({
+        "Type": "AWS::StepFunctions::StateMachine",
+        "Properties": {
+            "StateMachineName": definition.name,
+            "StateMachineType": "STANDARD",
+            "DefinitionString": definition_json,
+            "DefinitionSubstitutions": substitutions,
+            "RoleArn": get_att("StateMachineRole", "Arn"),
+        },
+    });
+    observability::machine_settings(&mut machine["Properties"]);
+    resources.insert("StateMachine".into(), machine);
+    let watched: Vec<_> = watched
+        .into_iter()
+        .map(|(stem, heartbeat_seconds)| observability::Watched {
+            stem,
+            heartbeat_seconds,
+        })
+        .collect();
+    observability::add(
+        &definition.name,
+        &watched,
+        &mut parameters,
+        &mut conditions,
+        &mut resources,
     );
 
     if let Some(pattern) = &options.trigger {
-        queue_pair(&mut resources, "Trigger", 60);
-        resources.insert(
-            "TriggerRule".into(),
-            json!({
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "Description": format!("Starts saga `{}`", definition.name),
-                    "EventBusName": reference("EventBus"),
-                    "EventPattern": pattern,
-                    "Targets": [{ "Id": "TriggerQueue", "Arn": get_att("TriggerQueue", "Arn") }],
-                },
-            }),
-        );
-        resources.insert(
-            "TriggerQueuePolicy".into(),
-            json!({
-                "Type": "AWS::SQS::QueuePolicy",
-                "Properties": {
-                    "Queues": [reference("TriggerQueue")],
-                    "PolicyDocument": {
-                        "Version": "2012-10-17",
-                        "Statement": [{
-                            "Sid": "FromTheTriggerRule",
-                            "Effect": "Allow",
-                            "Principal": { "Service": "events.amazonaws.com" },
-                            "Action": "sqs:SendMessage",
-                            "Resource": get_att("TriggerQueue", "Arn"),
-                            "Condition": {
-                                "ArnEquals": { "aws:SourceArn": get_att("TriggerRule", "Arn") },
-                            },
-                        }],
-                    },
-                },
-            }),
-        );
-        resources.insert(
-            "TriggerRole".into(),
-            role(
-                reference("WorkerPrincipal"),
-                "trigger",
-                vec![
-                    statement(
-                        "ReadEvents",
-                        &[
-                            "sqs:ReceiveMessage",
-                            "sqs:DeleteMessage",
-                            "sqs:ChangeMessageVisibility",
-                        ],
-                        vec![get_att("TriggerQueue", "Arn")],
-                    ),
-                    statement(
-                        "StartSagas",
-                        &["states:StartExecution"],
-                        vec![reference("StateMachine")],
-                    ),
-                    statement(
-                        "PublishSagaStarted",
-                        &["events:PutEvents"],
-                        vec![get_att("EventBus", "Arn")],
-                    ),
-                ],
-            ),
-        );
-        outputs.insert(
-            "TriggerQueueUrl".into(),
-            json!({ "Description": "The queue the trigger reads", "Value": reference("TriggerQueue") }),
-        );
+        trigger::add(&definition.name, pattern, &mut resources, &mut outputs);
     }
 
     outputs.insert(
@@ -417,10 +383,11 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!(
-            "Saga `{}` (version {}): state machine, participant queues, events, idempotency table, least-privilege roles. Generated by saga.",
+            "Saga `{}` (version {}): state machine, participant queues, events, idempotency table, least-privilege roles, alarms and a dashboard. Generated by saga.",
             definition.name, definition.version
         ),
         "Parameters": parameters,
+        "Conditions": conditions,
         "Resources": resources,
         "Outputs": outputs,
     })

@@ -1,10 +1,13 @@
 //! The CloudFormation templates, checked by the real linter (PyPI `cfn-lint`, which this test
 //! installs into the target directory) and held to least privilege: no wildcard action or
-//! resource besides the task callbacks' `*`, which AWS forces.
+//! resource besides the `*` AWS forces on the task callbacks, log delivery and X-Ray, each
+//! alone in its statement. `observability.rs` checks what the stack watches.
 
+mod observability;
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order/main.rs"]
+#[path = "../../examples/order/main.rs"]
 mod order;
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +17,10 @@ use std::sync::OnceLock;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use saga::SagaDefinition;
-use saga::cloudformation::{TASK_CALLBACK_ACTIONS, TemplateOptions, template, to_json, to_yaml};
+use saga::cloudformation::{
+    LOG_DELIVERY_ACTIONS, TASK_CALLBACK_ACTIONS, TRACING_ACTIONS, TemplateOptions, template,
+    to_json, to_yaml,
+};
 use serde_json::{Value, json};
 
 const CFN_LINT: &str = "cfn-lint==1.58.0";
@@ -137,7 +143,16 @@ fn as_list(value: &Value) -> Vec<Value> {
     }
 }
 
-/// Each wildcard action or resource, except the task callbacks alone on `*`.
+/// The groups of actions AWS grants on `*` only, each of which stands alone in a statement.
+fn forced_wildcards() -> [Vec<&'static str>; 3] {
+    [
+        TASK_CALLBACK_ACTIONS.to_vec(),
+        LOG_DELIVERY_ACTIONS.to_vec(),
+        TRACING_ACTIONS.to_vec(),
+    ]
+}
+
+/// Each wildcard action or resource, except a group AWS forces alone on `*`.
 fn needless_wildcards(template: &Value) -> Vec<String> {
     let mut found = Vec::new();
     for (id, statement) in statements(template) {
@@ -150,13 +165,13 @@ fn needless_wildcards(template: &Value) -> Vec<String> {
                 found.push(format!("{id}: action {action}"));
             }
         }
-        let callbacks_only = !actions.is_empty()
-            && actions
+        let forced = !actions.is_empty()
+            && forced_wildcards()
                 .iter()
-                .all(|a| TASK_CALLBACK_ACTIONS.contains(&a.as_str()));
+                .any(|group| actions.iter().all(|a| group.contains(&a.as_str())));
         for resource in as_list(&statement["Resource"]) {
             // Any string in the resource, intrinsic functions included.
-            if resource.to_string().contains('*') && !callbacks_only {
+            if resource.to_string().contains('*') && !forced {
                 found.push(format!("{id}: resource {resource} for {actions:?}"));
             }
         }
@@ -211,7 +226,7 @@ fn cfn_lint_refuses_a_broken_template() {
 }
 
 #[test]
-fn no_role_has_a_wildcard_but_the_task_callbacks() {
+fn no_role_has_a_wildcard_but_those_aws_forces() {
     let order = order::OrderSaga::definition();
     let mut templates = vec![
         template(&order, &TemplateOptions::default()),
@@ -224,13 +239,15 @@ fn no_role_has_a_wildcard_but_the_task_callbacks() {
     );
     for t in &templates {
         assert_eq!(needless_wildcards(t), Vec::<String>::new());
-        // The callbacks are alone in their statement, with the reason written beside them.
+        // Each forced group is alone in its statement, whole, with the reason beside it.
         for (id, statement) in statements(t) {
             if as_list(&statement["Resource"]).contains(&json!("*")) {
-                assert_eq!(
-                    as_list(&statement["Action"]),
-                    TASK_CALLBACK_ACTIONS.map(|a| json!(a)),
-                    "{id}"
+                let actions = as_list(&statement["Action"]);
+                assert!(
+                    forced_wildcards()
+                        .iter()
+                        .any(|group| actions == group.iter().map(|a| json!(a)).collect::<Vec<_>>()),
+                    "{id}: {actions:?} on *"
                 );
                 assert!(statement["__comment"].is_string(), "{id}: no comment");
             }
@@ -264,13 +281,15 @@ fn the_state_machine_role_reaches_only_its_own_participants_and_bus() {
         }
     }
     granted.sort();
-    let queues: Vec<String> = t["Resources"]
-        .as_object()
-        .unwrap()
+    let resources = t["Resources"].as_object().unwrap();
+    let queues: Vec<String> = resources
         .keys()
-        .filter(|k| k.ends_with("Queue") && !k.ends_with("DeadLetterQueue"))
+        .filter(|k| {
+            k.ends_with("Queue") && resources.contains_key(&k.replace("Queue", "WorkerRole"))
+        })
         .cloned()
         .collect();
+    assert_eq!(queues.len(), 3, "{queues:?}");
     let mut expected: Vec<(String, String)> = queues
         .iter()
         .map(|q| {
@@ -284,6 +303,10 @@ fn the_state_machine_role_reaches_only_its_own_participants_and_bus() {
         "events:PutEvents".to_owned(),
         json!({ "Fn::GetAtt": ["EventBus", "Arn"] }).to_string(),
     ));
+    // Logging and tracing, which AWS grants on `*` only.
+    for action in LOG_DELIVERY_ACTIONS.iter().chain(&TRACING_ACTIONS) {
+        expected.push(((*action).to_owned(), json!("*").to_string()));
+    }
     expected.sort();
     assert_eq!(granted, expected);
 }
