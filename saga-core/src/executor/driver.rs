@@ -28,6 +28,8 @@ pub(super) struct Driver<'a> {
     document_bytes: usize,
     /// The hash of the saga's input, which every invocation claims its key with.
     input_hash: PayloadHash,
+    /// What the output `fits` just measured adds to the document, for `absorb` to reuse.
+    measured: Option<usize>,
     faults: Option<&'a FaultPlan>,
     /// Execute commands held back by a `Late` fault (the step, the attempt, the document they
     /// carried), delivered once the saga has ended.
@@ -88,6 +90,7 @@ impl<'a> Driver<'a> {
             document: Value::Null,
             document_bytes: 0,
             input_hash: PayloadHash::of(&Value::Null),
+            measured: None,
             faults: exec.faults.for_saga(saga_id),
             late: std::sync::Mutex::default(),
         }
@@ -231,8 +234,9 @@ impl<'a> Driver<'a> {
     /// Step Functions carries at most 256 KiB per state: an output that would grow the saga
     /// document past it fails the step (`States.DataLimitExceeded` on AWS), which is not
     /// retried and starts compensation.
-    fn fits(&self, step: &str, output: Value) -> Result<Value, StepFailure> {
-        let bytes = self.document_bytes + output_bytes(step, &output, &self.document);
+    fn fits(&mut self, step: &str, output: Value) -> Result<Value, StepFailure> {
+        let added = output_bytes(step, &output, &self.document);
+        let bytes = self.document_bytes + added;
         if bytes > MAX_PAYLOAD_BYTES {
             return Err(StepFailure {
                 kind: FailureKind::Terminal,
@@ -243,6 +247,7 @@ impl<'a> Driver<'a> {
                 ),
             });
         }
+        self.measured = Some(added);
         Ok(output)
     }
 
@@ -420,7 +425,9 @@ impl<'a> Driver<'a> {
                 self.input_hash = PayloadHash::of_input(input);
             }
             SagaEvent::StepSucceeded { step, output, .. } => {
-                self.document_bytes += output_bytes(step, output, &self.document);
+                let added = self.measured.take();
+                self.document_bytes +=
+                    added.unwrap_or_else(|| output_bytes(step, output, &self.document));
                 if let Value::Object(document) = &mut self.document {
                     let steps = document
                         .entry(crate::protocol::DOCUMENT_STEPS)

@@ -1,8 +1,5 @@
 //! The in-memory [`IdempotencyStore`], on tokio's clock so tests can pause time.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 // foldhash, not SipHash: hashing the keys was a tenth of the executor's time per step, and
 // foldhash is seeded per process too.
 use foldhash::HashMap;
@@ -35,38 +32,53 @@ struct Record {
     evict_at: Instant,
 }
 
-#[derive(Debug, Default)]
+/// The records, with expired ones forgotten lazily: a record past its `evict_at` counts as
+/// absent wherever it is looked up, and the whole map is swept of them whenever it has doubled
+/// since the last sweep, so forgetting costs O(1) per record and the map holds at most twice
+/// the records still kept.
+#[derive(Debug)]
 struct Records {
     by_key: HashMap<IdempotencyKey, Record>,
-    /// Candidates for eviction, soonest first. An entry whose record has since changed (its
-    /// `evict_at` moved) is skipped when it comes up.
-    evictions: BinaryHeap<Reverse<(Instant, IdempotencyKey)>>,
+    /// The size at which the next insert sweeps first.
+    sweep_at: usize,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Self {
+            by_key: HashMap::default(),
+            sweep_at: Self::FIRST_SWEEP,
+        }
+    }
 }
 
 impl Records {
-    fn put(&mut self, key: &IdempotencyKey, record: Record) {
-        self.evictions.push(Reverse((record.evict_at, key.clone())));
+    const FIRST_SWEEP: usize = 1024;
+
+    fn put(&mut self, key: &IdempotencyKey, record: Record, now: Instant) {
         match self.by_key.get_mut(key) {
             Some(existing) => *existing = record,
             None => {
+                if self.by_key.len() >= self.sweep_at {
+                    self.sweep(now);
+                }
                 self.by_key.insert(key.clone(), record);
             }
         }
     }
 
-    /// Forgets every record whose time has come.
-    fn evict(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.evictions.peek() {
-            if *at > now {
-                return;
-            }
-            let Some(Reverse((at, key))) = self.evictions.pop() else {
-                return;
-            };
-            if self.by_key.get(&key).is_some_and(|r| r.evict_at == at) {
-                self.by_key.remove(&key);
-            }
+    /// The record of `key` unless its time has come (then it is forgotten).
+    fn live(&mut self, key: &IdempotencyKey, now: Instant) -> Option<&Record> {
+        if self.by_key.get(key).is_some_and(|r| r.evict_at <= now) {
+            self.by_key.remove(key);
         }
+        self.by_key.get(key)
+    }
+
+    /// Forgets every record whose time has come.
+    fn sweep(&mut self, now: Instant) {
+        self.by_key.retain(|_, r| r.evict_at > now);
+        self.sweep_at = (self.by_key.len() * 2).max(Self::FIRST_SWEEP);
     }
 }
 
@@ -114,7 +126,7 @@ impl InMemoryIdempotencyStore {
     /// those past their retention.
     pub fn len(&self) -> usize {
         let mut records = self.lock_records();
-        records.evict(Instant::now());
+        records.sweep(Instant::now());
         records.by_key.len()
     }
 
@@ -125,7 +137,7 @@ impl InMemoryIdempotencyStore {
 
     /// The outcome stored for `key`, if it is complete.
     pub fn outcome(&self, key: &IdempotencyKey) -> Option<StoredOutcome> {
-        match self.lock_records().by_key.get(key) {
+        match self.lock_records().live(key, Instant::now()) {
             Some(Record {
                 state: State::Complete(outcome),
                 ..
@@ -142,11 +154,11 @@ impl InMemoryIdempotencyStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn finished(&self, payload: Option<PayloadHash>, state: State) -> Record {
+    fn finished(&self, payload: Option<PayloadHash>, state: State, now: Instant) -> Record {
         Record {
             payload,
             state,
-            evict_at: Instant::now() + self.retention,
+            evict_at: now + self.retention,
         }
     }
 
@@ -183,8 +195,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
     ) -> Result<Claim, IdempotencyError> {
         let now = Instant::now();
         let mut records = self.lock_records();
-        records.evict(now);
-        if let Some(record) = records.by_key.get(key) {
+        if let Some(record) = records.live(key, now) {
             if matches!(record.state, State::Compensated) {
                 return Ok(Claim::Compensated);
             }
@@ -211,6 +222,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
                 state: State::InProgress { token, expires_at },
                 evict_at: expires_at + self.retention,
             },
+            now,
         );
         Ok(Claim::Acquired(Lease {
             key: key.clone(),
@@ -224,7 +236,12 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         outcome: StoredOutcome,
     ) -> Result<(), IdempotencyError> {
         self.with_lease(lease, |records, payload| {
-            records.put(&lease.key, self.finished(payload, State::Complete(outcome)));
+            let now = Instant::now();
+            records.put(
+                &lease.key,
+                self.finished(payload, State::Complete(outcome), now),
+                now,
+            );
         })
     }
 
@@ -237,8 +254,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
     async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {
         let now = Instant::now();
         let mut records = self.lock_records();
-        records.evict(now);
-        let payload = match records.by_key.get(key) {
+        let payload = match records.live(key, now) {
             Some(Record {
                 state: State::InProgress { expires_at, .. },
                 ..
@@ -250,7 +266,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
             Some(record) => record.payload,
             None => None,
         };
-        records.put(key, self.finished(payload, State::Compensated));
+        records.put(key, self.finished(payload, State::Compensated, now), now);
         Ok(Lock::Locked)
     }
 }
@@ -326,5 +342,31 @@ mod tests {
         assert!(store.outcome(&key).is_some() && store.len() == 1);
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(store.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_records_do_not_pile_up() {
+        let store = InMemoryIdempotencyStore::with_retention(Duration::from_secs(1));
+        let hash = PayloadHash::of(&1);
+        for n in 0..10_000 {
+            let key = IdempotencyKey::new(&format!("s-{n}"), "step", Action::Execute);
+            let Claim::Acquired(held) = store
+                .claim(&key, hash, Duration::from_secs(1))
+                .await
+                .unwrap()
+            else {
+                panic!("fresh key");
+            };
+            store
+                .complete(&held, StoredOutcome::Succeeded(serde_json::Value::Null))
+                .await
+                .unwrap();
+            if n % 100 == 99 {
+                tokio::time::advance(Duration::from_secs(2)).await;
+            }
+        }
+        let held = store.lock_records().by_key.len();
+        assert!(held <= 2 * Records::FIRST_SWEEP, "{held} records held");
+        assert_eq!(store.len(), 0, "all past their retention");
     }
 }
