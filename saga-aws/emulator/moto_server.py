@@ -18,6 +18,7 @@ from moto.core.config import default_user_config
 default_user_config["stepfunctions"] = {"execute_state_machine": True}
 
 from moto.server import main  # noqa: E402
+import moto_cloudformation  # noqa: E402,F401  (CloudFormation as AWS creates a saga's stack)
 from moto.core.responses import EmptyResult  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402

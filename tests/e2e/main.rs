@@ -7,4 +7,5 @@ mod delivery;
 mod deployed;
 mod paths;
 mod shop;
+mod stack;
 mod stopping;

@@ -362,6 +362,7 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
         &mut parameters,
         &mut conditions,
         &mut resources,
+        &mut outputs,
     );
 
     if let Some(pattern) = &options.trigger {

@@ -129,7 +129,15 @@ pub(super) fn add(
     parameters: &mut Map<String, Value>,
     conditions: &mut Map<String, Value>,
     resources: &mut Map<String, Value>,
+    outputs: &mut Map<String, Value>,
 ) {
+    outputs.insert(
+        "StuckSagaQueueUrl".into(),
+        json!({
+            "Description": "The queue that keeps each stuck saga's SagaCompensationFailed event",
+            "Value": reference("StuckSagaQueue"),
+        }),
+    );
     parameters.insert(
         "AlarmTopicArn".into(),
         json!({

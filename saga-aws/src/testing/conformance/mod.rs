@@ -43,6 +43,9 @@
 //! - A heartbeat on the token of an attempt that had ended was accepted: now `TaskTimedOut`,
 //!   as on AWS (a worker checks a stale command's token with a heartbeat before it runs it).
 //! - DynamoDB conditional writes were not atomic: requests are serialised.
+//! - CloudFormation (`moto_cloudformation.py`, for the template's stack) created the state
+//!   machine out of the Step Functions API's sight and without its substitutions, broke every
+//!   rule on a custom bus, and skipped alarms and queue policies: fixed.
 //! - Differences that cannot matter here: `StartExecution` needs a name (executions are named
 //!   after the saga id), `SendTaskHeartbeat` fails without `HeartbeatSeconds` (every task has
 //!   one), a missed heartbeat surfaces as `States.Timeout` (the generated Retry and Catch
