@@ -105,6 +105,29 @@ fn role(service: Value, policy: &str, statements: Vec<Value>) -> Value {
     })
 }
 
+/// The policy of `queue` that admits messages from the EventBridge rule `rule` only.
+fn from_rule_only(queue: &str, rule: &str) -> Value {
+    json!({
+        "Type": "AWS::SQS::QueuePolicy",
+        "Properties": {
+            "Queues": [reference(queue)],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": format!("FromThe{rule}"),
+                    "Effect": "Allow",
+                    "Principal": { "Service": "events.amazonaws.com" },
+                    "Action": "sqs:SendMessage",
+                    "Resource": get_att(queue, "Arn"),
+                    "Condition": {
+                        "ArnEquals": { "aws:SourceArn": get_att(rule, "Arn") },
+                    },
+                }],
+            },
+        },
+    })
+}
+
 /// A queue with its dead-letter queue, both encrypted with SQS-managed keys.
 fn queue_pair(resources: &mut Map<String, Value>, name: &str, visibility_seconds: u32) {
     let dlq = format!("{name}DeadLetterQueue");

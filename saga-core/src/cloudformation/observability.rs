@@ -23,7 +23,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{COMMENT_KEY, get_att, reference, statement};
+use super::{COMMENT_KEY, from_rule_only, get_att, reference, statement};
 use crate::protocol::events;
 
 /// The condition under which the stack creates its own alarm topic.
@@ -245,25 +245,7 @@ fn stuck_sagas(resources: &mut Map<String, Value>) {
     );
     resources.insert(
         "StuckSagaQueuePolicy".into(),
-        json!({
-            "Type": "AWS::SQS::QueuePolicy",
-            "Properties": {
-                "Queues": [reference("StuckSagaQueue")],
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Sid": "FromTheStuckSagaRule",
-                        "Effect": "Allow",
-                        "Principal": { "Service": "events.amazonaws.com" },
-                        "Action": "sqs:SendMessage",
-                        "Resource": get_att("StuckSagaQueue", "Arn"),
-                        "Condition": {
-                            "ArnEquals": { "aws:SourceArn": get_att("StuckSagaRule", "Arn") },
-                        },
-                    }],
-                },
-            },
-        }),
+        from_rule_only("StuckSagaQueue", "StuckSagaRule"),
     );
     // On a custom bus, EventBridge's rule metrics carry both the bus and the rule
     // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html).

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{get_att, queue_pair, reference, role, statement};
+use super::{from_rule_only, get_att, queue_pair, reference, role, statement};
 
 /// Adds the trigger of saga `saga` for events matching `pattern`.
 pub(super) fn add(
@@ -27,25 +27,7 @@ pub(super) fn add(
     );
     resources.insert(
         "TriggerQueuePolicy".into(),
-        json!({
-            "Type": "AWS::SQS::QueuePolicy",
-            "Properties": {
-                "Queues": [reference("TriggerQueue")],
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Sid": "FromTheTriggerRule",
-                        "Effect": "Allow",
-                        "Principal": { "Service": "events.amazonaws.com" },
-                        "Action": "sqs:SendMessage",
-                        "Resource": get_att("TriggerQueue", "Arn"),
-                        "Condition": {
-                            "ArnEquals": { "aws:SourceArn": get_att("TriggerRule", "Arn") },
-                        },
-                    }],
-                },
-            },
-        }),
+        from_rule_only("TriggerQueue", "TriggerRule"),
     );
     resources.insert(
         "TriggerRole".into(),
