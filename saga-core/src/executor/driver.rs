@@ -26,8 +26,9 @@ pub(super) struct Driver<'a> {
     document: Value,
     /// The document's size as compact JSON, kept up to date to enforce the payload limit.
     document_bytes: usize,
-    /// The hash of the saga's input, which every invocation claims its key with.
-    input_hash: PayloadHash,
+    /// The hash of the saga's input, which every invocation claims its key with (set by
+    /// `SagaStarted`, the first event of every log).
+    input_hash: Option<PayloadHash>,
     /// What the output `fits` just measured adds to the document, for `absorb` to reuse.
     measured: Option<usize>,
     faults: Option<&'a FaultPlan>,
@@ -89,7 +90,7 @@ impl<'a> Driver<'a> {
             state: SagaState::default(),
             document: Value::Null,
             document_bytes: 0,
-            input_hash: PayloadHash::of(&Value::Null),
+            input_hash: None,
             measured: None,
             faults: exec.faults.for_saga(saga_id),
             late: std::sync::Mutex::default(),
@@ -251,6 +252,11 @@ impl<'a> Driver<'a> {
         Ok(output)
     }
 
+    fn input_hash(&self) -> PayloadHash {
+        self.input_hash
+            .expect("a driver starts from SagaStarted, which sets the input hash")
+    }
+
     fn index(&self, step: &str) -> usize {
         // Every step name in the state was checked against the definition (start or resume).
         self.saga
@@ -277,7 +283,7 @@ impl<'a> Driver<'a> {
             action,
             attempt,
             document: &self.document,
-            input_hash: self.input_hash,
+            input_hash: self.input_hash(),
             error: match action {
                 Action::Execute => None,
                 Action::Compensate => self.state.failed.as_ref().map(|(_, e)| e),
@@ -285,7 +291,7 @@ impl<'a> Driver<'a> {
         };
         let timeout = Duration::from_secs(step.timeout_seconds.into());
         let store = &*self.exec.store;
-        let payload = self.input_hash;
+        let payload = self.input_hash();
         // The one invocation path, the AWS participants' too.
         let deliver = || invoke(store, call);
         let fault = self
@@ -376,7 +382,7 @@ impl<'a> Driver<'a> {
                 action: Action::Execute,
                 attempt,
                 document: &document,
-                input_hash: self.input_hash,
+                input_hash: self.input_hash(),
                 error: None,
             };
             let _ = invoke(&*self.exec.store, call).await;
@@ -422,7 +428,7 @@ impl<'a> Driver<'a> {
             SagaEvent::SagaStarted { input, .. } => {
                 self.document = input.clone();
                 self.document_bytes = payload_size(input);
-                self.input_hash = PayloadHash::of_input(input);
+                self.input_hash = Some(PayloadHash::of_input(input));
             }
             SagaEvent::StepSucceeded { step, output, .. } => {
                 let added = self.measured.take();
