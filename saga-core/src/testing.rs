@@ -103,7 +103,54 @@ pub async fn check_idempotency_store_contract<F, Fut>(
         Claim::Completed(declined)
     );
 
+    check_forget_failure(store, unique, &key, hash, lease).await;
     check_semantic_lock(store, unique, &advance).await;
+}
+
+/// An operator's recovery forgets a stored terminal failure (`key` holds one), and nothing
+/// else: not a success, not a live lease, not a lock.
+async fn check_forget_failure(
+    store: &dyn IdempotencyStore,
+    unique: &str,
+    key: &IdempotencyKey,
+    hash: PayloadHash,
+    lease: Duration,
+) {
+    assert!(
+        store.forget_failure(key).await.expect("forget"),
+        "a stored terminal failure must be forgotten"
+    );
+    let Claim::Acquired(again) = store.claim(key, hash, lease).await.expect("claim") else {
+        panic!("a forgotten failure must let the action run again");
+    };
+    assert!(
+        !store.forget_failure(key).await.expect("forget"),
+        "a live lease is not a failure to forget"
+    );
+    let done = StoredOutcome::Succeeded(serde_json::json!({"refunded": true}));
+    store
+        .complete(&again, done.clone())
+        .await
+        .expect("complete");
+    assert!(
+        !store.forget_failure(key).await.expect("forget"),
+        "a success must never be forgotten"
+    );
+    assert_eq!(
+        store.claim(key, hash, lease).await.expect("claim"),
+        Claim::Completed(done)
+    );
+    let absent = IdempotencyKey::new(&format!("forget-{unique}"), "step", Action::Execute);
+    assert!(!store.forget_failure(&absent).await.expect("forget"));
+    assert_eq!(store.lock(&absent).await.expect("lock"), Lock::Locked);
+    assert!(
+        !store.forget_failure(&absent).await.expect("forget"),
+        "a locked execute stays locked"
+    );
+    assert_eq!(
+        store.claim(&absent, hash, lease).await.expect("claim"),
+        Claim::Compensated
+    );
 }
 
 /// The semantic lock: once a compensation has locked a step's execute key, no claim of it

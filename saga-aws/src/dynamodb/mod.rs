@@ -80,6 +80,7 @@ use saga_core::{
 
 use crate::error::AwsError;
 
+mod forget;
 mod item;
 mod table;
 
@@ -475,6 +476,10 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             ),
             source: None,
         })
+    }
+
+    async fn forget_failure(&self, key: &IdempotencyKey) -> Result<bool, IdempotencyError> {
+        self.delete_failure(key).await
     }
 }
 

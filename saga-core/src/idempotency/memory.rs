@@ -269,6 +269,21 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         records.put(key, self.finished(payload, State::Compensated, now), now);
         Ok(Lock::Locked)
     }
+
+    async fn forget_failure(&self, key: &IdempotencyKey) -> Result<bool, IdempotencyError> {
+        let mut records = self.lock_records();
+        let failed = matches!(
+            records.live(key, Instant::now()),
+            Some(Record {
+                state: State::Complete(StoredOutcome::Failed(_)),
+                ..
+            })
+        );
+        if failed {
+            records.by_key.remove(key);
+        }
+        Ok(failed)
+    }
 }
 
 #[cfg(test)]

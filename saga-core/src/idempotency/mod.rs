@@ -303,6 +303,11 @@ pub enum IdempotencyError {
 ///   compensation waits for that run (its lease) to end. A holder whose lease was locked out
 ///   gets [`IdempotencyError::LeaseLost`] on `complete` and `release`. Every compensation locks
 ///   its step's execute key before it claims its own key.
+/// - [`forget_failure`](Self::forget_failure) deletes a COMPLETE record whose outcome is a
+///   terminal failure, so the next claim runs the action again: the operator's recovery of a
+///   stuck saga, after fixing what made the action fail. It changes nothing, and answers
+///   `false`, for any other record: a success is never forgotten (that would apply its effect
+///   twice), a live lease is not broken, and a locked execute stays locked.
 /// - Finished records (COMPLETE, COMPENSATED) are kept for a retention the implementation
 ///   documents, then forgotten: a duplicate later than that would run again.
 ///
@@ -349,6 +354,10 @@ pub trait IdempotencyStore: Send + Sync + fmt::Debug {
     /// Locks the execute key `key` against any later run: the semantic lock a compensation
     /// takes before it undoes the step; see the trait docs.
     async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError>;
+
+    /// Forgets the terminal failure stored for `key`, so that the action runs again; `true` if
+    /// there was one. Any other record is left as it is; see the trait docs.
+    async fn forget_failure(&self, key: &IdempotencyKey) -> Result<bool, IdempotencyError>;
 }
 
 #[cfg(test)]

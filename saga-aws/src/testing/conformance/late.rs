@@ -101,6 +101,10 @@ impl IdempotencyStore for SettlingStore {
     async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {
         self.inner.lock(key).await
     }
+
+    async fn forget_failure(&self, key: &IdempotencyKey) -> Result<bool, IdempotencyError> {
+        self.inner.forget_failure(key).await
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
