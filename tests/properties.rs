@@ -198,6 +198,51 @@ proptest! {
         }
     }
 
+    /// Recovery of a stuck saga: once its faults are gone (a new executor on the same log and
+    /// store, without the fault plan, as after an operator's fix), `recover` finishes every
+    /// stuck saga, `Completed` or `Compensated`; over both runs no effect is applied twice, and
+    /// a compensated saga has undone every effect it applied. A saga that is not stuck is
+    /// refused, and nothing runs.
+    #[test]
+    fn a_stuck_saga_recovers_once_its_faults_are_gone(case in case(1, 12)) {
+        let ledger = Arc::new(Ledger::default());
+        let log = SagaLog::new();
+        let store = Arc::new(InMemoryIdempotencyStore::new());
+        let executor = |plan: Option<FaultPlan>| {
+            let builder = InMemoryExecutor::builder()
+                .saga(case.shape.build(SAGA, &ledger))
+                .log(log.clone())
+                .store(store.clone());
+            match plan {
+                Some(plan) => builder.faults(plan),
+                None => builder,
+            }
+            .build()
+        };
+        let rt = paused_runtime();
+        let first = rt
+            .block_on(executor(Some(case.plan())).run(SAGA, "saga-1", &json!({ "order": "saga-1" })))
+            .expect("the executor runs the saga to an outcome");
+        let report = if matches!(first.outcome, Outcome::CompensationFailed { .. }) {
+            let recovered = rt
+                .block_on(executor(None).recover("saga-1"))
+                .expect("a stuck saga recovers");
+            prop_assert!(
+                !matches!(recovered.outcome, Outcome::CompensationFailed { .. }),
+                "still stuck without faults: {:?}",
+                recovered.outcome
+            );
+            recovered
+        } else {
+            let before = ledger.of("saga-1");
+            let refused = rt.block_on(executor(None).recover("saga-1"));
+            prop_assert!(matches!(refused, Err(ExecutorError::NotStuck { .. })), "{:?}", refused);
+            prop_assert_eq!(ledger.of("saga-1"), before);
+            first
+        };
+        check_atomicity(&case, &report, &ledger.of("saga-1"))?;
+    }
+
     /// Recovery: crashing the executor at any log position (twice), then resuming on a new
     /// executor that shares the log and the idempotency store, gives the same outcome, trace,
     /// output and ledger as running without a crash.

@@ -323,8 +323,14 @@ commands (the saga command line, `saga::cli`; `COMMAND --help` explains each):
   start      start a saga
   watch      follow a saga live
   status     where a saga stands
+  recover    recover a stuck saga once its cause is fixed
   worker     run the participants
-  run        run in memory with injected failures";
+  run        run in memory with injected failures
+
+environment:
+  ORDER_BROKEN_STEP=STEP  the commands' STEP fails with a terminal error (as --fail): a worker
+                          with a bug, to see a saga get stuck and `recover` it once the worker
+                          runs without it";
 
 fn parse(args: &[String]) -> Result<(Vec<(String, Misbehaviour)>, bool), String> {
     let mut misbehaving = Vec::new();
@@ -364,7 +370,21 @@ fn main() -> ExitCode {
         }
         None | Some("--fail" | "--flaky" | "--aws") => demo(&args),
         // Everything else is the saga command line.
-        Some(_) => saga::cli::run([saga::cli::Entry::from(order_saga(&[])).example_input(order())]),
+        Some(_) => {
+            // A worker with a bug, for the README's recovery: `ORDER_BROKEN_STEP=ship_order`.
+            let broken: Vec<(String, Misbehaviour)> = match std::env::var("ORDER_BROKEN_STEP") {
+                Ok(step) if STEPS.contains(&step.as_str()) => vec![(step, Misbehaviour::Fail)],
+                Ok(step) => {
+                    eprintln!(
+                        "error: ORDER_BROKEN_STEP `{step}` is no step; the steps are {}",
+                        STEPS.join(", ")
+                    );
+                    return ExitCode::from(2);
+                }
+                Err(_) => Vec::new(),
+            };
+            saga::cli::run([saga::cli::Entry::from(order_saga(&broken)).example_input(order())])
+        }
     }
 }
 

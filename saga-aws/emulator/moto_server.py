@@ -19,7 +19,7 @@ default_user_config["stepfunctions"] = {"execute_state_machine": True}
 
 from moto.server import main  # noqa: E402
 import moto_cloudformation  # noqa: E402,F401  (CloudFormation as AWS creates a saga's stack)
-from moto.core.responses import EmptyResult  # noqa: E402
+from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
@@ -57,6 +57,27 @@ def _send_task_failure(self):  # type: ignore[no-untyped-def]
 
 
 StepFunctionResponse.send_task_failure = _send_task_failure
+
+# An emulator deviation fixed here: moto's GetExecutionHistory ignores `reverseOrder` and
+# `maxResults` and answers every event, oldest first. AWS lists the events newest first when
+# `reverseOrder` is true, at most `maxResults` a page, the rest behind `nextToken`
+# (https://docs.aws.amazon.com/step-functions/latest/apireference/API_GetExecutionHistory.html).
+# Reading the newest event alone is how a client sees a stuck saga waiting for an operator.
+# Without `maxResults` every event comes in one page (AWS pages at 100; our client pages).
+def _get_execution_history(self):  # type: ignore[no-untyped-def]
+    history = self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))
+    events = list(history["events"])
+    if self._get_param("reverseOrder"):
+        events.reverse()
+    start = int(self._get_param("nextToken") or 0)
+    size = int(self._get_param("maxResults") or 0) or len(events)
+    page = {"events": events[start : start + size]}
+    if start + size < len(events):
+        page["nextToken"] = str(start + size)
+    return ActionResult(page)
+
+
+StepFunctionResponse.get_execution_history = _get_execution_history
 
 # An emulator deviation fixed here: moto takes any number of answers for one task token (each
 # SendTaskSuccess/SendTaskFailure overwrites the last), and keeps one token, with its last

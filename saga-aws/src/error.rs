@@ -98,6 +98,27 @@ pub enum AwsError {
         /// Its cause, if it has one.
         cause: String,
     },
+    /// `recover` of an execution that is not waiting for an operator.
+    #[error(
+        "the execution {execution} is not stuck (it is {status}): only a saga that waits for an \
+         operator at a step's report can be recovered"
+    )]
+    NotStuck {
+        /// The execution's ARN.
+        execution: String,
+        /// Where it stands.
+        status: String,
+    },
+    /// The idempotency store failed while a stuck saga's failure was being forgotten; nothing
+    /// was recovered, and `recover` may be tried again.
+    #[error("cannot forget the stored failure of `{key}`")]
+    Store {
+        /// The key.
+        key: String,
+        /// What the store said.
+        #[source]
+        source: saga_core::IdempotencyError,
+    },
     /// The service answered something we cannot read.
     #[error("{operation}: unexpected answer: {message}")]
     Unexpected {

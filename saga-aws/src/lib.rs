@@ -70,8 +70,8 @@ pub use queues::{ParticipantQueue, QueueOptions, Queues, queue_name};
 pub use saga_core::protocol::Command;
 #[cfg(feature = "sfn")]
 pub use state_machine::{
-    Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions, Wait,
-    bound_definition, execution_arn, trace_from_history,
+    Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions,
+    Stuck, Wait, bound_definition, execution_arn, trace_from_history,
 };
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]
 pub use trigger::{Trigger, TriggerStats, execution_name as trigger_execution_name};

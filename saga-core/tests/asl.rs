@@ -82,6 +82,36 @@ fn every_task_is_a_bounded_callback_with_retry_and_catch() {
                 task.parameters["Entries"][0]["EventBusName"],
                 "${EventBusName}"
             );
+            // It waits for an operator's `recover`, which goes back to the action that gave
+            // up; the window passing (not retried) or a failure to publish ends the saga.
+            let detail = &task.parameters["Entries"][0]["Detail"];
+            assert_eq!(detail["task_token.$"], "$$.Task.Token", "{name}");
+            let step = name.trim_end_matches(".report");
+            let (action, resume) = match detail["action"].as_str() {
+                Some("compensate") => ("compensate", format!("{step}.compensate")),
+                other => (other.unwrap(), step.to_owned()),
+            };
+            assert_eq!(
+                action,
+                if step == "s2" {
+                    "execute"
+                } else {
+                    "compensate"
+                }
+            );
+            assert_eq!(
+                task.transition,
+                asl::Transition::next(resume),
+                "{name} resumes the action that gave up"
+            );
+            assert_eq!(task.timeout_seconds, asl::RECOVERY_WINDOW_SECONDS);
+            assert_eq!(task.retry[0].error_equals, ["States.Timeout"]);
+            assert_eq!(task.retry[0].max_attempts, 0);
+            let end = &task.catch[0].next;
+            assert!(
+                matches!(machine.state(end), Some(State::Fail(f)) if f.error == "Saga.CompensationFailed"),
+                "{name} ends at {end}"
+            );
             continue;
         }
         assert!(task.resource.ends_with(".waitForTaskToken"), "{name}");

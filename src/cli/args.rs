@@ -130,6 +130,21 @@ pub(super) enum Operation {
         /// The saga id.
         id: String,
     },
+    /// Recover a stuck saga once its cause is fixed: the action that gave up runs again (under
+    /// its idempotency key; nothing that succeeded runs twice), and the saga goes on to its end.
+    #[command(
+        after_help = "Examples:\n  order status o-1     # Stuck: waiting for an operator\n  order recover o-1\n  order recover o-1 --table order-idempotency"
+    )]
+    Recover {
+        #[command(flatten)]
+        which: Which,
+        /// The saga id.
+        id: String,
+        /// The participants' DynamoDB idempotency table, where the failure that stopped the saga
+        /// is kept (default: `SAGA_IDEMPOTENCY_TABLE`, else `<saga>-idempotency`).
+        #[arg(long, env = "SAGA_IDEMPOTENCY_TABLE")]
+        table: Option<String>,
+    },
     /// Run the participants of the sagas: answer their commands on a queue until SIGINT or SIGTERM.
     #[command(
         after_help = "Examples:\n  order worker                     # every queue participant, queues and table named as by deploy --create-queues\n  order worker --queue https://sqs.../order-inventory --table order-idempotency"

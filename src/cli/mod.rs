@@ -22,17 +22,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use saga_aws::{Bindings, DeployedSaga, Status};
+use saga_aws::{Bindings, DeployedSaga};
 use saga_core::{Outcome, Saga, SagaDefinition};
 use serde_json::Value;
 
 mod args;
+mod operate;
 mod print;
 #[cfg(feature = "simulate")]
 mod simulate;
 mod worker;
 
-use print::{svg, trace_lines, watch, what};
+use print::{svg, watch};
 
 use args::{Cli, GraphFormat, Operation, TemplateFormat, Which};
 
@@ -407,33 +408,18 @@ impl Operation {
                 let deployed = DeployedSaga::find(&config, &entry.definition)
                     .await
                     .map_err(aws)?;
-                let progress = deployed
-                    .step_functions()
-                    .progress(&deployed.execution_arn(&id))
+                operate::status(&deployed, &id, out).await?;
+            }
+            Operation::Recover { which, id, table } => {
+                let entry = pick(sagas, &which)?;
+                let config = config().await;
+                let deployed = DeployedSaga::find(&config, &entry.definition)
                     .await
                     .map_err(aws)?;
-                write(out, format!("saga {id}: {:?}", progress.state.status))?;
-                for line in trace_lines(&progress.trace) {
-                    write(out, format!("  {line}"))?;
-                }
-                if let Some((step, action, attempt)) = &progress.running {
-                    write(
-                        out,
-                        format!("  .. {} (attempt {attempt})", what(step, *action)),
-                    )?;
-                }
-                match progress.state.outcome(&progress.trace) {
-                    Some(outcome) => write(out, format!("outcome: {outcome}"))?,
-                    None if progress.state.status == Status::Running => {}
-                    None => write(
-                        out,
-                        format!(
-                            "ended {:?}: {}",
-                            progress.state.status,
-                            progress.state.cause.as_deref().unwrap_or("no cause given")
-                        ),
-                    )?,
-                }
+                let table = table
+                    .unwrap_or_else(|| saga_aws::store::default_table_name(&entry.definition.name));
+                let outcome = operate::recover(&config, &deployed, &id, &table, out).await?;
+                return Ok(exit_for(&outcome));
             }
             Operation::Worker {
                 which,

@@ -3,11 +3,16 @@
 //! (deploy, a worker, start, watch, status), as a user runs them.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/order/main.rs"]
+#[path = "../../examples/order/main.rs"]
 mod order;
 
+mod binary;
+mod recover;
+
+use binary::{run_binary, text, worker};
+
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use saga::cli::{Entry, Failure, execute};
@@ -126,7 +131,7 @@ fn graph_draws_svg_with_graphviz() {
 fn without_graphviz_svg_is_a_clear_error() {
     let empty = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-tools");
     std::fs::create_dir_all(&empty).unwrap();
-    let output = Command::new(binary())
+    let output = Command::new(binary::binary())
         .args(["graph", "--format", "svg"])
         .env("PATH", &empty)
         .output()
@@ -193,7 +198,8 @@ fn errors_and_help_are_clear() {
     assert!(error(&["frobnicate"]).contains("unrecognized subcommand"));
     assert!(error(&["cost", "--saga", "invoice"]).contains("no saga `invoice`"));
     for sub in [
-        "asl", "graph", "cost", "template", "deploy", "start", "watch", "status", "worker", "run",
+        "asl", "graph", "cost", "template", "deploy", "start", "watch", "status", "recover",
+        "worker", "run",
     ] {
         let help = error(&[sub, "--help"]);
         assert!(
@@ -201,55 +207,6 @@ fn errors_and_help_are_clear() {
             "`{sub} --help` has no example:\n{help}"
         );
     }
-}
-
-/// The example's binary (cargo builds examples before it runs tests).
-fn binary() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/tmp is in the target directory")
-        .to_owned();
-    let path = target.join("debug/examples/order");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` (it builds the examples)",
-        path.display()
-    );
-    path
-}
-
-/// A child process that is killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn command(endpoint: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(binary());
-    command
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE");
-    command
-}
-
-fn run_binary(endpoint: &str, args: &[&str]) -> Output {
-    command(endpoint, args).output().expect("run the example")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,40 +248,7 @@ async fn deploy_a_worker_start_watch_and_status_on_the_emulator() {
     );
     assert!(text(&again).contains("(Unchanged)"), "{}", text(&again));
 
-    let mut worker = Running(
-        command(&endpoint, &["worker"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the worker"),
-    );
-    // Its output, line by line; it is ready once it names its three queues.
-    let (lines, ready) = {
-        let stdout = worker.0.stdout.take().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut queues = 0;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.starts_with("worker on ") {
-                    queues += 1;
-                    if queues == 3 {
-                        let _ = tx.send(());
-                    }
-                }
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        (lines, rx)
-    };
-    ready
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the worker names its queues within 60 s");
+    let (mut worker, lines) = worker(&endpoint, &[]);
 
     let started = run_binary(&endpoint, &["start", "o-1"]);
     assert!(started.status.success(), "{}", text(&started));
@@ -394,4 +318,8 @@ async fn deploy_a_worker_start_watch_and_status_on_the_emulator() {
         assert!(line.contains(" 0 failed, 0 malformed, "), "{out}");
         assert!(!line.contains(": 0 received"), "{out}");
     }
+
+    // On the same deployment (one test: the example's saga has one name), a saga gets stuck on
+    // a broken worker and is recovered once a fixed one runs.
+    recover::a_stuck_saga_is_recovered_after_the_fix(&endpoint).await;
 }

@@ -6,6 +6,7 @@ mod backlog;
 mod delivery;
 mod deployed;
 mod paths;
+mod recovery;
 mod shop;
 mod stack;
 mod stopping;

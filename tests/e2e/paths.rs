@@ -26,28 +26,29 @@ async fn the_saga_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_failure_at_each_step_compensates_in_reverse_order() {
+    // After the pivot there is no way back: the saga is stuck, waiting for an operator.
     let cases = [
-        ("reserve", "Saga.Compensated", vec![("reserve", Compensate)]),
+        (
+            "reserve",
+            (Status::Failed, Some("Saga.Compensated")),
+            vec![("reserve", Compensate)],
+        ),
         (
             "charge",
-            "Saga.Compensated",
+            (Status::Failed, Some("Saga.Compensated")),
             vec![("reserve", Execute), ("reserve", Compensate)],
         ),
         (
             "ship",
-            "Saga.CompensationFailed",
+            (Status::Stuck, None),
             vec![("reserve", Execute), ("charge", Execute)],
         ),
     ];
-    for (step, error, expected) in cases {
+    for (step, end_as, expected) in cases {
         let env = env(Script::default().with(step, Execute, Behaviour::Terminal)).await;
         let saga_id = format!("fail-{step}");
         let end = env.run(&saga_id).await;
-        assert_eq!(
-            (end.status, end.error.as_deref()),
-            (Status::Failed, Some(error)),
-            "{step} fails"
-        );
+        assert_eq!((end.status, end.error.as_deref()), end_as, "{step} fails");
         assert_eq!(
             env.script.ledger(&saga_id),
             effects(&expected),
@@ -75,16 +76,13 @@ async fn a_retryable_failure_recovers_within_its_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compensation_that_keeps_failing_ends_as_compensation_failed() {
+async fn a_compensation_that_keeps_failing_leaves_the_saga_stuck_and_reported() {
     let script = Script::default()
         .with("charge", Execute, Behaviour::Terminal)
         .with("reserve", Compensate, Behaviour::Retryable(100));
     let env = env(script).await;
     let end = env.run("stuck-1").await;
-    assert_eq!(
-        (end.status, end.error.as_deref()),
-        (Status::Failed, Some("Saga.CompensationFailed"))
-    );
+    assert_eq!((end.status, end.error.as_deref()), (Status::Stuck, None));
     assert_eq!(
         env.script.ledger("stuck-1"),
         effects(&[("reserve", Execute)])

@@ -29,6 +29,8 @@ pub(crate) enum Behaviour {
     HangFirst,
     /// Every call never answers.
     Hang,
+    /// A terminal failure on every call until [`Script::fix`] (the bug an operator fixes).
+    TerminalUntilFixed,
 }
 
 /// The behaviour of each (step, action), and the ledger of applied effects.
@@ -37,12 +39,18 @@ pub(crate) struct Script {
     pub(crate) behaviour: HashMap<(&'static str, Action), Behaviour>,
     pub(crate) calls: Mutex<HashMap<(String, Action), u32>>,
     pub(crate) ledger: Mutex<Vec<(String, Action)>>,
+    pub(crate) fixed: std::sync::atomic::AtomicBool,
 }
 
 impl Script {
     pub(crate) fn with(mut self, step: &'static str, action: Action, behaviour: Behaviour) -> Self {
         self.behaviour.insert((step, action), behaviour);
         self
+    }
+
+    /// Mends every `TerminalUntilFixed` behaviour.
+    pub(crate) fn fix(&self) {
+        self.fixed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(crate) async fn act(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
@@ -62,6 +70,11 @@ impl Script {
         match behaviour {
             Behaviour::Terminal => {
                 return Err(StepError::terminal("Rejected", format!("{step} said no")));
+            }
+            Behaviour::TerminalUntilFixed
+                if !self.fixed.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                return Err(StepError::terminal("Broken", format!("{step} is broken")));
             }
             Behaviour::Retryable(n) if call <= n => {
                 return Err(StepError::retryable(format!("{step} blipped")));

@@ -18,46 +18,55 @@ fn invocation_entered(event: &HistoryEvent) -> Option<(String, Action)> {
     }
 }
 
-/// The step whose task was entered or scheduled last and has not ended.
-pub(super) fn running_from_history(
-    events: &[HistoryEvent],
-    trace: &Trace,
-) -> Option<(String, Action, u32)> {
+/// The step of a `<step>.report` state entered.
+fn reported_step(event: &HistoryEvent) -> Option<&str> {
+    let name = &event.state_entered_event_details.as_ref()?.name;
+    name.strip_suffix(".report")
+}
+
+/// The step whose task was entered or scheduled last and has not ended, with its attempt
+/// (counted as the trace counts it: from 1 again after a recovery).
+pub(super) fn running_from_history(events: &[HistoryEvent]) -> Option<(String, Action, u32)> {
     let mut open = false;
     let mut current = None;
+    let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
     for event in events {
         match event.r#type {
             HistoryEventType::TaskStateEntered => {
                 current = invocation_entered(event);
                 open = current.is_some();
+                if let Some(step) = reported_step(event) {
+                    attempts.retain(|(s, _), _| s != step);
+                }
             }
             HistoryEventType::TaskScheduled => open = current.is_some(),
             HistoryEventType::TaskSucceeded
             | HistoryEventType::TaskFailed
-            | HistoryEventType::TaskTimedOut => open = false,
+            | HistoryEventType::TaskTimedOut => {
+                if let Some(ended) = current.clone().filter(|_| open) {
+                    *attempts.entry(ended).or_insert(0) += 1;
+                }
+                open = false;
+            }
             _ => {}
         }
     }
     let (step, action) = current.filter(|_| open)?;
-    let done = trace
-        .0
-        .iter()
-        .filter(|i| i.step == step && i.action == action)
-        .count();
-    Some((
-        step,
-        action,
-        u32::try_from(done).unwrap_or(u32::MAX).saturating_add(1),
-    ))
+    let done = attempts.get(&(step.clone(), action)).copied().unwrap_or(0);
+    Some((step, action, done.saturating_add(1)))
 }
 
-/// The saga document a failed execution ended with: the input of the last `Fail` state it
-/// entered (its `Saga.Compensated` or `Saga.CompensationFailed` end).
-pub(super) fn document_from_history(events: &[HistoryEvent]) -> Option<serde_json::Value> {
+/// The saga document of an execution that has stopped: the input of the last state of kind
+/// `entered` (`FailStateEntered`: its `Saga.Compensated` or `Saga.CompensationFailed` end;
+/// `TaskStateEntered` for one stuck at a report).
+pub(super) fn document_from_history(
+    events: &[HistoryEvent],
+    entered: HistoryEventType,
+) -> Option<serde_json::Value> {
     events
         .iter()
         .rev()
-        .find(|e| e.r#type == HistoryEventType::FailStateEntered)
+        .find(|e| e.r#type == entered)
         .and_then(|e| e.state_entered_event_details.as_ref()?.input.as_deref())
         .and_then(|input| serde_json::from_str(input).ok())
 }
@@ -114,7 +123,14 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
                     scheduled_at: event.timestamp.as_secs_f64(),
                 };
             }
-            HistoryEventType::TaskStateEntered => current = invocation_entered(event),
+            HistoryEventType::TaskStateEntered => {
+                current = invocation_entered(event);
+                // A step's report: if an operator recovers the saga, the action that gave up
+                // runs again from attempt 1, as Step Functions counts a state entered anew.
+                if let Some(step) = reported_step(event) {
+                    attempts.retain(|(s, _), _| s != step);
+                }
+            }
             HistoryEventType::TaskSucceeded
             | HistoryEventType::TaskFailed
             | HistoryEventType::TaskTimedOut => {

@@ -6,18 +6,22 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::types::{ExecutionStatus as SdkStatus, HistoryEvent};
+use aws_sdk_sfn::types::{ExecutionStatus as SdkStatus, HistoryEvent, HistoryEventType};
 use saga_core::asl::substitutions;
-use saga_core::{Action, InvocationResult, Outcome, SagaDefinition, Trace};
+use saga_core::{Action, SagaDefinition, Trace};
 use serde_json::Value;
 
 use crate::error::AwsError;
 
+mod execution;
 mod history;
+mod recovery;
 mod wait;
 
+pub use execution::{ExecutionState, Status};
 pub use history::trace_from_history;
 use history::{document_from_history, running_from_history};
+pub use recovery::Stuck;
 pub use wait::Wait;
 
 /// Values for a definition's `${...}` substitutions: queue URLs and function ARNs by key.
@@ -50,75 +54,6 @@ pub struct Execution {
     pub arn: String,
     /// `false` when an execution with this saga id already existed and nothing was started.
     pub started: bool,
-}
-
-/// Where an execution stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Still running.
-    Running,
-    /// Every step succeeded.
-    Succeeded,
-    /// Ended in a `Fail` state (compensated, or stuck) or an unhandled error.
-    Failed,
-    /// Ran past the state machine's own timeout.
-    TimedOut,
-    /// Stopped by an operator.
-    Aborted,
-}
-
-/// An execution's status, output and error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecutionState {
-    /// Where it stands.
-    pub status: Status,
-    /// The final saga document, when it succeeded.
-    pub output: Option<Value>,
-    /// The `Fail` state's error (`Saga.Compensated`, `Saga.CompensationFailed`), when it failed.
-    pub error: Option<String>,
-    /// The `Fail` state's cause.
-    pub cause: Option<String>,
-}
-
-impl ExecutionState {
-    /// How the saga ended, read off the execution's status and its trace (see
-    /// [`StepFunctions::trace`]), in the in-memory executor's terms; `None` while it runs, or
-    /// when it ended some other way than the state machine's own ends (timed out as a whole,
-    /// aborted by an operator).
-    ///
-    /// `Saga.Compensated` names the step whose execution failed last; `Saga.CompensationFailed`
-    /// the last invocation, the one that gave up: a compensation, or a retriable step after the
-    /// pivot.
-    pub fn outcome(&self, trace: &Trace) -> Option<Outcome> {
-        let last_failure = |action: Action| {
-            trace.0.iter().rev().find_map(|i| match &i.result {
-                InvocationResult::Failed(error) if i.action == action => {
-                    Some((i.step.clone(), error.clone()))
-                }
-                _ => None,
-            })
-        };
-        match (self.status, self.error.as_deref()) {
-            (Status::Succeeded, _) => Some(Outcome::Completed),
-            (Status::Failed, Some(saga_core::protocol::ERROR_COMPENSATED)) => {
-                let (failed_step, error) = last_failure(Action::Execute)?;
-                Some(Outcome::Compensated { failed_step, error })
-            }
-            (Status::Failed, Some(saga_core::protocol::ERROR_COMPENSATION_FAILED)) => {
-                // What gave up is the last thing that failed.
-                let last = trace.0.last()?;
-                let InvocationResult::Failed(error) = &last.result else {
-                    return None;
-                };
-                Some(Outcome::CompensationFailed {
-                    step: last.step.clone(),
-                    action: last.action,
-                    error: error.clone(),
-                })
-            }
-            _ => None,
-        }
-    }
 }
 
 /// Step Functions, for sagas.
@@ -253,11 +188,13 @@ impl StepFunctions {
         let events = self.history(execution_arn).await?;
         let trace = trace_from_history(&events);
         let running = (state.status == Status::Running)
-            .then(|| running_from_history(&events, &trace))
+            .then(|| running_from_history(&events))
             .flatten();
-        let document = (state.status == Status::Failed)
-            .then(|| document_from_history(&events))
-            .flatten();
+        let document = match state.status {
+            Status::Failed => document_from_history(&events, HistoryEventType::FailStateEntered),
+            Status::Stuck => document_from_history(&events, HistoryEventType::TaskStateEntered),
+            _ => None,
+        };
         Ok(Progress {
             state,
             trace,
@@ -397,6 +334,7 @@ impl StepFunctions {
             .await
             .map_err(|e| AwsError::from_sdk("DescribeExecution", e))?;
         let status = match out.status {
+            SdkStatus::Running if self.waits_for_operator(execution_arn).await? => Status::Stuck,
             SdkStatus::Running | SdkStatus::PendingRedrive => Status::Running,
             SdkStatus::Succeeded => Status::Succeeded,
             SdkStatus::TimedOut => Status::TimedOut,
@@ -446,7 +384,8 @@ pub struct Progress {
     pub trace: Trace,
     /// The invocation running now: step, action and attempt.
     pub running: Option<(String, Action, u32)>,
-    /// The saga document the execution failed with (the input of its `Fail` state).
+    /// The saga document the execution failed with (the input of its `Fail` state), or waits
+    /// for an operator with (the input of the report it waits at).
     pub document: Option<Value>,
 }
 

@@ -367,10 +367,8 @@ async fn a_direct_invocation_for_a_task_that_has_ended_runs_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        wait_for_end(&s, &execution.arn).await.status,
-        Status::Failed
-    );
+    // Its compensation, which nobody answers here, gives up: the saga waits for an operator.
+    assert_eq!(wait_for_end(&s, &execution.arn).await.status, Status::Stuck);
 
     let late = s
         .participant

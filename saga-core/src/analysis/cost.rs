@@ -128,15 +128,20 @@ fn walk(
                 failed: false,
                 is_compensation,
             });
+            // Reporting a stuck saga: its path ends where the saga ends if no operator
+            // recovers it (its Fail state); a recovery is the operator's, not a path.
+            if task.resource == crate::asl::EVENTS_PUT {
+                if let Some(end) = task.catch.first() {
+                    walk(machine, &end.next, trail, paths);
+                }
+                trail.pop();
+                return;
+            }
             match &task.transition {
                 Transition::Next { next } => walk(machine, next, trail, paths),
                 Transition::End { .. } => paths.push(path(trail, PathEnd::Completed)),
             }
             trail.pop();
-            // Reporting a stuck saga always ends in its Fail state: no path of its own.
-            if task.resource == crate::asl::EVENTS_PUT {
-                return;
-            }
             // Fails after its retries: follow the catcher.
             trail.push(Visit {
                 state: name.to_owned(),

@@ -22,8 +22,13 @@ use crate::retry::{JitterStrategy, RetryPolicy};
 pub const SQS_CALLBACK: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
 /// The Lambda callback integration: invoke the function asynchronously, wait for the token.
 pub const LAMBDA_CALLBACK: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
-/// The EventBridge integration that reports a stuck saga before its `Fail` state.
-pub const EVENTS_PUT: &str = "arn:aws:states:::events:putEvents";
+/// The EventBridge integration that reports a stuck saga and waits for an operator to recover
+/// it (or for the recovery window to pass, then its `Fail` state).
+pub const EVENTS_PUT: &str = "arn:aws:states:::events:putEvents.waitForTaskToken";
+/// How long a stuck saga waits for an operator's `recover`: 7 days, the idempotency store's
+/// default retention, past which the records that keep a recovery exactly-once (the stored
+/// outcomes, the semantic locks) may be forgotten. Waiting costs no state transition.
+pub const RECOVERY_WINDOW_SECONDS: u32 = 7 * 24 * 60 * 60;
 /// The deploy-time substitution for the event bus stuck sagas are reported on.
 pub const EVENT_BUS_KEY: &str = "EventBusName";
 
@@ -92,9 +97,16 @@ fn task(
     }))
 }
 
-/// The Task publishing `SagaCompensationFailed` (with the saga id, the step and the error) on
-/// the bus bound to `${EventBusName}`, then continuing to `end`.
-fn report(saga: &str, step: &str, end: String) -> State {
+/// The Task publishing `SagaCompensationFailed` (with the saga id, the step, its action that
+/// gave up, the error and the task token) on the bus bound to `${EventBusName}`, then waiting
+/// for an operator: `recover` answers the token and the saga continues at `resume` (the action
+/// that gave up, again); when [`RECOVERY_WINDOW_SECONDS`] pass unanswered, or the event cannot
+/// be published, it ends at `end`.
+fn report(saga: &str, step: &StepDefinition, end: String, resume: String) -> State {
+    let action = match step.kind {
+        StepKind::Retriable => Action::Execute,
+        _ => Action::Compensate,
+    };
     let parameters = serde_json::json!({
         "Entries": [{
             "Source": events::SOURCE,
@@ -104,31 +116,46 @@ fn report(saga: &str, step: &str, end: String) -> State {
                 "type": events::COMPENSATION_FAILED,
                 "saga": saga,
                 "saga_id.$": "$$.Execution.Name",
-                "step": step,
+                "step": step.name,
+                "action": action.as_str(),
                 "error.$": "$.error",
+                "task_token.$": "$$.Task.Token",
             },
         }],
     });
     State::Task(Box::new(TaskState {
         resource: EVENTS_PUT.to_owned(),
         parameters,
-        timeout_seconds: 60,
+        timeout_seconds: RECOVERY_WINDOW_SECONDS,
         heartbeat_seconds: None,
+        // The operator's answer is dropped: the action runs again on the document it had.
         result_path: ResultPath::Discard,
-        retry: vec![Retrier {
-            error_equals: vec!["States.ALL".to_owned()],
-            interval_seconds: 1,
-            max_attempts: 3,
-            backoff_rate: 2.0,
-            max_delay_seconds: None,
-            jitter_strategy: None,
-        }],
+        retry: vec![
+            // The window is over: no second one.
+            Retrier {
+                error_equals: vec![ERROR_TIMEOUT.to_owned()],
+                interval_seconds: 1,
+                max_attempts: 0,
+                backoff_rate: 1.0,
+                max_delay_seconds: None,
+                jitter_strategy: None,
+            },
+            // Publishing failed: try again.
+            Retrier {
+                error_equals: vec!["States.ALL".to_owned()],
+                interval_seconds: 1,
+                max_attempts: 3,
+                backoff_rate: 2.0,
+                max_delay_seconds: None,
+                jitter_strategy: None,
+            },
+        ],
         catch: vec![Catcher {
             error_equals: vec!["States.ALL".to_owned()],
             result_path: "$.report_error".to_owned(),
-            next: end.clone(),
+            next: end,
         }],
-        transition: Transition::next(end),
+        transition: Transition::next(resume),
     }))
 }
 
@@ -235,15 +262,19 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             format!("saga `{saga}` failed and was compensated"),
         ),
     ));
-    // A stuck saga is reported loudly: an event on the bus, then the Fail state (which it
-    // reaches even if publishing fails). Only stuck paths pay for it; success and clean
+    // A stuck saga is reported loudly: an event on the bus, then it waits for an operator's
+    // `recover` (back to the action that gave up) or ends in its Fail state (when the window
+    // passes, or if publishing fails). Only stuck paths pay for it; success and clean
     // compensation keep their minimal transitions.
     for step in steps.iter().filter(|s| s.kind != StepKind::Pivot) {
-        let end = match step.kind {
-            StepKind::Retriable => stuck_state(&step.name),
-            _ => compensation_failed_state(&step.name),
+        let (end, resume) = match step.kind {
+            StepKind::Retriable => (stuck_state(&step.name), step.name.clone()),
+            _ => (
+                compensation_failed_state(&step.name),
+                compensate_state(&step.name),
+            ),
         };
-        states.push((report_state(&step.name), report(saga, &step.name, end)));
+        states.push((report_state(&step.name), report(saga, step, end, resume)));
     }
     for step in &compensable {
         states.push((

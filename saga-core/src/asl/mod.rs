@@ -6,8 +6,9 @@ mod model;
 mod parameters;
 
 pub use generate::{
-    COMPENSATED_STATE, EVENT_BUS_KEY, EVENTS_PUT, LAMBDA_CALLBACK, SQS_CALLBACK, compensate_state,
-    compensation_failed_state, generate, report_state, stuck_state, successors,
+    COMPENSATED_STATE, EVENT_BUS_KEY, EVENTS_PUT, LAMBDA_CALLBACK, RECOVERY_WINDOW_SECONDS,
+    SQS_CALLBACK, compensate_state, compensation_failed_state, generate, report_state, stuck_state,
+    successors,
 };
 pub use model::{
     Catcher, FailState, ResultPath, Retrier, State, StateMachine, States, TaskState, Transition,

@@ -4,18 +4,19 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{ExecutorError, Inner};
-use crate::analysis::{MAX_PAYLOAD_BYTES, payload_size};
 use crate::definition::StepKind;
-use crate::error::{FailureKind, StepFailure};
+use crate::error::StepFailure;
 use crate::fault::{FaultEffect, FaultPlan};
 use crate::idempotency::{Action, IdempotencyKey, PayloadHash};
-use crate::invocation::{Call, codes, invoke, run_idempotent};
+use crate::invocation::{Call, invoke, run_idempotent};
 use crate::log::{LogRecord, Phase, SagaEvent, SagaState};
 use crate::report::{Outcome, SagaReport};
 use crate::saga::Saga;
+
+mod document;
 
 pub(super) struct Driver<'a> {
     exec: &'a Inner,
@@ -80,6 +81,21 @@ impl<'a> Driver<'a> {
             driver.absorb(&record.event)?;
         }
         Ok(driver)
+    }
+
+    /// The step and action a stuck saga gave up on.
+    pub(super) fn stuck(&self) -> Option<(String, Action)> {
+        self.state.stuck.clone()
+    }
+
+    /// Where the saga stands, for an error.
+    pub(super) fn phase(&self) -> String {
+        self.state.phase.to_string()
+    }
+
+    /// Logs the operator's recovery of the stuck saga; [`run`](Self::run) then goes on.
+    pub(super) fn recover(&mut self, step: String, action: Action) -> Result<(), ExecutorError> {
+        self.append(SagaEvent::SagaRecovered { step, action })
     }
 
     fn empty(exec: &'a Inner, saga: &'a Saga, saga_id: &'a str) -> Self {
@@ -230,26 +246,6 @@ impl<'a> Driver<'a> {
             },
             None => SagaEvent::SagaCompensated,
         }
-    }
-
-    /// Step Functions carries at most 256 KiB per state: an output that would grow the saga
-    /// document past it fails the step (`States.DataLimitExceeded` on AWS), which is not
-    /// retried and starts compensation.
-    fn fits(&mut self, step: &str, output: Value) -> Result<Value, StepFailure> {
-        let added = output_bytes(step, &output, &self.document);
-        let bytes = self.document_bytes + added;
-        if bytes > MAX_PAYLOAD_BYTES {
-            return Err(StepFailure {
-                kind: FailureKind::Terminal,
-                code: codes::DATA_LIMIT_EXCEEDED.to_owned(),
-                message: format!(
-                    "the output of `{step}` grows the saga document to {bytes} bytes; Step \
-                     Functions carries at most {MAX_PAYLOAD_BYTES}"
-                ),
-            });
-        }
-        self.measured = Some(added);
-        Ok(output)
     }
 
     fn input_hash(&self) -> PayloadHash {
@@ -416,51 +412,6 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Applies `event` to the state and the document.
-    fn absorb(&mut self, event: &SagaEvent) -> Result<(), ExecutorError> {
-        self.state
-            .apply(event)
-            .map_err(|source| crate::log::LogError::OutOfOrder {
-                saga_id: self.saga_id.to_owned(),
-                source,
-            })?;
-        match event {
-            SagaEvent::SagaStarted { input, .. } => {
-                self.document = input.clone();
-                self.document_bytes = payload_size(input);
-                self.input_hash = Some(PayloadHash::of_input(input));
-            }
-            SagaEvent::StepSucceeded { step, output, .. } => {
-                let added = self.measured.take();
-                self.document_bytes +=
-                    added.unwrap_or_else(|| output_bytes(step, output, &self.document));
-                if let Value::Object(document) = &mut self.document {
-                    let steps = document
-                        .entry(crate::protocol::DOCUMENT_STEPS)
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(steps) = steps {
-                        steps.insert(step.clone(), output.clone());
-                    }
-                }
-                debug_assert_eq!(self.document_bytes, payload_size(&self.document));
-            }
-            SagaEvent::StepFailed {
-                error,
-                will_retry: false,
-                ..
-            } => {
-                if let Value::Object(document) = &mut self.document {
-                    document.insert(
-                        crate::protocol::DOCUMENT_ERROR.to_owned(),
-                        error.to_asl_error(),
-                    );
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
     fn report(self) -> SagaReport {
         let outcome = Outcome::from_state(&self.state).expect("a finished saga has an outcome");
         let trace = self.exec.log.trace(self.saga_id).unwrap_or_default();
@@ -473,20 +424,6 @@ impl<'a> Driver<'a> {
     }
 }
 
-/// How many bytes `"<step>":<output>` adds to the compact JSON of `document` (with the
-/// `"steps":{}` object when it is the first output).
-fn output_bytes(step: &str, output: &Value, document: &Value) -> usize {
-    let entry = step.len() + 3 + payload_size(output);
-    match document.get("steps") {
-        Some(Value::Object(steps)) if !steps.is_empty() => entry + 1,
-        Some(_) => entry,
-        None => {
-            let comma = usize::from(document.as_object().is_some_and(|o| !o.is_empty()));
-            entry + r#""steps":{}"#.len() + comma
-        }
-    }
-}
-
 fn step_of(event: &SagaEvent) -> Option<&str> {
     match event {
         SagaEvent::StepStarted { step, .. }
@@ -495,7 +432,8 @@ fn step_of(event: &SagaEvent) -> Option<&str> {
         | SagaEvent::CompensationStarted { step, .. }
         | SagaEvent::CompensationSucceeded { step, .. }
         | SagaEvent::CompensationFailed { step, .. }
-        | SagaEvent::SagaCompensationFailed { step, .. } => Some(step),
+        | SagaEvent::SagaCompensationFailed { step, .. }
+        | SagaEvent::SagaRecovered { step, .. } => Some(step),
         SagaEvent::SagaStarted { .. } | SagaEvent::SagaCompleted | SagaEvent::SagaCompensated => {
             None
         }

@@ -60,6 +60,26 @@ pub enum ExecutorError {
         /// What differs.
         reason: String,
     },
+    /// `recover` of a saga that is not stuck.
+    #[error(
+        "saga `{saga_id}` is not stuck (it is {phase}): only a saga that needs an operator can be recovered"
+    )]
+    NotStuck {
+        /// The id.
+        saga_id: String,
+        /// Where it stands.
+        phase: String,
+    },
+    /// The idempotency store failed while a stuck saga's failure was being forgotten; nothing
+    /// was recovered, and `recover` may be tried again.
+    #[error("saga `{saga_id}` cannot recover: the idempotency store failed")]
+    Store {
+        /// The id.
+        saga_id: String,
+        /// What the store said.
+        #[source]
+        source: crate::idempotency::IdempotencyError,
+    },
     /// An injected crash (fault injection only): nothing after `position` was written.
     #[error("executor crashed (injected) before writing position {position} of saga `{saga_id}`")]
     Crashed {
@@ -194,6 +214,19 @@ impl InMemoryExecutor {
         self.inner.resume(saga_id).await
     }
 
+    /// Recovers a stuck saga (one that ended [`Outcome::CompensationFailed`](crate::Outcome),
+    /// "needs an operator") once the operator has fixed what made it give up: the action that
+    /// gave up runs again from attempt 1 under the same idempotency key (its stored terminal
+    /// failure, if any, is forgotten first; a stored success never is), and the saga goes on
+    /// from there, to `Compensated` (or, after the pivot, `Completed`), or to stuck again if the
+    /// action gives up again. Nothing that already succeeded runs twice.
+    ///
+    /// This is what `recover` does on Step Functions too, where a stuck execution waits at the
+    /// report of the step that gave up for the operator's word.
+    pub async fn recover(&self, saga_id: &str) -> Result<SagaReport, ExecutorError> {
+        self.inner.recover(saga_id).await
+    }
+
     /// Resumes every unfinished saga in the log, concurrently; results in saga id order.
     pub async fn resume_all(&self) -> Vec<(String, Result<SagaReport, ExecutorError>)> {
         let ids = self.inner.log.unfinished();
@@ -266,12 +299,48 @@ impl Inner {
     }
 
     async fn resume(&self, saga_id: &str) -> Result<SagaReport, ExecutorError> {
-        let records = self
-            .log
+        let records = self.records(saga_id)?;
+        let saga = self.saga_of(saga_id, &records)?;
+        let driver = Driver::resume(self, saga, saga_id, &records)?;
+        driver.run().await
+    }
+
+    async fn recover(&self, saga_id: &str) -> Result<SagaReport, ExecutorError> {
+        let records = self.records(saga_id)?;
+        let saga = self.saga_of(saga_id, &records)?;
+        let mut driver = Driver::resume(self, saga, saga_id, &records)?;
+        let Some((step, action)) = driver.stuck() else {
+            return Err(ExecutorError::NotStuck {
+                saga_id: saga_id.to_owned(),
+                phase: driver.phase(),
+            });
+        };
+        let key = crate::idempotency::IdempotencyKey::new(saga_id, &step, action);
+        self.store
+            .forget_failure(&key)
+            .await
+            .map_err(|source| ExecutorError::Store {
+                saga_id: saga_id.to_owned(),
+                source,
+            })?;
+        driver.recover(step, action)?;
+        driver.run().await
+    }
+
+    fn records(&self, saga_id: &str) -> Result<Vec<crate::log::LogRecord>, ExecutorError> {
+        self.log
             .records(saga_id)
             .ok_or_else(|| ExecutorError::NotFound {
                 saga_id: saga_id.to_owned(),
-            })?;
+            })
+    }
+
+    /// The registered saga that wrote `records`, if it is the same version.
+    fn saga_of(
+        &self,
+        saga_id: &str,
+        records: &[crate::log::LogRecord],
+    ) -> Result<&Arc<Saga>, ExecutorError> {
         let Some(SagaEvent::SagaStarted { saga, version, .. }) = records.first().map(|r| &r.event)
         else {
             return Err(ExecutorError::NotFound {
@@ -288,8 +357,7 @@ impl Inner {
                 ),
             });
         }
-        let driver = Driver::resume(self, saga, saga_id, &records)?;
-        driver.run().await
+        Ok(saga)
     }
 }
 

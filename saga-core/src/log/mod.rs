@@ -95,6 +95,15 @@ pub enum SagaEvent {
         /// Its action that gave up.
         action: Action,
     },
+    /// An operator, having fixed what made it give up, asked a stuck saga to go on: the action
+    /// that gave up runs again (from attempt 1, under the same idempotency key), and the saga
+    /// continues from there. The one event that may follow the end of a saga.
+    SagaRecovered {
+        /// The step that was stuck.
+        step: String,
+        /// Its action that gave up, which runs again.
+        action: Action,
+    },
 }
 
 impl SagaEvent {
@@ -111,6 +120,7 @@ impl SagaEvent {
             SagaEvent::SagaCompleted => "SagaCompleted",
             SagaEvent::SagaCompensated => "SagaCompensated",
             SagaEvent::SagaCompensationFailed { .. } => "SagaCompensationFailed",
+            SagaEvent::SagaRecovered { .. } => "SagaRecovered",
         }
     }
 }

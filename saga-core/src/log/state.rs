@@ -86,6 +86,9 @@ pub struct SagaState {
     pub compensated: Vec<String>,
     /// The most recent failure of any invocation.
     pub last_failure: Option<(String, Action, StepFailure)>,
+    /// The step and action that gave up, while the saga is stuck (ended `CompensationFailed`):
+    /// what [`SagaEvent::SagaRecovered`] runs again.
+    pub stuck: Option<(String, Action)>,
 }
 
 impl Default for SagaState {
@@ -97,6 +100,7 @@ impl Default for SagaState {
             failed: None,
             compensated: Vec::new(),
             last_failure: None,
+            stuck: None,
         }
     }
 }
@@ -144,7 +148,24 @@ impl SagaState {
         let next = match (&self.phase, event) {
             (New, E::SagaStarted { .. }) => Forward,
             (New, _) => return Err(refuse("a saga's log starts with SagaStarted")),
-            (Finished(_), _) => return Err(refuse("nothing follows the end of a saga")),
+            (Finished(Finish::CompensationFailed), E::SagaRecovered { step, action }) => {
+                if self.stuck.as_ref() != Some(&(step.clone(), *action)) {
+                    return Err(refuse("a recovery runs again the action that gave up"));
+                }
+                self.stuck = None;
+                match action {
+                    Action::Compensate => Compensating,
+                    Action::Execute => {
+                        self.failed = None;
+                        Forward
+                    }
+                }
+            }
+            (Finished(_), _) => {
+                return Err(refuse(
+                    "nothing follows the end of a saga but the recovery of a stuck one",
+                ));
+            }
             (_, E::SagaStarted { .. }) => return Err(refuse("a saga starts once")),
 
             (Forward, E::StepStarted { step, attempt }) => {
@@ -231,6 +252,7 @@ impl SagaState {
                 if self.failed.as_ref().map(|(s, _)| s) != Some(step) {
                     return Err(refuse("a saga is stuck on the step that failed"));
                 }
+                self.stuck = Some((step.clone(), Action::Execute));
                 Finished(Finish::CompensationFailed)
             }
             (
@@ -281,7 +303,10 @@ impl SagaState {
                     step,
                     action: Action::Compensate,
                 },
-            ) if s == step => Finished(Finish::CompensationFailed),
+            ) if s == step => {
+                self.stuck = Some((step.clone(), Action::Compensate));
+                Finished(Finish::CompensationFailed)
+            }
 
             _ => return Err(refuse("the event does not follow from this phase")),
         };

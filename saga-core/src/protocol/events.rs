@@ -88,9 +88,18 @@ pub enum SagaNotification {
         saga_id: String,
         /// The step at fault.
         step: String,
+        /// Its action that gave up: what an operator's `recover` runs again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<Action>,
         /// The last error, as a `Catch` hands it on (`{"Error": .., "Cause": ..}`).
         #[serde(default, with = "caught", skip_serializing_if = "Option::is_none")]
         error: Option<StepFailure>,
+        /// On Step Functions, the task token the stuck execution waits on: answering it with
+        /// `SendTaskSuccess` is the recovery (`saga recover` finds it in the execution's history,
+        /// so an operator never needs it from the event). A capability: keep the events it is
+        /// in where only operators read them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_token: Option<String>,
     },
 }
 
@@ -225,12 +234,19 @@ pub fn run_notifications(
         .filter(|i| !matches!(&i.result, InvocationResult::Failed(e) if e.kind == FailureKind::Timeout))
         .flat_map(|i| invocation_notifications(definition, saga_id, i)))
         .collect();
-    if let Outcome::CompensationFailed { step, error, .. } = outcome {
+    if let Outcome::CompensationFailed {
+        step,
+        action,
+        error,
+    } = outcome
+    {
         notices.push(SagaNotification::SagaCompensationFailed {
             saga: definition.name.clone(),
             saga_id: saga_id.to_owned(),
             step: step.clone(),
+            action: Some(*action),
             error: Some(error.clone()),
+            task_token: None,
         });
     }
     notices
@@ -246,10 +262,12 @@ mod tests {
             saga: "s".into(),
             saga_id: "i".into(),
             step: "a".into(),
+            action: Some(Action::Compensate),
             error: Some(StepFailure::from_task_failure(
                 "Saga.Terminal",
                 "Gone: for good",
             )),
+            task_token: Some("t".into()),
         };
         let detail = serde_json::to_value(&n).unwrap();
         assert_eq!(detail["type"], "SagaCompensationFailed");

@@ -312,12 +312,16 @@ pub fn compare(in_memory: &Run, emulator: &Run) -> Vec<String> {
 
 /// Events as compared: a stuck saga's last error keeps only its kind when it is a timeout,
 /// since the cause of a timeout is Step Functions' own text (the in-memory executor writes
-/// `Timeout: no answer within Ns`); every other error is compared whole.
+/// `Timeout: no answer within Ns`); every other error is compared whole. The task token a stuck
+/// execution waits on is Step Functions' own, and left out.
 fn comparable(events: &[SagaNotification]) -> Vec<Value> {
     let mut events: Vec<Value> = events
         .iter()
         .map(|event| {
             let mut value = serde_json::to_value(event).expect("notifications serialise");
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("task_token");
+            }
             if let SagaNotification::SagaCompensationFailed {
                 error: Some(error), ..
             } = event

@@ -1,0 +1,219 @@
+//! A stuck saga on Step Functions, and its recovery. A stuck execution does not end: its
+//! `<step>.report` state publishes `SagaCompensationFailed` with `putEvents.waitForTaskToken` and
+//! waits (up to [`RECOVERY_WINDOW_SECONDS`](saga_core::asl::RECOVERY_WINDOW_SECONDS)) for an
+//! operator. [`StepFunctions::recover`] answers that task token, and the state machine goes back
+//! to the action that gave up. Redrive could not do this: it reruns the state an execution failed
+//! in, and a saga's failure is caught into a `Fail` state, which would only fail again.
+
+use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+use saga_core::{Action, IdempotencyKey, IdempotencyStore};
+use serde_json::Value;
+
+use super::{Status, StepFunctions};
+use crate::error::AwsError;
+
+/// How long Step Functions may take to act on the operator's answer.
+const TAKE_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The resource type of the one kind of task that calls EventBridge: a step's report.
+const EVENTS: &str = "events";
+
+/// Whether the history's last event is a report submitted and waiting for its token: the
+/// execution runs, but only an operator can move it on.
+pub(super) fn waits_for_operator(last: Option<&HistoryEvent>) -> bool {
+    last.is_some_and(|event| {
+        event.r#type == HistoryEventType::TaskSubmitted
+            && event
+                .task_submitted_event_details
+                .as_ref()
+                .is_some_and(|d| d.resource_type == EVENTS)
+    })
+}
+
+/// What a stuck execution waits on: the step and action that gave up, and the task token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    /// The step at fault.
+    pub step: String,
+    /// Its action that gave up.
+    pub action: Action,
+    /// The token its report waits on.
+    pub task_token: String,
+}
+
+/// The stuck point of a waiting execution, read off its last report's `TaskScheduled` event
+/// (whose parameters are the event it published, token included).
+pub(super) fn stuck_from_history(events: &[HistoryEvent]) -> Option<Stuck> {
+    let scheduled = events.iter().rev().find(|event| {
+        event.r#type == HistoryEventType::TaskScheduled
+            && event
+                .task_scheduled_event_details
+                .as_ref()
+                .is_some_and(|d| d.resource_type == EVENTS)
+    })?;
+    let parameters = &scheduled.task_scheduled_event_details.as_ref()?.parameters;
+    let parameters: Value = serde_json::from_str(parameters).ok()?;
+    let detail = &parameters["Entries"][0]["Detail"];
+    // The detail is the object the state machine wrote, or its JSON text.
+    let detail = match detail {
+        Value::String(text) => serde_json::from_str(text).ok()?,
+        other => other.clone(),
+    };
+    let action = match detail["action"].as_str()? {
+        "execute" => Action::Execute,
+        "compensate" => Action::Compensate,
+        _ => return None,
+    };
+    Some(Stuck {
+        step: detail["step"].as_str()?.to_owned(),
+        action,
+        task_token: detail["task_token"].as_str()?.to_owned(),
+    })
+}
+
+impl StepFunctions {
+    /// Whether a running execution waits at a report for an operator: its newest history
+    /// event, one `GetExecutionHistory` call.
+    pub(super) async fn waits_for_operator(&self, execution_arn: &str) -> Result<bool, AwsError> {
+        Ok(waits_for_operator(
+            self.newest_event(execution_arn).await?.as_ref(),
+        ))
+    }
+
+    async fn newest_event(&self, execution_arn: &str) -> Result<Option<HistoryEvent>, AwsError> {
+        let page = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .reverse_order(true)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
+        Ok(page.events.into_iter().next())
+    }
+
+    /// Recovers a stuck saga once the operator has fixed what made it give up: forgets the
+    /// terminal failure `store` (the participants' idempotency table) holds for the action that
+    /// gave up, then answers the report's task token, so the action runs again under its
+    /// idempotency key and the saga goes on (to `Compensated`, or after the pivot to
+    /// `Completed`; or stuck again). Nothing that succeeded runs twice: a stored success is
+    /// never forgotten. Returns what it recovered; wait for the end as for any execution.
+    ///
+    /// The caller needs `states:GetExecutionHistory` and `states:SendTaskSuccess` on the
+    /// execution, and `dynamodb:DeleteItem` on the table.
+    pub async fn recover(
+        &self,
+        execution_arn: &str,
+        store: &dyn IdempotencyStore,
+    ) -> Result<Stuck, AwsError> {
+        let state = self.describe(execution_arn).await?;
+        let events = self.history(execution_arn).await?;
+        let stuck = (state.status == Status::Stuck)
+            .then(|| stuck_from_history(&events))
+            .flatten()
+            .ok_or_else(|| AwsError::NotStuck {
+                execution: execution_arn.to_owned(),
+                status: format!("{:?}", state.status),
+            })?;
+        let saga_id = execution_arn.rsplit(':').next().unwrap_or_default();
+        let key = IdempotencyKey::new(saga_id, &stuck.step, stuck.action);
+        store
+            .forget_failure(&key)
+            .await
+            .map_err(|source| AwsError::Store {
+                key: key.to_string(),
+                source,
+            })?;
+        self.client
+            .send_task_success()
+            .task_token(&stuck.task_token)
+            .output("{}")
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SendTaskSuccess", e))?;
+        // Step Functions takes the answer asynchronously: return once the execution has moved
+        // past the report, so that a wait that follows sees the saga going on, not stuck.
+        let waited_at = events.last().map(|e| e.id);
+        let deadline = tokio::time::Instant::now() + TAKE_ANSWER_WITHIN;
+        while self.newest_event(execution_arn).await?.map(|e| e.id) == waited_at {
+            if tokio::time::Instant::now() > deadline {
+                return Err(AwsError::StillRunning {
+                    execution: execution_arn.to_owned(),
+                    waited: TAKE_ANSWER_WITHIN,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::info!(execution = execution_arn, step = %stuck.step, action = %stuck.action, "recovered");
+        Ok(stuck)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::types::{TaskScheduledEventDetails, TaskSubmittedEventDetails};
+    use aws_smithy_types::DateTime;
+
+    fn event(r#type: HistoryEventType) -> aws_sdk_sfn::types::builders::HistoryEventBuilder {
+        HistoryEvent::builder()
+            .r#type(r#type)
+            .id(1)
+            .timestamp(DateTime::from_secs(0))
+    }
+
+    fn scheduled(detail: Value) -> HistoryEvent {
+        let parameters = serde_json::json!({ "Entries": [{ "Detail": detail }] });
+        let details = TaskScheduledEventDetails::builder()
+            .resource_type(EVENTS)
+            .resource("putEvents.waitForTaskToken")
+            .region("us-east-1")
+            .parameters(parameters.to_string())
+            .build()
+            .unwrap();
+        event(HistoryEventType::TaskScheduled)
+            .task_scheduled_event_details(details)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_stuck_point_is_read_off_the_report_s_parameters() {
+        let detail = serde_json::json!({
+            "step": "refund", "action": "compensate", "task_token": "t-1",
+        });
+        let expected = Stuck {
+            step: "refund".into(),
+            action: Action::Compensate,
+            task_token: "t-1".into(),
+        };
+        assert_eq!(
+            stuck_from_history(&[scheduled(detail.clone())]),
+            Some(expected.clone())
+        );
+        // As a JSON text, as Step Functions may keep it.
+        let text = Value::String(detail.to_string());
+        assert_eq!(stuck_from_history(&[scheduled(text)]), Some(expected));
+        assert_eq!(stuck_from_history(&[]), None);
+    }
+
+    #[test]
+    fn only_a_submitted_report_waits_for_an_operator() {
+        let submitted = |resource_type: &str| {
+            let details = TaskSubmittedEventDetails::builder()
+                .resource_type(resource_type)
+                .resource("x")
+                .build()
+                .unwrap();
+            event(HistoryEventType::TaskSubmitted)
+                .task_submitted_event_details(details)
+                .build()
+                .unwrap()
+        };
+        assert!(waits_for_operator(Some(&submitted(EVENTS))));
+        assert!(!waits_for_operator(Some(&submitted("sqs"))));
+        assert!(!waits_for_operator(Some(&scheduled(Value::Null))));
+        assert!(!waits_for_operator(None));
+    }
+}
