@@ -305,6 +305,24 @@ impl DeployedSaga {
         self.wait(saga_id, Wait::default()).await
     }
 
+    /// Recovers the stuck saga `saga_id` once its cause is fixed, waits for its end and reports
+    /// it: what `InMemoryExecutor::recover` does in memory. The action that gave up runs again
+    /// under its idempotency key (its stored failure forgotten in the participants' table: the
+    /// one this deploy created, else `SAGA_IDEMPOTENCY_TABLE`, else `<saga>-idempotency`, as the
+    /// workers choose), and the saga goes on; see [`StepFunctions::recover`].
+    pub async fn recover(&self, saga_id: &str) -> Result<SagaReport, AwsError> {
+        let table = match (&self.table, std::env::var(crate::store::TABLE_ENV)) {
+            (Some(table), _) => table.clone(),
+            (None, Ok(table)) if !table.is_empty() => table,
+            (None, _) => crate::store::default_table_name(&self.name),
+        };
+        let store = crate::dynamodb::DynamoDbIdempotencyStore::new(&self.config, &table);
+        self.sfn
+            .recover(&self.execution_arn(saga_id), &store)
+            .await?;
+        self.wait(saga_id, Wait::default()).await
+    }
+
     /// Runs a worker of the saga on each of its queues, on tasks of their own, until
     /// [`Workers::stop`]; an error if this deployed saga has no handlers (see
     /// [`with_saga`](Self::with_saga)) or a queue is missing, before any worker runs.

@@ -15,6 +15,45 @@ fn shop(script: &Arc<Script>, name: &str) -> saga::Saga {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_saga_recovers_in_one_call_as_in_memory() {
+    let config = Emulator::shared().config().await;
+    let name = Emulator::unique("recovered");
+    let script = Arc::new(
+        Script::default()
+            .with("charge", Execute, Behaviour::Terminal)
+            .with("reserve", Compensate, Behaviour::TerminalUntilFixed),
+    );
+    let deployed = DeployedSaga::builder(&config, &shop(&script, &name))
+        .role_arn(Emulator::ROLE_ARN)
+        .deploy()
+        .await
+        .unwrap();
+    let workers = deployed
+        .spawn_workers_with(|worker| worker.wait_time(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let input = json!({ "order_id": "r-1" });
+    let stuck = deployed.run("r-1", &input).await.unwrap();
+    assert!(
+        matches!(stuck.outcome, saga::Outcome::CompensationFailed { .. }),
+        "{:?}",
+        stuck.outcome
+    );
+    script.fix();
+    let recovered = deployed.recover("r-1").await.unwrap();
+    assert!(
+        matches!(&recovered.outcome, saga::Outcome::Compensated { failed_step, .. } if failed_step == "charge"),
+        "{:?}",
+        recovered.outcome
+    );
+    assert_eq!(
+        script.ledger("r-1"),
+        effects(&[("reserve", Execute), ("reserve", Compensate)])
+    );
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_saga_reports_what_the_in_memory_executor_reports() {
     let config = Emulator::shared().config().await;
     let name = Emulator::unique("deployed");
