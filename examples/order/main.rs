@@ -21,8 +21,9 @@ mod aws;
 
 pub use aws::run_on_aws;
 
-/// The saga input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An order: the saga's input.
+// Its JSON Schema is what the template's front door validates a request's body with.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Order {
     order_id: String,
     sku: String,
@@ -383,7 +384,9 @@ fn main() -> ExitCode {
                 }
                 Err(_) => Vec::new(),
             };
-            saga::cli::run([saga::cli::Entry::from(order_saga(&broken)).example_input(order())])
+            saga::cli::run([saga::cli::Entry::from(order_saga(&broken))
+                .example_input(order())
+                .input_schema(saga::schema::input_schema::<Order>())])
         }
     }
 }

@@ -79,6 +79,9 @@ pub mod render;
 mod report;
 mod retry;
 mod saga;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub mod schema;
 mod step;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -73,7 +73,7 @@ pub(super) enum Operation {
     },
     /// A CloudFormation template: state machine, queues, bus, table, least-privilege roles.
     #[command(
-        after_help = "Examples:\n  order template > order.yaml\n  order template --trigger '{\"source\":[\"shop\"],\"detail-type\":[\"OrderPlaced\"]}'"
+        after_help = "Examples:\n  order template > order.yaml\n  order template --trigger '{\"source\":[\"shop\"],\"detail-type\":[\"OrderPlaced\"]}'\n  order template --front-door"
     )]
     Template {
         #[command(flatten)]
@@ -84,6 +84,15 @@ pub(super) enum Operation {
         /// An EventBridge event pattern (JSON) that starts the saga: adds a trigger rule.
         #[arg(long, value_name = "PATTERN")]
         trigger: Option<String>,
+        /// Add a front door: an API Gateway REST API whose `POST /sagas` starts the saga (named
+        /// after the `Idempotency-Key` header, the body checked against the input's JSON Schema)
+        /// and whose `GET /sagas/{id}` answers its status.
+        #[arg(long)]
+        front_door: bool,
+        /// With --front-door: let anyone who can reach the API call it (by default a caller
+        /// needs IAM authorization, a SigV4-signed request).
+        #[arg(long, requires = "front_door")]
+        no_iam_authorization: bool,
     },
     /// Create or update the state machine (and, with --create-queues, the participants' queues).
     #[command(

@@ -43,6 +43,7 @@ pub struct Entry {
     definition: SagaDefinition,
     saga: Option<Saga>,
     example_input: Option<Value>,
+    input_schema: Option<Value>,
 }
 
 impl From<Saga> for Entry {
@@ -51,6 +52,7 @@ impl From<Saga> for Entry {
             definition: saga.definition().clone(),
             saga: Some(saga),
             example_input: None,
+            input_schema: None,
         }
     }
 }
@@ -61,6 +63,7 @@ impl From<SagaDefinition> for Entry {
             definition,
             saga: None,
             example_input: None,
+            input_schema: None,
         }
     }
 }
@@ -69,6 +72,14 @@ impl Entry {
     /// The input `run` and `start` use when `--input` is not given.
     pub fn example_input(mut self, input: impl serde::Serialize) -> Self {
         self.example_input = Some(serde_json::to_value(input).expect("inputs serialise to JSON"));
+        self
+    }
+
+    /// The JSON Schema (draft 4) of the saga's input, which `template --front-door` has API
+    /// Gateway validate request bodies with: `saga::schema::input_schema::<Input>()` (feature
+    /// `schema`).
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = Some(schema);
         self
     }
 }
@@ -319,6 +330,8 @@ impl Operation {
                 which,
                 format,
                 trigger,
+                front_door,
+                no_iam_authorization,
             } => {
                 let entry = pick(sagas, &which)?;
                 let trigger = match trigger {
@@ -327,7 +340,25 @@ impl Operation {
                     })?),
                     None => None,
                 };
-                let options = saga_core::cloudformation::TemplateOptions { trigger };
+                let front_door = match (front_door, &entry.input_schema) {
+                    (false, _) => None,
+                    (true, Some(schema)) => {
+                        let mut door = saga_core::cloudformation::FrontDoor::new(schema.clone());
+                        door.iam_authorization = !no_iam_authorization;
+                        Some(door)
+                    }
+                    (true, None) => {
+                        return fail(format!(
+                            "--front-door needs the JSON Schema of saga `{}`'s input: give it \
+                             with `Entry::input_schema(saga::schema::input_schema::<Input>())`",
+                            entry.definition.name
+                        ));
+                    }
+                };
+                let options = saga_core::cloudformation::TemplateOptions {
+                    trigger,
+                    front_door,
+                };
                 let template = saga_core::cloudformation::template(&entry.definition, &options);
                 let text = match format {
                     TemplateFormat::Yaml => saga_core::cloudformation::to_yaml(&template),

@@ -19,7 +19,11 @@ use saga::cli::{Entry, Failure, execute};
 use saga_aws::testing::Emulator;
 
 fn sagas() -> Vec<Entry> {
-    vec![Entry::from(order::order_saga(&[])).example_input(order::order())]
+    vec![
+        Entry::from(order::order_saga(&[]))
+            .example_input(order::order())
+            .input_schema(saga::schema::input_schema::<order::Order>()),
+    ]
 }
 
 /// Runs `args` in process; the exit code and what was written.
@@ -171,6 +175,42 @@ fn template_writes_yaml_or_json() {
         "AWS::Events::Rule"
     );
     assert!(error(&["template", "--trigger", "{oops"]).contains("--trigger"));
+
+    // The front door: behind IAM unless told otherwise, with the input's schema as its model.
+    let (_, json) = cli(&["template", "--format", "json", "--front-door"]);
+    let template: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let resources = &template["Resources"];
+    assert_eq!(
+        resources["ApiStart"]["Properties"]["AuthorizationType"],
+        "AWS_IAM"
+    );
+    assert_eq!(
+        resources["ApiInputModel"]["Properties"]["Schema"]["title"],
+        "Order"
+    );
+    let (_, json) = cli(&[
+        "template",
+        "--format",
+        "json",
+        "--front-door",
+        "--no-iam-authorization",
+    ]);
+    let template: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        template["Resources"]["ApiStart"]["Properties"]["AuthorizationType"],
+        "NONE"
+    );
+    assert!(error(&["template", "--no-iam-authorization"]).contains("--front-door"));
+    // A saga whose input has no schema cannot have a front door, and says what to give.
+    let mut out = Vec::new();
+    let bare = [Entry::from(order::order_saga(&[]))];
+    let argv = ["order", "template", "--front-door"]
+        .map(String::from)
+        .to_vec();
+    match execute(&bare, argv, &mut out) {
+        Err(Failure::Error(e)) => assert!(e.contains("Entry::input_schema"), "{e}"),
+        other => panic!("a front door without a schema: {other:?}"),
+    }
 }
 
 #[test]

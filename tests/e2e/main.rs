@@ -5,6 +5,7 @@
 mod backlog;
 mod delivery;
 mod deployed;
+mod front_door;
 mod paths;
 mod recovery;
 mod shop;

@@ -12,7 +12,7 @@ use saga::cloudformation::{TemplateOptions, template, to_json};
 use crate::shop::*;
 
 /// Creates the stack `name` from `body` and waits until it is complete; its outputs.
-async fn create_stack(
+pub(crate) async fn create_stack(
     config: &saga_aws::SdkConfig,
     name: &str,
     body: &str,

@@ -36,10 +36,12 @@ use crate::asl::substitution_key;
 use crate::definition::{Participant, SagaDefinition};
 use crate::protocol::record;
 
+mod front_door;
 mod observability;
 mod trigger;
 mod writers;
 
+pub use front_door::{FrontDoor, IDEMPOTENCY_HEADER, STAGE, draft4};
 pub use observability::{LOG_DELIVERY_ACTIONS, TRACING_ACTIONS};
 pub use writers::{to_json, to_yaml};
 
@@ -58,6 +60,8 @@ pub const TASK_CALLBACK_ACTIONS: [&str; 3] = [
 pub struct TemplateOptions {
     /// An EventBridge event pattern that starts the saga (a trigger rule and queue), if any.
     pub trigger: Option<Value>,
+    /// An HTTP front door (API Gateway) that starts the saga and answers its status, if any.
+    pub front_door: Option<FrontDoor>,
 }
 
 /// The logical-id stem of a participant: `Inventory` for the queue `inventory`.
@@ -390,6 +394,9 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
 
     if let Some(pattern) = &options.trigger {
         trigger::add(&definition.name, pattern, &mut resources, &mut outputs);
+    }
+    if let Some(door) = &options.front_door {
+        front_door::add(&definition.name, door, &mut resources, &mut outputs);
     }
 
     outputs.insert(
