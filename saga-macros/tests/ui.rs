@@ -1,6 +1,7 @@
 //! `#[saga]` at compile time: one failing case per validation rule, each `.stderr` pinning the
-//! message and the token it points at, and passing cases. `TRYBUILD=overwrite cargo test --test
-//! ui` rewrites the `.stderr` files after a deliberate change.
+//! message and the token it points at, and passing cases, built against the facade `saga`.
+//! `TRYBUILD=overwrite cargo test -p saga-macros --test ui` rewrites the `.stderr` files after a
+//! deliberate change.
 
 #[test]
 fn ui() {
