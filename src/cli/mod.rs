@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use saga_aws::{Bindings, DeployedSaga};
-use saga_core::{Outcome, Saga, SagaDefinition};
+use saga_core::{Outcome, Saga};
 use serde_json::Value;
 
 mod args;
+mod entry;
 mod operate;
 mod print;
 #[cfg(feature = "simulate")]
@@ -36,53 +37,7 @@ mod worker;
 use print::{svg, watch};
 
 use args::{Cli, GraphFormat, Operation, TemplateFormat, Which};
-
-/// A saga the command line knows: its declaration, and its handlers when it can run here.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    definition: SagaDefinition,
-    saga: Option<Saga>,
-    example_input: Option<Value>,
-    input_schema: Option<Value>,
-}
-
-impl From<Saga> for Entry {
-    fn from(saga: Saga) -> Self {
-        Self {
-            definition: saga.definition().clone(),
-            saga: Some(saga),
-            example_input: None,
-            input_schema: None,
-        }
-    }
-}
-
-impl From<SagaDefinition> for Entry {
-    fn from(definition: SagaDefinition) -> Self {
-        Self {
-            definition,
-            saga: None,
-            example_input: None,
-            input_schema: None,
-        }
-    }
-}
-
-impl Entry {
-    /// The input `run` and `start` use when `--input` is not given.
-    pub fn example_input(mut self, input: impl serde::Serialize) -> Self {
-        self.example_input = Some(serde_json::to_value(input).expect("inputs serialise to JSON"));
-        self
-    }
-
-    /// The JSON Schema (draft 4) of the saga's input, which `template --front-door` has API
-    /// Gateway validate request bodies with: `saga::schema::input_schema::<Input>()` (feature
-    /// `schema`).
-    pub fn input_schema(mut self, schema: Value) -> Self {
-        self.input_schema = Some(schema);
-        self
-    }
-}
+pub use entry::Entry;
 
 /// Runs the command line over `sagas` with this process's arguments.
 pub fn run<E: Into<Entry>>(sagas: impl IntoIterator<Item = E>) -> ExitCode {
