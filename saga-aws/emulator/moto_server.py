@@ -20,6 +20,7 @@ default_user_config["stepfunctions"] = {"execute_state_machine": True}
 from moto.server import main  # noqa: E402
 import moto_cloudformation  # noqa: E402,F401  (CloudFormation as AWS creates a saga's stack)
 import moto_apigateway  # noqa: E402,F401  (and its front door)
+import moto_stepfunctions_versions  # noqa: E402,F401  (state machine versions and aliases)
 from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402

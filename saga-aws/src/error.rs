@@ -119,6 +119,22 @@ pub enum AwsError {
         #[source]
         source: saga_core::IdempotencyError,
     },
+    /// A deploy that would strand sagas in flight: they run on a version whose commands the
+    /// handlers of this build do not answer. Nothing was changed.
+    #[error(
+        "deploying `{saga}` would strand sagas in flight:\n{}\ngive this build the handlers \
+         of every version in flight (`DeployBuilder::older_version`; on the command line \
+         `Entry::older_version`), let those sagas finish first, or deploy anyway \
+         (`allow_stranded`, `deploy --allow-stranded`): their commands then go to the \
+         dead-letter queues",
+        reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n")
+    )]
+    WouldStrand {
+        /// The saga.
+        saga: String,
+        /// What would be stranded, and why.
+        reasons: Vec<String>,
+    },
     /// The service answered something we cannot read.
     #[error("{operation}: unexpected answer: {message}")]
     Unexpected {

@@ -84,7 +84,6 @@
 //!   permissions). The state machine's role needs `lambda:InvokeFunction` on the function: the
 //!   CloudFormation template of `saga_core::cloudformation` grants exactly that.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
@@ -95,7 +94,7 @@ use saga_core::{IdempotencyStore, Saga};
 use serde_json::Value;
 
 use crate::error::AwsError;
-use crate::runner::{Delivery, Disposition, Runner};
+use crate::runner::{Delivery, Disposition, Handlers, Runner};
 use crate::store::StoreChoice;
 
 /// Why a directly invoked command was not answered (see
@@ -164,7 +163,7 @@ pub struct LambdaParticipant {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct LambdaParticipantBuilder {
     config: SdkConfig,
-    sagas: HashMap<String, Arc<Saga>>,
+    sagas: Handlers<Arc<Saga>>,
     store: StoreChoice,
     check_every_token: bool,
     #[cfg(feature = "eventbridge")]
@@ -181,7 +180,7 @@ impl LambdaParticipantBuilder {
 
     /// Registers a saga whose steps this function runs.
     pub fn saga(mut self, saga: Saga) -> Self {
-        self.sagas.insert(saga.name().to_owned(), Arc::new(saga));
+        self.sagas.insert(Arc::new(saga));
         self
     }
 
@@ -220,9 +219,7 @@ impl LambdaParticipantBuilder {
     /// The participant; an error if its idempotency table cannot be named (a function of
     /// several sagas without `table` or `SAGA_IDEMPOTENCY_TABLE`).
     pub fn build(self) -> Result<LambdaParticipant, AwsError> {
-        let chosen = self
-            .store
-            .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
+        let chosen = self.store.resolve(&self.config, self.sagas.names())?;
         let participant = Runner::new(&self.config, self.sagas, chosen.store)
             .check_every_token(self.check_every_token);
         #[cfg(feature = "eventbridge")]
@@ -239,7 +236,7 @@ impl LambdaParticipant {
     pub fn builder(config: &SdkConfig) -> LambdaParticipantBuilder {
         LambdaParticipantBuilder {
             config: config.clone(),
-            sagas: HashMap::new(),
+            sagas: Handlers::default(),
             store: StoreChoice::default(),
             check_every_token: false,
             #[cfg(feature = "eventbridge")]

@@ -70,8 +70,9 @@ pub use queues::{ParticipantQueue, QueueOptions, Queues, queue_name};
 pub use saga_core::protocol::Command;
 #[cfg(feature = "sfn")]
 pub use state_machine::{
-    Bindings, Change, Deployment, Execution, ExecutionState, Progress, Status, StepFunctions,
-    Stuck, Wait, bound_definition, execution_arn, trace_from_history,
+    ALIAS, Bindings, Change, Deployment, Execution, ExecutionState, InFlight, Progress, Status,
+    StepFunctions, Stuck, Wait, bound_definition, execution_arn, machine_name, trace_from_history,
+    unqualified,
 };
 #[cfg(all(feature = "eventbridge", feature = "sqs"))]
 pub use trigger::{Trigger, TriggerStats, execution_name as trigger_execution_name};

@@ -116,6 +116,7 @@ fn every_command_fixture_decodes_and_round_trips() {
         "command-sqs.json",
         "command-lambda.json",
         "command-compensate.json",
+        "command-unversioned.json",
     ] {
         let value = fixture(name);
         let command = Command::decode(Ok(value.clone())).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -123,6 +124,11 @@ fn every_command_fixture_decodes_and_round_trips() {
         let key = saga_core::IdempotencyKey::new(&command.saga_id, &command.step, command.action);
         assert_eq!(command.idempotency_key, key.as_str(), "{name}");
     }
+    // A state machine generated before commands named their version sends none.
+    let unversioned = Command::decode(Ok(fixture("command-unversioned.json"))).unwrap();
+    assert_eq!(unversioned.saga_version, None);
+    let versioned = Command::decode(Ok(fixture("command-sqs.json"))).unwrap();
+    assert_eq!(versioned.saga_version, Some(1));
     let compensate = Command::decode(Ok(fixture("command-compensate.json"))).unwrap();
     assert_eq!(
         (compensate.action, compensate.attempt()),

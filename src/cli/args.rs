@@ -111,6 +111,20 @@ pub(super) enum Operation {
         /// The IAM role the state machine runs as (default: `SAGA_ROLE_ARN`).
         #[arg(long, env = "SAGA_ROLE_ARN")]
         role_arn: Option<String>,
+        /// Deploy even if sagas in flight run a version this program has no handlers for (see
+        /// `versions`): their commands go to the dead-letter queues until a worker that has
+        /// that version runs.
+        #[arg(long)]
+        allow_stranded: bool,
+    },
+    /// List the sagas in flight by the version of the state machine they run, and whether this
+    /// program's handlers (its saga and the older versions it keeps) can finish them.
+    #[command(
+        after_help = "Examples:\n  order versions\n  order deploy --create-queues     # refused while a version in flight has no handlers here"
+    )]
+    Versions {
+        #[command(flatten)]
+        which: Which,
     },
     /// Start a saga: an execution named by the saga id (starting it twice starts it once).
     #[command(after_help = "Example:\n  order start o-1 --input '{\"order_id\":\"o-1\", ...}'")]

@@ -11,6 +11,7 @@ pub struct Entry {
     pub(super) saga: Option<Saga>,
     pub(super) example_input: Option<Value>,
     pub(super) input_schema: Option<Value>,
+    pub(super) older: Vec<Saga>,
 }
 
 impl From<Saga> for Entry {
@@ -20,6 +21,7 @@ impl From<Saga> for Entry {
             saga: Some(saga),
             example_input: None,
             input_schema: None,
+            older: Vec::new(),
         }
     }
 }
@@ -31,6 +33,7 @@ impl From<SagaDefinition> for Entry {
             saga: None,
             example_input: None,
             input_schema: None,
+            older: Vec::new(),
         }
     }
 }
@@ -39,6 +42,25 @@ impl Entry {
     /// The input `run` and `start` use when `--input` is not given.
     pub fn example_input(mut self, input: impl serde::Serialize) -> Self {
         self.example_input = Some(serde_json::to_value(input).expect("inputs serialise to JSON"));
+        self
+    }
+
+    /// The handlers of an older version of this saga (`#[saga(version = N)]` with a smaller
+    /// `N`): `worker` answers its sagas still in flight with them, each command with its own
+    /// version's handlers, and `deploy` counts them among the versions this program can finish.
+    ///
+    /// # Panics
+    ///
+    /// When `saga` is another saga than this entry's.
+    pub fn older_version(mut self, saga: Saga) -> Self {
+        assert_eq!(
+            saga.name(),
+            self.definition.name,
+            "`older_version` takes an older version of saga `{}`, not saga `{}`",
+            self.definition.name,
+            saga.name()
+        );
+        self.older.push(saga);
         self
     }
 

@@ -326,6 +326,7 @@ impl Operation {
                 create_queues,
                 bindings,
                 role_arn,
+                allow_stranded,
             } => {
                 let entry = pick(sagas, &which)?;
                 let config = config().await;
@@ -341,6 +342,12 @@ impl Operation {
                 if !create_queues {
                     deploy = deploy.existing_queues();
                 }
+                for older in &entry.older {
+                    deploy = deploy.older_version(older);
+                }
+                if allow_stranded {
+                    deploy = deploy.allow_stranded();
+                }
                 let deployed = deploy.deploy().await.map_err(aws)?;
                 if create_queues {
                     for (participant, url) in deployed.queues() {
@@ -355,6 +362,15 @@ impl Operation {
                     out,
                     format!("state machine {} ({change:?})", deployed.arn()),
                 )?;
+                if let Some(version) = deployed.version_arn() {
+                    write(out, format!("version {version}"))?;
+                }
+                write(out, format!("new sagas start on {}", deployed.start_arn()))?;
+            }
+            Operation::Versions { which } => {
+                let entry = pick(sagas, &which)?;
+                let config = config().await;
+                operate::versions(&config, entry, out).await?;
             }
             Operation::Start {
                 which,
@@ -436,10 +452,11 @@ impl Operation {
                 if urls.is_empty() {
                     return fail("no queue to read: these sagas have no queue participant");
                 }
-                let sagas = chosen
-                    .iter()
-                    .map(|entry| runnable(entry).cloned())
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut sagas = Vec::new();
+                for entry in &chosen {
+                    sagas.push(runnable(entry)?.clone());
+                    sagas.extend(entry.older.iter().cloned());
+                }
                 let options = worker::WorkerOptions {
                     concurrency,
                     bus,

@@ -126,7 +126,7 @@ async fn the_emulator_creates_the_front_door_as_declared() {
     assert!(
         request.contains(&format!(
             "\"stateMachineArn\": \"{}\"",
-            outputs["StateMachineArn"]
+            outputs["StateMachineAliasArn"]
         )),
         "{request}"
     );

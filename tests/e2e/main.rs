@@ -11,3 +11,4 @@ mod recovery;
 mod shop;
 mod stack;
 mod stopping;
+mod versions;

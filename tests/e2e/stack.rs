@@ -104,7 +104,8 @@ async fn the_template_creates_a_stack_that_runs_the_saga() {
             .await
     });
     let sfn = StepFunctions::new(&config, "");
-    let machine = output("StateMachineArn");
+    // Sagas start where the front door and the trigger start them: on the alias.
+    let machine = output("StateMachineAliasArn");
     let run = |id: &'static str| {
         let (sfn, machine) = (&sfn, &machine);
         async move {

@@ -170,8 +170,9 @@ fn the_front_door_starts_the_saga_by_its_key_behind_iam() {
     let request = integration["RequestTemplates"]["application/json"]["Fn::Sub"]
         .as_str()
         .unwrap();
+    // New sagas start on the alias of the newest version.
     assert!(
-        request.contains("\"stateMachineArn\": \"${StateMachine}\""),
+        request.contains("\"stateMachineArn\": \"${StateMachineAlias}\""),
         "{request}"
     );
     assert!(
@@ -234,7 +235,7 @@ fn the_front_door_starts_the_saga_by_its_key_behind_iam() {
     assert_eq!(statements[0]["Action"], json!(["states:StartExecution"]));
     assert_eq!(
         statements[0]["Resource"],
-        json!([{ "Ref": "StateMachine" }])
+        json!([{ "Ref": "StateMachine" }, { "Ref": "StateMachineAlias" }])
     );
     assert_eq!(statements[1]["Action"], json!(["states:DescribeExecution"]));
     assert_eq!(statements.as_array().unwrap().len(), 2);

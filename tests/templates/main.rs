@@ -1,7 +1,8 @@
 //! The CloudFormation templates, checked by the real linter (PyPI `cfn-lint`, which this test
 //! installs into the target directory) and held to least privilege: no wildcard action or
 //! resource besides the `*` AWS forces on the task callbacks, log delivery and X-Ray, each
-//! alone in its statement. `observability.rs` checks what the stack watches.
+//! alone in its statement. `observability.rs` checks what the stack watches, `versions.rs` how
+//! it deploys a new version.
 
 mod front_door;
 mod observability;
@@ -10,6 +11,7 @@ mod observability;
 mod order;
 #[path = "../support/mod.rs"]
 mod support;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,6 @@
 //! Lambda adapter: decode and validate the command, run the step behind the idempotency store
 //! (heartbeating while it runs), answer Step Functions with the task token.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -16,8 +15,10 @@ use serde_json::Value;
 use crate::error::AwsError;
 
 mod delivery;
+mod handlers;
 
 pub(crate) use delivery::Delivery;
+pub(crate) use handlers::Handlers;
 use saga_core::protocol::Command;
 
 /// Why a command is moved to the dead-letter queue when its payload differs from the one first
@@ -67,7 +68,7 @@ pub(crate) enum Disposition {
 #[derive(Debug)]
 pub(crate) struct Runner {
     sfn: aws_sdk_sfn::Client,
-    sagas: HashMap<String, Arc<Saga>>,
+    sagas: Handlers<Arc<Saga>>,
     store: Arc<dyn IdempotencyStore>,
     /// Check every command's token before it runs, not only those that may be dead.
     check_every_token: bool,
@@ -86,7 +87,7 @@ pub(crate) fn short(token: &str) -> &str {
 impl Runner {
     pub(crate) fn new(
         config: &SdkConfig,
-        sagas: HashMap<String, Arc<Saga>>,
+        sagas: Handlers<Arc<Saga>>,
         store: Arc<dyn IdempotencyStore>,
     ) -> Self {
         Self {
@@ -158,14 +159,9 @@ impl Runner {
         body: serde_json::Result<Value>,
     ) -> Result<(Command, Arc<Saga>, usize), String> {
         let command = Command::decode(body)?;
-        let saga = self
+        let (saga, index) = self
             .sagas
-            .get(&command.saga)
-            .ok_or_else(|| format!("unknown saga `{}`", command.saga))?;
-        let (index, _) = saga
-            .definition()
-            .step(&command.step)
-            .ok_or_else(|| format!("saga `{}` has no step `{}`", command.saga, command.step))?;
+            .route(&command.saga, command.saga_version, &command.step)?;
         let expected = IdempotencyKey::new(&command.saga_id, &command.step, command.action);
         if command.idempotency_key != expected.as_str() {
             return Err(format!(

@@ -16,12 +16,14 @@ use crate::error::AwsError;
 mod execution;
 mod history;
 mod recovery;
+mod versions;
 mod wait;
 
 pub use execution::{ExecutionState, Status};
 pub use history::trace_from_history;
 use history::{document_from_history, running_from_history};
 pub use recovery::Stuck;
+pub use versions::{ALIAS, InFlight, machine_name, unqualified};
 pub use wait::Wait;
 
 /// Values for a definition's `${...}` substitutions: queue URLs and function ARNs by key.
@@ -45,6 +47,10 @@ pub struct Deployment {
     pub arn: String,
     /// What the deploy changed.
     pub change: Change,
+    /// The version the deploy published (or found published: a revision is published once).
+    pub version_arn: String,
+    /// The alias [`ALIAS`], which now points at that version: new sagas start there.
+    pub alias_arn: String,
 }
 
 /// A started (or already running) execution.
@@ -106,7 +112,7 @@ impl StepFunctions {
         #[cfg(feature = "eventbridge")]
         if let Some(events) = &self.events {
             // Deployed state machines are named after their saga.
-            let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();
+            let saga = machine_name(state_machine_arn);
             let started = crate::events::SagaNotification::SagaStarted {
                 saga: saga.to_owned(),
                 saga_id: saga_id.to_owned(),
@@ -120,15 +126,17 @@ impl StepFunctions {
     }
 
     /// Creates the state machine for `definition`, named after the saga, or updates it if its
-    /// definition changed; deploying the same definition again changes nothing. Every `${...}`
-    /// of the definition must have a value in `bindings`.
+    /// definition changed, then publishes the revision as a version and moves the alias
+    /// [`ALIAS`] to it: sagas started through the alias from then on run this version, and
+    /// those in flight finish on theirs. Deploying the same definition again changes nothing.
+    /// Every `${...}` of the definition must have a value in `bindings`.
     pub async fn deploy(
         &self,
         definition: &SagaDefinition,
         bindings: &Bindings,
     ) -> Result<Deployment, AwsError> {
         let json = bound_definition(definition, bindings)?;
-        match self.find(&definition.name).await? {
+        let (arn, change) = match self.find(&definition.name).await? {
             None => {
                 let created = self
                     .client
@@ -139,10 +147,7 @@ impl StepFunctions {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("CreateStateMachine", e))?;
-                Ok(Deployment {
-                    arn: created.state_machine_arn,
-                    change: Change::Created,
-                })
+                (created.state_machine_arn, Change::Created)
             }
             Some(arn) => {
                 let current = self
@@ -155,25 +160,28 @@ impl StepFunctions {
                 let same = serde_json::from_str::<Value>(&current.definition).ok()
                     == serde_json::from_str::<Value>(&json).ok();
                 if same {
-                    return Ok(Deployment {
-                        arn,
-                        change: Change::Unchanged,
-                    });
+                    (arn, Change::Unchanged)
+                } else {
+                    self.client
+                        .update_state_machine()
+                        .state_machine_arn(&arn)
+                        .definition(&json)
+                        .role_arn(&self.role_arn)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("UpdateStateMachine", e))?;
+                    (arn, Change::Updated)
                 }
-                self.client
-                    .update_state_machine()
-                    .state_machine_arn(&arn)
-                    .definition(&json)
-                    .role_arn(&self.role_arn)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("UpdateStateMachine", e))?;
-                Ok(Deployment {
-                    arn,
-                    change: Change::Updated,
-                })
             }
-        }
+        };
+        let description = format!("saga `{}` version {}", definition.name, definition.version);
+        let (version_arn, alias_arn) = self.publish(&arn, &description).await?;
+        Ok(Deployment {
+            arn,
+            change,
+            version_arn,
+            alias_arn,
+        })
     }
 
     /// The ARN of the state machine called `name` (a saga's name), if it is deployed.
@@ -230,7 +238,7 @@ impl StepFunctions {
         saga_core::analysis::check_payload("the saga input", input)?;
         // The saga's root span: its trace id and span id are the ones the state machine puts
         // in every command's `traceparent`, so each participant's span joins this trace.
-        let saga = state_machine_arn.rsplit(':').next().unwrap_or_default();
+        let saga = machine_name(state_machine_arn);
         let (trace_id, span_id) = (
             saga_core::protocol::trace_id(saga_id),
             saga_core::protocol::saga_span_id(saga),
@@ -389,11 +397,12 @@ pub struct Progress {
     pub document: Option<Value>,
 }
 
-/// The ARN Step Functions gives the execution `name` of a state machine.
+/// The ARN Step Functions gives the execution `name` of a state machine, whether it was
+/// started on the state machine, a version or an alias (`state_machine_arn` may be any).
 pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
     format!(
         "{}:{name}",
-        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+        unqualified(state_machine_arn).replacen(":stateMachine:", ":execution:", 1)
     )
 }
 

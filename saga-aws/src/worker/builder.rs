@@ -8,7 +8,7 @@ use super::*;
 pub struct WorkerBuilder {
     config: SdkConfig,
     queue_url: String,
-    sagas: HashMap<String, Arc<Saga>>,
+    sagas: Handlers<Arc<Saga>>,
     store: StoreChoice,
     concurrency: usize,
     wait_time: Duration,
@@ -23,13 +23,13 @@ pub struct WorkerBuilder {
 impl WorkerBuilder {
     /// Registers a saga whose steps this worker runs.
     pub fn saga(mut self, saga: Saga) -> Self {
-        self.sagas.insert(saga.name().to_owned(), Arc::new(saga));
+        self.sagas.insert(Arc::new(saga));
         self
     }
 
     /// Registers a saga that other workers run too.
     pub(crate) fn shared_saga(mut self, saga: Arc<Saga>) -> Self {
-        self.sagas.insert(saga.name().to_owned(), saga);
+        self.sagas.insert(saga);
         self
     }
 
@@ -107,9 +107,7 @@ impl WorkerBuilder {
     /// The worker; an error if its idempotency table cannot be named (a worker of several
     /// sagas without [`table`](Self::table) or `SAGA_IDEMPOTENCY_TABLE`).
     pub fn build(self) -> Result<Worker, AwsError> {
-        let chosen = self
-            .store
-            .resolve(&self.config, self.sagas.keys().map(String::as_str))?;
+        let chosen = self.store.resolve(&self.config, self.sagas.names())?;
         let mut participant = Runner::new(&self.config, self.sagas, chosen.store)
             .check_every_token(self.check_every_token);
         let mut sqs = aws_sdk_sqs::Client::new(&self.config);
@@ -153,7 +151,7 @@ impl Worker {
         WorkerBuilder {
             config: config.clone(),
             queue_url: queue_url.into(),
-            sagas: HashMap::new(),
+            sagas: Handlers::default(),
             store: StoreChoice::default(),
             concurrency: 16,
             wait_time: Duration::from_secs(20),

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 
 use crate::dynamodb::DynamoDbIdempotencyStore;
 use crate::error::AwsError;
-use crate::runner::Runner;
+use crate::runner::{Handlers, Runner};
 use crate::store::StoreChoice;
 
 pub use builder::WorkerBuilder;

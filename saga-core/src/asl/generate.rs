@@ -74,7 +74,7 @@ fn retrier(policy: &RetryPolicy) -> Vec<Retrier> {
 }
 
 fn task(
-    saga: &str,
+    (saga, version): (&str, u32),
     step: &StepDefinition,
     action: Action,
     result_path: ResultPath,
@@ -87,7 +87,7 @@ fn task(
             Participant::Lambda(_) => LAMBDA_CALLBACK,
         }
         .to_owned(),
-        parameters: parameters(saga, step, action),
+        parameters: parameters(saga, version, step, action),
         timeout_seconds: step.timeout_seconds,
         heartbeat_seconds: Some(step.heartbeat_seconds),
         result_path,
@@ -226,7 +226,14 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
         let result_path = ResultPath::Path(format!("$.steps.{}", step.name));
         states.push((
             step.name.clone(),
-            task(saga, step, Action::Execute, result_path, catch, transition),
+            task(
+                (saga, definition.version),
+                step,
+                Action::Execute,
+                result_path,
+                catch,
+                transition,
+            ),
         ));
     }
 
@@ -239,7 +246,7 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
         };
         let catch = catchers(report_state(&step.name), None);
         let state = task(
-            saga,
+            (saga, definition.version),
             step,
             Action::Compensate,
             ResultPath::Discard,

@@ -16,6 +16,7 @@ use crate::protocol::{COMMAND_VERSION, saga_span_id};
 struct CommandTemplate<'a> {
     v: u32,
     saga: &'a str,
+    saga_version: u32,
     #[serde(rename = "saga_id.$")]
     saga_id: &'static str,
     step: &'a str,
@@ -106,7 +107,12 @@ pub fn substitutions(definition: &SagaDefinition) -> BTreeMap<String, Participan
         .collect()
 }
 
-pub(super) fn parameters(saga: &str, step: &StepDefinition, action: Action) -> serde_json::Value {
+pub(super) fn parameters(
+    saga: &str,
+    saga_version: u32,
+    step: &StepDefinition,
+    action: Action,
+) -> serde_json::Value {
     // In an intrinsic function's string literal, `'`, `{`, `}` and `\` are escaped; step
     // names are identifiers, so none occurs, but escape anyway.
     let escaped: String = step
@@ -120,6 +126,7 @@ pub(super) fn parameters(saga: &str, step: &StepDefinition, action: Action) -> s
     let command = CommandTemplate {
         v: COMMAND_VERSION,
         saga,
+        saga_version,
         saga_id: "$$.Execution.Name",
         step: &step.name,
         action,

@@ -210,7 +210,7 @@ pub(super) fn add(
                 statement(
                     "StartSagas",
                     &["states:StartExecution"],
-                    vec![reference("StateMachine")],
+                    super::versions::start_targets(),
                 ),
                 statement(
                     "DescribeSagas",
@@ -294,7 +294,7 @@ pub(super) fn add(
     // (the saga has ended, or another body came with its key): either way the key already names
     // a saga, which the answer names (200) instead of starting anything.
     let start_request = json!({ "Fn::Sub": format!(
-        "{{\"stateMachineArn\": \"${{StateMachine}}\", \"name\": \"$util.escapeJavaScript($input.params('{IDEMPOTENCY_HEADER}'))\", \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\", \"'\")\"}}"
+        "{{\"stateMachineArn\": \"${{StateMachineAlias}}\", \"name\": \"$util.escapeJavaScript($input.params('{IDEMPOTENCY_HEADER}'))\", \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\", \"'\")\"}}"
     ) });
     let refused = format!(
         "#if($input.path('$.__type').contains('ExecutionAlreadyExists'))#set($context.responseOverride.status = 200){}#else{{\"message\": $input.json('$.message')}}#end",

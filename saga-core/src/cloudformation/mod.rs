@@ -39,10 +39,12 @@ use crate::protocol::record;
 mod front_door;
 mod observability;
 mod trigger;
+mod versions;
 mod writers;
 
 pub use front_door::{FrontDoor, IDEMPOTENCY_HEADER, STAGE, draft4};
 pub use observability::{LOG_DELIVERY_ACTIONS, TRACING_ACTIONS};
+pub use versions::ALIAS;
 pub use writers::{to_json, to_yaml};
 
 /// The key under which a mapping carries a comment for [`to_yaml`] (dropped by [`to_json`]).
@@ -376,6 +378,7 @@ pub fn template(definition: &SagaDefinition, options: &TemplateOptions) -> Value
     });
     observability::machine_settings(&mut machine["Properties"]);
     resources.insert("StateMachine".into(), machine);
+    versions::add(definition, &mut resources, &mut outputs);
     let watched: Vec<_> = watched
         .into_iter()
         .map(|(stem, heartbeat_seconds)| observability::Watched {

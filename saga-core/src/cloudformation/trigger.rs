@@ -47,7 +47,7 @@ pub(super) fn add(
                 statement(
                     "StartSagas",
                     &["states:StartExecution"],
-                    vec![reference("StateMachine")],
+                    super::versions::start_targets(),
                 ),
                 statement(
                     "PublishSagaStarted",

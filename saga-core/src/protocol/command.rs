@@ -14,7 +14,7 @@ pub const COMMAND_VERSION: u32 = 1;
 /// ```
 /// use saga_core::protocol::Command;
 ///
-/// let body = r#"{"v": 1, "saga": "order", "saga_id": "o-1", "step": "reserve",
+/// let body = r#"{"v": 1, "saga": "order", "saga_version": 1, "saga_id": "o-1", "step": "reserve",
 ///   "action": "execute", "idempotency_key": "o-1/reserve/execute", "retry_count": 0,
 ///   "input": {"order_id": "o-1"}, "task_token": "AQB..."}"#;
 /// let command = Command::decode(serde_json::from_str(body)).unwrap();
@@ -28,6 +28,12 @@ pub struct Command {
     pub v: u32,
     /// The saga's name.
     pub saga: String,
+    /// The version of the saga's declaration (`#[saga(version = N)]`) whose state machine sent
+    /// the command: a participant answers it with that version's handlers, so a saga finishes
+    /// on the version it started on. Absent from the commands of state machines generated
+    /// before versions were sent; a participant with one version of the saga answers those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saga_version: Option<u32>,
     /// The saga instance (the execution's name).
     pub saga_id: String,
     /// The step.

@@ -6,7 +6,9 @@
 //! `saga-core/tests/fixtures/protocol/` holds a sample of every format, checked by round trips.
 //!
 //! - **The command** ([`Command`], version [`COMMAND_VERSION`]): one per attempt of an action,
-//!   the message body on SQS or the payload of a directly invoked Lambda function.
+//!   the message body on SQS or the payload of a directly invoked Lambda function. It names
+//!   the version of the saga's declaration that sent it; [`commands_sent`] reads what a
+//!   deployed definition can send.
 //! - **The answer**: `SendTaskSuccess` with the step's output, or `SendTaskFailure` with an
 //!   error name ([`ERROR_RETRYABLE`], [`ERROR_TERMINAL`], or [`ERROR_INVALID_INPUT`] for a
 //!   step that could not read its input) and the cause `code: message`
@@ -26,9 +28,11 @@
 mod command;
 pub mod events;
 pub mod record;
+mod sent;
 mod trace;
 
 pub use command::{COMMAND_VERSION, Command};
+pub use sent::{Sent, commands_sent};
 pub use trace::{TRACEPARENT_ATTRIBUTE, saga_span_id, trace_id, traceparent};
 
 /// The member of the saga document under which each step's output is kept

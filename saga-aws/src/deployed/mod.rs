@@ -28,8 +28,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::AwsError;
-use crate::queues::{QueueOptions, Queues, queue_name};
-use crate::state_machine::{Bindings, Change, Execution, StepFunctions, Wait};
+use crate::queues::{Queues, queue_name};
+use crate::state_machine::{Change, Execution, InFlight, StepFunctions, Wait};
 use crate::{Worker, WorkerBuilder, WorkerStats};
 
 /// The environment variable [`DeployBuilder`] takes the state machine's role from when
@@ -43,148 +43,24 @@ pub struct DeployedSaga {
     sfn: StepFunctions,
     name: String,
     arn: String,
+    /// Where sagas start: the alias new sagas run the newest version through, or, for a state
+    /// machine deployed before deploys published versions, the state machine.
+    start_arn: String,
+    /// The version the deploy published (`None` for a saga [found](Self::find)).
+    version_arn: Option<String>,
+    definition: SagaDefinition,
     change: Option<Change>,
     queues: BTreeMap<String, String>,
     table: Option<String>,
     saga: Option<Arc<Saga>>,
+    older: Vec<Arc<Saga>>,
 }
 
-/// Configures a deploy: see [`DeployedSaga::builder`].
-#[derive(Debug)]
-#[must_use = "a builder does nothing until `deploy` is called"]
-pub struct DeployBuilder {
-    config: SdkConfig,
-    definition: SagaDefinition,
-    saga: Option<Arc<Saga>>,
-    role_arn: Option<String>,
-    queue_options: QueueOptions,
-    create_queues: bool,
-    bindings: Bindings,
-    table: Option<String>,
-}
+mod builder;
 
-impl DeployBuilder {
-    /// The IAM role the state machine runs as (default: the one `SAGA_ROLE_ARN` names).
-    pub fn role_arn(mut self, role_arn: impl Into<String>) -> Self {
-        self.role_arn = Some(role_arn.into());
-        self
-    }
-
-    /// How the participant queues are made (default [`QueueOptions::default`]).
-    pub fn queue_options(mut self, options: QueueOptions) -> Self {
-        self.queue_options = options;
-        self
-    }
-
-    /// Creates no queue and no table: every participant needs a [`queue_url`](Self::queue_url)
-    /// or a binding.
-    pub fn existing_queues(mut self) -> Self {
-        self.create_queues = false;
-        self.table = None;
-        self
-    }
-
-    /// Sends the commands of `participant` to the existing queue at `url` instead of creating
-    /// `<saga>-<participant>`.
-    pub fn queue_url(mut self, participant: &str, url: impl Into<String>) -> Self {
-        let key = saga_core::asl::substitution_key(&Participant::queue(participant));
-        self.bindings.insert(key, url.into());
-        self
-    }
-
-    /// Invokes the Lambda function `function` (a step's `lambda = "..."`) at `arn`.
-    pub fn lambda_arn(mut self, function: &str, arn: impl Into<String>) -> Self {
-        let key = saga_core::asl::substitution_key(&Participant::lambda(function));
-        self.bindings.insert(key, arn.into());
-        self
-    }
-
-    /// Values for the definition's `${...}` substitutions by key, as the command line's
-    /// `--bind key=value` gives them.
-    pub fn bindings(mut self, bindings: Bindings) -> Self {
-        self.bindings.extend(bindings);
-        self
-    }
-
-    /// Keeps the participants' idempotency records in the table `table`, created if missing
-    /// (default: `<saga>-idempotency`, which a worker of one saga finds by itself).
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = Some(table.into());
-        self
-    }
-
-    /// Creates the queues and the table that are missing, then the state machine (or updates it
-    /// when its definition changed). Deploying again changes nothing.
-    pub async fn deploy(self) -> Result<DeployedSaga, AwsError> {
-        let role = match self.role_arn {
-            Some(role) => role,
-            None => std::env::var(ROLE_ENV).map_err(|_| {
-                AwsError::Config(format!(
-                    "the state machine needs an IAM role: call `role_arn` or set {ROLE_ENV}"
-                ))
-            })?,
-        };
-        let name = self.definition.name.clone();
-        let mut bindings = self.bindings;
-        let mut queues = BTreeMap::new();
-        for participant in queue_participants(&self.definition) {
-            let key = saga_core::asl::substitution_key(&Participant::queue(&participant));
-            if let Some(url) = bindings.get(&key) {
-                queues.insert(participant, url.clone());
-            } else if self.create_queues {
-                let queue = Queues::new(&self.config)
-                    .create(&queue_name(&name, &participant), &self.queue_options)
-                    .await?;
-                bindings.insert(key, queue.url.clone());
-                queues.insert(participant, queue.url);
-            }
-        }
-        if let Some(table) = &self.table {
-            crate::dynamodb::DynamoDbIdempotencyStore::new(&self.config, table)
-                .create_table()
-                .await?;
-        }
-        let sfn = StepFunctions::new(&self.config, role);
-        let deployment = sfn.deploy(&self.definition, &bindings).await?;
-        Ok(DeployedSaga {
-            config: self.config,
-            sfn,
-            name,
-            arn: deployment.arn,
-            change: Some(deployment.change),
-            queues,
-            table: self.table,
-            saga: self.saga,
-        })
-    }
-}
+pub use builder::DeployBuilder;
 
 impl DeployedSaga {
-    /// Configures the deploy of `saga` with the SDK configuration `config`: by default its
-    /// participants' queues `<saga>-<participant>` (with dead-letter queues) and the table
-    /// `<saga>-idempotency` are created, and the role is `SAGA_ROLE_ARN`'s. The deployed saga
-    /// keeps `saga`'s handlers for its workers and checks every input against them.
-    pub fn builder(config: &SdkConfig, saga: &Saga) -> DeployBuilder {
-        let mut builder = Self::builder_for(config, saga.definition());
-        builder.saga = Some(Arc::new(saga.clone()));
-        builder
-    }
-
-    /// Like [`builder`](Self::builder), from the declaration alone (a deploy by an operator
-    /// without the handlers): [`with_saga`](Self::with_saga) gives them later.
-    pub fn builder_for(config: &SdkConfig, definition: &SagaDefinition) -> DeployBuilder {
-        DeployBuilder {
-            config: config.clone(),
-            definition: definition.clone(),
-            saga: None,
-            role_arn: None,
-            queue_options: QueueOptions::default(),
-            create_queues: true,
-            bindings: Bindings::new(),
-            table: Some(crate::store::default_table_name(&definition.name)),
-        }
-    }
-
     /// The saga `definition` as deployed before (by [`builder`](Self::builder) or the command
     /// line's `deploy`): its state machine, and the queues `<saga>-<participant>` that exist.
     pub async fn find(config: &SdkConfig, definition: &SagaDefinition) -> Result<Self, AwsError> {
@@ -212,15 +88,20 @@ impl DeployedSaga {
                 Err(e) => return Err(e),
             }
         }
+        let start_arn = sfn.start_arn(&arn).await?;
         Ok(Self {
             config: config.clone(),
             sfn,
             name: definition.name.clone(),
             arn,
+            start_arn,
+            version_arn: None,
+            definition: definition.clone(),
             change: None,
             queues,
             table: None,
             saga: None,
+            older: Vec::new(),
         })
     }
 
@@ -238,9 +119,56 @@ impl DeployedSaga {
         Ok(self)
     }
 
+    /// This deployed saga with the handlers of `saga`, an older version of it, for its workers
+    /// (see [`DeployBuilder::older_version`]); an error if `saga` is another saga.
+    pub fn with_older_version(mut self, saga: Saga) -> Result<Self, AwsError> {
+        if saga.name() != self.name {
+            return Err(AwsError::Config(format!(
+                "saga `{}` is deployed here, not `{}`",
+                self.name,
+                saga.name()
+            )));
+        }
+        self.older.push(Arc::new(saga));
+        Ok(self)
+    }
+
     /// The state machine's ARN.
     pub fn arn(&self) -> &str {
         &self.arn
+    }
+
+    /// The ARN sagas start on: the alias [`ALIAS`](crate::state_machine::ALIAS), which every
+    /// deploy moves to the version it publishes.
+    pub fn start_arn(&self) -> &str {
+        &self.start_arn
+    }
+
+    /// The version the deploy published, or found published for the same definition (`None`
+    /// for a saga [found](Self::find)).
+    pub fn version_arn(&self) -> Option<&str> {
+        self.version_arn.as_deref()
+    }
+
+    /// The sagas in flight, by the version of the state machine they run, each with why the
+    /// handlers here (this version's and the [older](Self::with_older_version) ones) could
+    /// not finish them: an empty list when they can. What [`DeployBuilder::deploy`] checks.
+    pub async fn in_flight(&self) -> Result<Vec<(InFlight, Vec<String>)>, AwsError> {
+        let mut served = crate::runner::Handlers::default();
+        served.insert(self.definition.clone());
+        for older in &self.older {
+            served.insert(older.definition().clone());
+        }
+        Ok(self
+            .sfn
+            .in_flight(&self.arn)
+            .await?
+            .into_iter()
+            .map(|group| {
+                let reasons = builder::stranded(std::slice::from_ref(&group), &served);
+                (group, reasons)
+            })
+            .collect())
     }
 
     /// What the deploy changed (`None` for a saga [found](Self::find)).
@@ -283,7 +211,7 @@ impl DeployedSaga {
         if let Some(saga) = &self.saga {
             saga.check_input(&input).map_err(AwsError::InvalidInput)?;
         }
-        self.sfn.start(&self.arn, saga_id, &input).await
+        self.sfn.start(&self.start_arn, saga_id, &input).await
     }
 
     /// Waits for the end of saga `saga_id` and reports it (see [`StepFunctions::report`]).
@@ -343,8 +271,14 @@ impl DeployedSaga {
                 self.name
             ))
         })?;
+        let mut participants = queue_participants(saga.definition());
+        for older in &self.older {
+            participants.extend(queue_participants(older.definition()));
+        }
+        participants.sort();
+        participants.dedup();
         let mut workers = Vec::new();
-        for participant in queue_participants(saga.definition()) {
+        for participant in participants {
             let url = self.queues.get(&participant).ok_or_else(|| {
                 AwsError::Config(format!(
                     "participant `{participant}` has no queue: create `{}` or deploy with its URL",
@@ -352,6 +286,9 @@ impl DeployedSaga {
                 ))
             })?;
             let mut builder = Worker::builder(&self.config, url).shared_saga(saga.clone());
+            for older in &self.older {
+                builder = builder.shared_saga(older.clone());
+            }
             if let Some(table) = &self.table {
                 builder = builder.table(table);
             }
