@@ -8,6 +8,7 @@ mod deployed;
 mod front_door;
 mod paths;
 mod recovery;
+mod rollout;
 mod shop;
 mod stack;
 mod stopping;

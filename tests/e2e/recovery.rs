@@ -25,27 +25,12 @@ fn attempts(trace: &Trace) -> Vec<(String, Action, u32, bool)> {
         .collect()
 }
 
-/// Runs the command line `shop ARGS` over the deployed saga, as an operator would; its exit
-/// code and output.
+/// Runs the command line `shop ARGS` over the deployed saga, as an operator would.
 async fn cli(env: &Env, args: &[&str]) -> (std::process::ExitCode, String) {
     let entry = saga::cli::Entry::from(env.saga.clone());
-    let config = env.config.clone();
-    let argv: Vec<String> = std::iter::once("shop")
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
-    let shown = argv.join(" ");
-    // The command line runs its own runtime: off this one's threads.
-    tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        match saga::cli::execute_with(&[entry], argv, &mut out, Some(config)) {
-            Ok(code) => (code, String::from_utf8(out).unwrap()),
-            Err(saga::cli::Failure::Error(e)) => panic!("`{shown}` failed: {e}"),
-            Err(saga::cli::Failure::Usage(e)) => panic!("`{shown}` is bad usage: {e}"),
-        }
-    })
-    .await
-    .unwrap()
+    command_line(&env.config, vec![entry], args)
+        .await
+        .unwrap_or_else(|e| panic!("`shop {}` failed: {e}", args.join(" ")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -336,3 +336,28 @@ impl Env {
 pub(crate) fn effects(list: &[(&str, Action)]) -> Vec<(String, Action)> {
     list.iter().map(|(s, a)| (s.to_string(), *a)).collect()
 }
+
+/// Runs the command line `ARGS` of a program with the sagas `entries` against the emulator, as
+/// an operator would: its exit code and output, or its error.
+pub(crate) async fn command_line(
+    config: &saga_aws::SdkConfig,
+    entries: Vec<saga::cli::Entry>,
+    args: &[&str],
+) -> Result<(std::process::ExitCode, String), String> {
+    let config = config.clone();
+    let argv: Vec<String> = std::iter::once("shop")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    // The command line runs its own runtime: off this one's threads.
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        match saga::cli::execute_with(&entries, argv, &mut out, Some(config)) {
+            Ok(code) => Ok((code, String::from_utf8(out).unwrap())),
+            Err(saga::cli::Failure::Error(e)) => Err(e),
+            Err(saga::cli::Failure::Usage(e)) => Err(format!("bad usage: {e}")),
+        }
+    })
+    .await
+    .unwrap()
+}

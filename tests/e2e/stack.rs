@@ -25,6 +25,33 @@ pub(crate) async fn create_stack(
         .send()
         .await
         .expect("CreateStack");
+    settle(&cfn, name, StackStatus::CreateComplete).await
+}
+
+/// Updates the stack `name` to `body` and waits until the update is complete; its outputs.
+pub(crate) async fn update_stack(
+    config: &saga_aws::SdkConfig,
+    name: &str,
+    body: &str,
+) -> HashMap<String, String> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    cfn.update_stack()
+        .stack_name(name)
+        .template_body(body)
+        .capabilities(Capability::CapabilityIam)
+        .send()
+        .await
+        .expect("UpdateStack");
+    settle(&cfn, name, StackStatus::UpdateComplete).await
+}
+
+/// Waits until the stack `name` is `done`; its outputs. Any status but `done` and one in
+/// progress fails the test with the stack's reason.
+async fn settle(
+    cfn: &aws_sdk_cloudformation::Client,
+    name: &str,
+    done: StackStatus,
+) -> HashMap<String, String> {
     for _ in 0..120 {
         let stacks = cfn
             .describe_stacks()
@@ -34,7 +61,7 @@ pub(crate) async fn create_stack(
             .expect("DescribeStacks");
         let stack = &stacks.stacks()[0];
         match stack.stack_status() {
-            Some(StackStatus::CreateComplete) => {
+            Some(status) if *status == done => {
                 return stack
                     .outputs()
                     .iter()
@@ -46,7 +73,11 @@ pub(crate) async fn create_stack(
                     })
                     .collect();
             }
-            Some(StackStatus::CreateInProgress) => {
+            Some(
+                StackStatus::CreateInProgress
+                | StackStatus::UpdateInProgress
+                | StackStatus::UpdateCompleteCleanupInProgress,
+            ) => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             other => panic!(
@@ -55,7 +86,7 @@ pub(crate) async fn create_stack(
             ),
         }
     }
-    panic!("stack {name} was not created within 30 s");
+    panic!("stack {name} was not {done:?} within 30 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

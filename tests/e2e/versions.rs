@@ -3,6 +3,7 @@
 //! reason; with them, it publishes version 2 and moves the alias, and one set of workers
 //! finishes the old sagas on version 1 and the new ones on version 2, every effect once. A
 //! command of a version no worker has goes to the dead-letter queue with that reason.
+//! `rollout.rs` does the same with the template's stack and with the command line.
 
 use saga::{Outcome, SagaReport};
 use saga_aws::{AwsError, Change, DeployedSaga, Wait};
@@ -11,7 +12,7 @@ use crate::shop::*;
 
 /// What the handlers of both versions applied: (saga id, "v<version> <step> <action>").
 #[derive(Debug, Default)]
-struct Ledger(Mutex<Vec<(String, String)>>);
+pub(crate) struct Ledger(Mutex<Vec<(String, String)>>);
 
 impl Ledger {
     fn apply(&self, version: u32, cx: &StepContext<'_>) -> Result<Value, StepError> {
@@ -23,14 +24,14 @@ impl Ledger {
         Ok(json!({}))
     }
 
-    fn of(&self, saga_id: &str) -> Vec<String> {
+    pub(crate) fn of(&self, saga_id: &str) -> Vec<String> {
         let ledger = self.0.lock().unwrap();
         let effects = ledger.iter().filter(|(id, _)| id == saga_id);
         effects.map(|(_, effect)| effect.clone()).collect()
     }
 }
 
-struct ParcelV1(Arc<Ledger>);
+pub(crate) struct ParcelV1(pub(crate) Arc<Ledger>);
 
 #[saga(name = "parcel", version = 1)]
 impl ParcelV1 {
@@ -55,7 +56,7 @@ impl ParcelV1 {
 }
 
 /// Version 2 labels the parcel between reserving and shipping it.
-struct ParcelV2(Arc<Ledger>);
+pub(crate) struct ParcelV2(pub(crate) Arc<Ledger>);
 
 #[saga(name = "parcel", version = 2)]
 impl ParcelV2 {
@@ -93,7 +94,7 @@ impl ParcelV2 {
     }
 }
 
-fn steps(report: &SagaReport) -> Vec<String> {
+pub(crate) fn steps(report: &SagaReport) -> Vec<String> {
     report.trace.0.iter().map(|i| i.step.clone()).collect()
 }
 
@@ -223,7 +224,7 @@ async fn sagas_in_flight_finish_on_their_version_while_new_ones_run_the_next() {
 }
 
 /// The reason of the first message to reach the dead-letter queue at `url`.
-async fn dead_letter_reason(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+pub(crate) async fn dead_letter_reason(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
     for _ in 0..30 {
         let out = sqs
             .receive_message()
