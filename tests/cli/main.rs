@@ -238,8 +238,8 @@ fn errors_and_help_are_clear() {
     assert!(error(&["frobnicate"]).contains("unrecognized subcommand"));
     assert!(error(&["cost", "--saga", "invoice"]).contains("no saga `invoice`"));
     for sub in [
-        "asl", "graph", "cost", "template", "deploy", "start", "watch", "status", "recover",
-        "worker", "run",
+        "asl", "graph", "cost", "template", "deploy", "versions", "start", "watch", "status",
+        "recover", "worker", "run",
     ] {
         let help = error(&[sub, "--help"]);
         assert!(
@@ -287,6 +287,20 @@ async fn deploy_a_worker_start_watch_and_status_on_the_emulator() {
         ],
     );
     assert!(text(&again).contains("(Unchanged)"), "{}", text(&again));
+    // The same revision is the same version: new sagas start on it through the alias.
+    assert!(
+        text(&again).contains(":stateMachine:order:1\nnew sagas start on ")
+            && text(&again).ends_with(":stateMachine:order:live\n"),
+        "{}",
+        text(&again)
+    );
+    let versions = text(&run_binary(&endpoint, &["versions"]));
+    assert!(
+        versions.ends_with(
+            "this program has the handlers of saga `order` version 1\nno saga in flight\n"
+        ),
+        "{versions}"
+    );
 
     let (mut worker, lines) = worker(&endpoint, &[]);
 
