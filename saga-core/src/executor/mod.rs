@@ -3,7 +3,7 @@
 
 mod driver;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -102,8 +102,11 @@ pub enum ExecutorError {
     },
 }
 
+/// The registered sagas by name, then by the version of their declaration.
+type Registry = HashMap<String, BTreeMap<u32, Arc<Saga>>>;
+
 pub(crate) struct Inner {
-    sagas: HashMap<String, Arc<Saga>>,
+    sagas: Registry,
     log: SagaLog,
     store: Arc<dyn IdempotencyStore>,
     observer: Option<Observer>,
@@ -116,6 +119,10 @@ pub(crate) struct Inner {
 ///
 /// A crashed saga resumes from its log with [`resume`](Self::resume) on a new executor that
 /// shares the log and the store.
+///
+/// Given several versions of a saga (`#[saga(version = N)]`), as a worker is on AWS, it starts
+/// new sagas on the newest and resumes or recovers each saga on the version its log was written
+/// by: a saga finishes on the version it started on.
 ///
 /// ```
 /// use saga_core::{InMemoryExecutor, Outcome, Saga, Step, StepContext, StepError};
@@ -145,7 +152,9 @@ pub struct InMemoryExecutor {
 
 impl fmt::Debug for InMemoryExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<_> = self.inner.sagas.keys().collect();
+        let mut names: Vec<String> = (self.inner.sagas.iter())
+            .flat_map(|(name, versions)| versions.keys().map(move |v| format!("{name} v{v}")))
+            .collect();
         names.sort();
         f.debug_struct("InMemoryExecutor")
             .field("sagas", &names)
@@ -277,12 +286,22 @@ fn to_input<I: Serialize + ?Sized>(input: &I) -> Result<Value, ExecutorError> {
 }
 
 impl Inner {
-    fn saga(&self, name: &str) -> Result<&Arc<Saga>, ExecutorError> {
+    /// The versions of saga `name`.
+    fn versions(&self, name: &str) -> Result<&BTreeMap<u32, Arc<Saga>>, ExecutorError> {
         self.sagas
             .get(name)
             .ok_or_else(|| ExecutorError::UnknownSaga {
                 saga: name.to_owned(),
             })
+    }
+
+    /// The newest version of saga `name`: where new sagas start.
+    fn saga(&self, name: &str) -> Result<&Arc<Saga>, ExecutorError> {
+        let versions = self.versions(name)?;
+        Ok(versions
+            .values()
+            .next_back()
+            .expect("a registered saga has a version"))
     }
 
     async fn run(
@@ -335,7 +354,7 @@ impl Inner {
             })
     }
 
-    /// The registered saga that wrote `records`, if it is the same version.
+    /// The registered version of the saga that wrote `records`.
     fn saga_of(
         &self,
         saga_id: &str,
@@ -347,24 +366,24 @@ impl Inner {
                 saga_id: saga_id.to_owned(),
             });
         };
-        let saga = self.saga(saga)?;
-        if saga.definition().version != *version {
-            return Err(ExecutorError::DefinitionMismatch {
+        let versions = self.versions(saga)?;
+        versions.get(version).ok_or_else(|| {
+            let have: Vec<String> = versions.keys().map(u32::to_string).collect();
+            ExecutorError::DefinitionMismatch {
                 saga_id: saga_id.to_owned(),
                 reason: format!(
                     "the log was written by version {version}, this executor has version {}",
-                    saga.definition().version
+                    have.join(", ")
                 ),
-            });
-        }
-        Ok(saga)
+            }
+        })
     }
 }
 
 /// Configures an [`InMemoryExecutor`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct InMemoryExecutorBuilder {
-    sagas: HashMap<String, Arc<Saga>>,
+    sagas: Registry,
     log: Option<SagaLog>,
     store: Option<Arc<dyn IdempotencyStore>>,
     observer: Option<Observer>,
@@ -379,9 +398,11 @@ impl fmt::Debug for InMemoryExecutorBuilder {
 }
 
 impl InMemoryExecutorBuilder {
-    /// Registers a saga (by its name).
+    /// Registers a saga, by its name and version: several versions of one saga may be
+    /// registered (new sagas start on the newest; each saga resumes on its own).
     pub fn saga(mut self, saga: Saga) -> Self {
-        self.sagas.insert(saga.name().to_owned(), Arc::new(saga));
+        let version = saga.definition().version;
+        (self.sagas.entry(saga.name().to_owned()).or_default()).insert(version, Arc::new(saga));
         self
     }
 
