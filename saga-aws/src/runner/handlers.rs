@@ -6,8 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+#[cfg(feature = "sqs")]
+use saga_core::Action;
+#[cfg(feature = "sqs")]
 use saga_core::protocol::Sent;
-use saga_core::{Action, Saga, SagaDefinition};
+use saga_core::{Saga, SagaDefinition};
 
 /// What declares a saga: its handlers, or its declaration alone.
 pub(crate) trait Declared {
@@ -50,6 +53,7 @@ impl<T: Declared> Handlers<T> {
     }
 
     /// Every saga, each version.
+    #[cfg(feature = "sqs")]
     pub(crate) fn all(&self) -> impl Iterator<Item = &T> {
         self.0.values().flat_map(BTreeMap::values)
     }
@@ -99,6 +103,7 @@ impl<T: Declared> Handlers<T> {
 
     /// Why `sent` would find no handler here, if it would not: as [`route`](Self::route)
     /// decides, and a compensation of a step that has none.
+    #[cfg(feature = "sqs")]
     pub(crate) fn unanswered(&self, sent: &Sent) -> Option<String> {
         match self.route(&sent.saga, sent.saga_version, &sent.step) {
             Err(reason) => Some(reason),
@@ -179,6 +184,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sqs")]
     fn a_compensation_of_a_step_without_one_is_unanswered() {
         let mut handlers = Handlers::default();
         let mut pivot = saga(1, &["reserve"]);
