@@ -126,7 +126,7 @@ pub enum AwsError {
          of every version in flight (`DeployBuilder::older_version`; on the command line \
          `Entry::older_version`), let those sagas finish first, or deploy anyway \
          (`allow_stranded`, `deploy --allow-stranded`): their commands then go to the \
-         dead-letter queues",
+         dead-letter queues, and their steps time out",
         reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n")
     )]
     WouldStrand {

@@ -25,6 +25,18 @@ pub fn default_table_name(saga: &str) -> String {
     format!("{saga}-idempotency")
 }
 
+/// The table of a participant of saga `saga` told nothing: the one [`TABLE_ENV`] names, else
+/// [`default_table_name`].
+pub fn table_for(saga: &str) -> String {
+    table_from_env().unwrap_or_else(|| default_table_name(saga))
+}
+
+fn table_from_env() -> Option<String> {
+    std::env::var(TABLE_ENV)
+        .ok()
+        .filter(|table| !table.is_empty())
+}
+
 /// What a participant builder was told about its store.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum StoreChoice {
@@ -73,22 +85,20 @@ impl StoreChoice {
                 });
             }
             StoreChoice::Table(table) => table,
-            StoreChoice::Default => match std::env::var(TABLE_ENV) {
-                Ok(table) if !table.is_empty() => table,
-                _ => {
-                    let names: Vec<&str> = sagas.into_iter().collect();
-                    match names.as_slice() {
-                        [one] => default_table_name(one),
-                        _ => {
-                            return Err(AwsError::Config(format!(
-                                "a participant of {} sagas needs its idempotency table named: \
-                                 give `table(...)` or set {TABLE_ENV}",
-                                names.len()
-                            )));
-                        }
+            StoreChoice::Default => {
+                let names: Vec<&str> = sagas.into_iter().collect();
+                match (table_from_env(), names.as_slice()) {
+                    (Some(table), _) => table,
+                    (None, [one]) => table_for(one),
+                    (None, _) => {
+                        return Err(AwsError::Config(format!(
+                            "a participant of {} sagas needs its idempotency table named: \
+                             give `table(...)` or set {TABLE_ENV}",
+                            names.len()
+                        )));
                     }
                 }
-            },
+            }
         };
         let dynamodb = DynamoDbIdempotencyStore::new(config, table);
         Ok(ChosenStore {

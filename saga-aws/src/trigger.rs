@@ -54,8 +54,10 @@ pub struct TriggerStats {
 }
 
 impl Trigger {
-    /// A trigger reading `queue_url` and starting executions of `state_machine_arn`, whose IAM
-    /// role is irrelevant here (`sfn` only starts and describes).
+    /// A trigger reading `queue_url` and starting executions on `state_machine_arn`, whose IAM
+    /// role is irrelevant here (`sfn` only starts and describes): the alias new sagas start on
+    /// (the template's output `StateMachineAliasArn`, `DeployedSaga::start_arn`), so that each
+    /// saga runs the newest version and finishes on it whatever is deployed meanwhile.
     pub fn new(
         config: &SdkConfig,
         queue_url: impl Into<String>,

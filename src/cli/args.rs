@@ -112,8 +112,8 @@ pub(super) enum Operation {
         #[arg(long, env = "SAGA_ROLE_ARN")]
         role_arn: Option<String>,
         /// Deploy even if sagas in flight run a version this program has no handlers for (see
-        /// `versions`): their commands go to the dead-letter queues until a worker that has
-        /// that version runs.
+        /// `versions`): their commands go to the dead-letter queues, and their steps time out
+        /// (then are retried, compensated or reported stuck, as their policies say).
         #[arg(long)]
         allow_stranded: bool,
     },

@@ -89,7 +89,8 @@ impl DeployBuilder {
 
     /// Deploys even if sagas in flight run a version whose commands no handler of this build
     /// answers (see [`AwsError::WouldStrand`]): their commands then go to the dead-letter
-    /// queues, with that reason, until a worker that has the version runs.
+    /// queues, with that reason, and each such step times out (then is retried, compensated
+    /// or reported stuck, as its policy says).
     pub fn allow_stranded(mut self) -> Self {
         self.allow_stranded = true;
         self

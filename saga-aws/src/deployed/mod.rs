@@ -239,11 +239,7 @@ impl DeployedSaga {
     /// one this deploy created, else `SAGA_IDEMPOTENCY_TABLE`, else `<saga>-idempotency`, as the
     /// workers choose), and the saga goes on; see [`StepFunctions::recover`].
     pub async fn recover(&self, saga_id: &str) -> Result<SagaReport, AwsError> {
-        let table = match (&self.table, std::env::var(crate::store::TABLE_ENV)) {
-            (Some(table), _) => table.clone(),
-            (None, Ok(table)) if !table.is_empty() => table,
-            (None, _) => crate::store::default_table_name(&self.name),
-        };
+        let table = (self.table.clone()).unwrap_or_else(|| crate::store::table_for(&self.name));
         let store = crate::dynamodb::DynamoDbIdempotencyStore::new(&self.config, &table);
         self.sfn
             .recover(&self.execution_arn(saga_id), &store)

@@ -24,36 +24,13 @@ fn reported_step(event: &HistoryEvent) -> Option<&str> {
     name.strip_suffix(".report")
 }
 
-/// The step whose task was entered or scheduled last and has not ended, with its attempt
-/// (counted as the trace counts it: from 1 again after a recovery).
-pub(super) fn running_from_history(events: &[HistoryEvent]) -> Option<(String, Action, u32)> {
-    let mut open = false;
-    let mut current = None;
-    let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
-    for event in events {
-        match event.r#type {
-            HistoryEventType::TaskStateEntered => {
-                current = invocation_entered(event);
-                open = current.is_some();
-                if let Some(step) = reported_step(event) {
-                    attempts.retain(|(s, _), _| s != step);
-                }
-            }
-            HistoryEventType::TaskScheduled => open = current.is_some(),
-            HistoryEventType::TaskSucceeded
-            | HistoryEventType::TaskFailed
-            | HistoryEventType::TaskTimedOut => {
-                if let Some(ended) = current.clone().filter(|_| open) {
-                    *attempts.entry(ended).or_insert(0) += 1;
-                }
-                open = false;
-            }
-            _ => {}
-        }
-    }
-    let (step, action) = current.filter(|_| open)?;
-    let done = attempts.get(&(step.clone(), action)).copied().unwrap_or(0);
-    Some((step, action, done.saturating_add(1)))
+/// The invocations the history records (as [`trace_from_history`]), and the step whose task
+/// was entered or scheduled last and has not ended, with its attempt (counted as the trace
+/// counts it: from 1 again after a recovery), in one pass.
+pub(super) fn trace_and_running(events: &[HistoryEvent]) -> (Trace, Option<(String, Action, u32)>) {
+    let reader = Reader::read(events);
+    let running = reader.running();
+    (Trace(reader.invocations), running)
 }
 
 /// The saga document of an execution that has stopped: the input of the last state of kind
@@ -106,43 +83,67 @@ impl TaskTiming {
 /// (`<step>`) or compensation (`<step>.compensate`); each attempt ends in TaskSucceeded,
 /// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut.
 pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
-    let mut invocations = Vec::new();
-    let mut current: Option<(String, Action)> = None;
-    let mut attempts: BTreeMap<(String, Action), u32> = BTreeMap::new();
-    // The running task's `TimeoutSeconds`, `HeartbeatSeconds` and start, for the failure of a
-    // task that timed out.
-    let mut task = TaskTiming::default();
-    for event in events {
+    Trace(Reader::read(events).invocations)
+}
+
+/// One pass over a history: the invocations that ended, and the task still open.
+#[derive(Debug, Default)]
+struct Reader {
+    invocations: Vec<Invocation>,
+    /// The step and action of the Task state entered last, if it is an invocation.
+    current: Option<(String, Action)>,
+    /// Whether `current` has a task scheduled that has not ended.
+    open: bool,
+    /// The attempts each (step, action) has ended.
+    attempts: BTreeMap<(String, Action), u32>,
+    /// The running task's `TimeoutSeconds`, `HeartbeatSeconds` and start, for the failure of a
+    /// task that timed out.
+    task: TaskTiming,
+}
+
+impl Reader {
+    fn read(events: &[HistoryEvent]) -> Self {
+        let mut reader = Self::default();
+        for event in events {
+            reader.feed(event);
+        }
+        reader
+    }
+
+    fn feed(&mut self, event: &HistoryEvent) {
         match event.r#type {
             HistoryEventType::TaskScheduled => {
                 let details = event.task_scheduled_event_details.as_ref();
                 let seconds = |s: Option<i64>| s.and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
-                task = TaskTiming {
+                self.task = TaskTiming {
                     timeout_seconds: seconds(details.and_then(|d| d.timeout_in_seconds)),
                     heartbeat_seconds: seconds(details.and_then(|d| d.heartbeat_in_seconds)),
                     scheduled_at: event.timestamp.as_secs_f64(),
                 };
+                self.open = self.current.is_some();
             }
             HistoryEventType::TaskStateEntered => {
-                current = invocation_entered(event);
+                self.current = invocation_entered(event);
+                self.open = self.current.is_some();
                 // A step's report: if an operator recovers the saga, the action that gave up
                 // runs again from attempt 1, as Step Functions counts a state entered anew.
                 if let Some(step) = reported_step(event) {
-                    attempts.retain(|(s, _), _| s != step);
+                    self.attempts.retain(|(s, _), _| s != step);
                 }
             }
             HistoryEventType::TaskSucceeded
             | HistoryEventType::TaskFailed
             | HistoryEventType::TaskTimedOut => {
-                let Some((step, action)) = current.clone() else {
-                    continue;
+                self.open = false;
+                let Some((step, action)) = self.current.clone() else {
+                    return;
                 };
-                let attempt = attempts.entry((step.clone(), action)).or_insert(0);
+                let attempt = self.attempts.entry((step.clone(), action)).or_insert(0);
                 *attempt += 1;
                 let result = match event.r#type {
                     HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
                     HistoryEventType::TaskTimedOut => {
-                        InvocationResult::Failed(task.timed_out(event))
+                        InvocationResult::Failed(self.task.timed_out(event))
                     }
                     _ => {
                         let details = event.task_failed_event_details.as_ref();
@@ -151,7 +152,7 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
                         InvocationResult::Failed(StepFailure::from_task_failure(&error, &cause))
                     }
                 };
-                invocations.push(Invocation {
+                self.invocations.push(Invocation {
                     step,
                     action,
                     attempt: *attempt,
@@ -161,5 +162,13 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
             _ => {}
         }
     }
-    Trace(invocations)
+
+    /// The invocation running now, with its attempt.
+    fn running(&self) -> Option<(String, Action, u32)> {
+        let (step, action) = self.current.clone().filter(|_| self.open)?;
+        let done = (self.attempts.get(&(step.clone(), action)))
+            .copied()
+            .unwrap_or(0);
+        Some((step, action, done.saturating_add(1)))
+    }
 }

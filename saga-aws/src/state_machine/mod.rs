@@ -21,7 +21,7 @@ mod wait;
 
 pub use execution::{ExecutionState, Status};
 pub use history::trace_from_history;
-use history::{document_from_history, running_from_history};
+use history::{document_from_history, trace_and_running};
 pub use recovery::Stuck;
 pub use versions::{ALIAS, InFlight, machine_name, unqualified};
 pub use wait::Wait;
@@ -194,10 +194,8 @@ impl StepFunctions {
     pub async fn progress(&self, execution_arn: &str) -> Result<Progress, AwsError> {
         let state = self.describe(execution_arn).await?;
         let events = self.history(execution_arn).await?;
-        let trace = trace_from_history(&events);
-        let running = (state.status == Status::Running)
-            .then(|| running_from_history(&events))
-            .flatten();
+        let (trace, running) = trace_and_running(&events);
+        let running = running.filter(|_| state.status == Status::Running);
         let document = match state.status {
             Status::Failed => document_from_history(&events, HistoryEventType::FailStateEntered),
             Status::Stuck => document_from_history(&events, HistoryEventType::TaskStateEntered),

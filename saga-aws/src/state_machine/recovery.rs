@@ -9,7 +9,7 @@ use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 use saga_core::{Action, IdempotencyKey, IdempotencyStore};
 use serde_json::Value;
 
-use super::{Status, StepFunctions};
+use super::StepFunctions;
 use crate::error::AwsError;
 
 /// How long Step Functions may take to act on the operator's answer.
@@ -107,15 +107,19 @@ impl StepFunctions {
         execution_arn: &str,
         store: &dyn IdempotencyStore,
     ) -> Result<Stuck, AwsError> {
-        let state = self.describe(execution_arn).await?;
+        // One read of the history: a saga waits for an operator while its newest event is the
+        // report's submission (an ended execution's is its end).
         let events = self.history(execution_arn).await?;
-        let stuck = (state.status == Status::Stuck)
+        let stuck = waits_for_operator(events.last())
             .then(|| stuck_from_history(&events))
-            .flatten()
-            .ok_or_else(|| AwsError::NotStuck {
+            .flatten();
+        let Some(stuck) = stuck else {
+            let state = self.describe(execution_arn).await?;
+            return Err(AwsError::NotStuck {
                 execution: execution_arn.to_owned(),
                 status: format!("{:?}", state.status),
-            })?;
+            });
+        };
         let saga_id = execution_arn.rsplit(':').next().unwrap_or_default();
         let key = IdempotencyKey::new(saga_id, &stuck.step, stuck.action);
         store
