@@ -440,11 +440,17 @@ impl Operation {
                 let urls = if queue.is_empty() {
                     let mut urls = Vec::new();
                     for entry in &chosen {
-                        let deployed = DeployedSaga::find(&config, &entry.definition)
-                            .await
-                            .map_err(aws)?;
-                        urls.extend(deployed.queues().values().cloned());
+                        // The queues of the older versions too: their sagas in flight send
+                        // there.
+                        let older = entry.older.iter().map(Saga::definition);
+                        for definition in std::iter::once(&entry.definition).chain(older) {
+                            let deployed =
+                                DeployedSaga::find(&config, definition).await.map_err(aws)?;
+                            urls.extend(deployed.queues().values().cloned());
+                        }
                     }
+                    urls.sort();
+                    urls.dedup();
                     urls
                 } else {
                     queue
