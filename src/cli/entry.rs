@@ -51,7 +51,7 @@ impl Entry {
     ///
     /// # Panics
     ///
-    /// When `saga` is another saga than this entry's.
+    /// When `saga` is another saga than this entry's, or the same version.
     pub fn older_version(mut self, saga: Saga) -> Self {
         assert_eq!(
             saga.name(),
@@ -59,6 +59,13 @@ impl Entry {
             "`older_version` takes an older version of saga `{}`, not saga `{}`",
             self.definition.name,
             saga.name()
+        );
+        assert_ne!(
+            saga.definition().version,
+            self.definition.version,
+            "`older_version` of saga `{}` takes another version than {}",
+            self.definition.name,
+            self.definition.version
         );
         self.older.push(saga);
         self

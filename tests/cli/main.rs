@@ -234,6 +234,21 @@ fn run_injects_failures_in_memory() {
 }
 
 #[test]
+#[should_panic(expected = "`older_version` of saga `order` takes another version than 1")]
+fn an_older_version_of_the_same_version_is_a_programming_error() {
+    let _ = Entry::from(order::order_saga(&[])).older_version(order::order_saga(&[]));
+}
+
+#[test]
+#[should_panic(
+    expected = "`older_version` takes an older version of saga `order`, not saga `trip`"
+)]
+fn an_older_version_of_another_saga_is_a_programming_error() {
+    let trip = order::order_saga(&[]).renamed("trip").unwrap();
+    let _ = Entry::from(order::order_saga(&[])).older_version(trip);
+}
+
+#[test]
 fn errors_and_help_are_clear() {
     assert!(error(&["frobnicate"]).contains("unrecognized subcommand"));
     assert!(error(&["cost", "--saga", "invoice"]).contains("no saga `invoice`"));

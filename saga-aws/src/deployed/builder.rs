@@ -79,9 +79,10 @@ impl DeployBuilder {
         self
     }
 
-    /// Keeps the handlers of `saga`, an older version of this saga (`#[saga(version = N)]`
-    /// with a smaller `N`), in the workers: they answer the commands of its sagas still in
-    /// flight, each with its own version's handlers, while new sagas run this version.
+    /// Keeps the handlers of `saga`, another version of this saga (`#[saga(version = N)]`: an
+    /// older one, or the newer one a rollback leaves), in the workers: they answer the
+    /// commands of its sagas still in flight, each with its own version's handlers, while new
+    /// sagas run this version. [`deploy`](Self::deploy) refuses another saga, or this version.
     pub fn older_version(mut self, saga: &Saga) -> Self {
         self.older.push(Arc::new(saga.clone()));
         self
@@ -111,6 +112,9 @@ impl DeployBuilder {
             })?,
         };
         let name = self.definition.name.clone();
+        for older in &self.older {
+            other_version_of(&self.definition, older)?;
+        }
         let sfn = StepFunctions::new(&self.config, role);
         let mut served = Handlers::default();
         served.insert(self.definition.clone());
@@ -218,6 +222,25 @@ pub(crate) fn stranded(in_flight: &[InFlight], served: &Handlers<SagaDefinition>
     reasons
 }
 
+/// Whether `other` is another version of the saga `definition` declares; else why not.
+pub(super) fn other_version_of(definition: &SagaDefinition, other: &Saga) -> Result<(), AwsError> {
+    let theirs = other.definition();
+    if theirs.name != definition.name {
+        return Err(AwsError::Config(format!(
+            "an older version of saga `{}` was asked for, and saga `{}` given",
+            definition.name, theirs.name
+        )));
+    }
+    if theirs.version == definition.version {
+        return Err(AwsError::Config(format!(
+            "saga `{}` version {} was given as an older version of itself: give the other \
+             version's declaration (`#[saga(version = N)]` with another `N`)",
+            definition.name, definition.version
+        )));
+    }
+    Ok(())
+}
+
 /// The queue participants of every served version, each once.
 fn served_queues<'a>(served: impl Iterator<Item = &'a SagaDefinition>) -> BTreeSet<String> {
     served.flat_map(queue_participants).collect()
@@ -273,5 +296,45 @@ mod tests {
         );
         served.insert(order(1));
         assert!(stranded(&[in_flight(1, 4)], &served).is_empty());
+    }
+
+    struct Noop;
+
+    impl saga_core::Step for Noop {
+        type Input = serde_json::Value;
+        type Output = serde_json::Value;
+
+        async fn execute(
+            &self,
+            _: &saga_core::StepContext<'_>,
+            _: serde_json::Value,
+        ) -> Result<serde_json::Value, saga_core::StepError> {
+            Ok(serde_json::Value::Null)
+        }
+    }
+
+    #[test]
+    fn an_older_version_is_another_version_of_the_same_saga() {
+        let saga = |name: &str, version| {
+            Saga::builder(name)
+                .version(version)
+                .pivot("ship", Noop)
+                .build()
+                .unwrap()
+        };
+        let current = order(2);
+        assert!(other_version_of(&current, &saga("order", 1)).is_ok());
+        assert_eq!(
+            other_version_of(&current, &saga("trip", 1))
+                .unwrap_err()
+                .to_string(),
+            "an older version of saga `order` was asked for, and saga `trip` given"
+        );
+        assert!(
+            other_version_of(&current, &saga("order", 2))
+                .unwrap_err()
+                .to_string()
+                .contains("saga `order` version 2 was given as an older version of itself"),
+        );
     }
 }

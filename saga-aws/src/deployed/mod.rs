@@ -119,16 +119,11 @@ impl DeployedSaga {
         Ok(self)
     }
 
-    /// This deployed saga with the handlers of `saga`, an older version of it, for its workers
-    /// (see [`DeployBuilder::older_version`]); an error if `saga` is another saga.
+    /// This deployed saga with the handlers of `saga`, another version of it, for its workers
+    /// (see [`DeployBuilder::older_version`]); an error if `saga` is another saga, or the
+    /// version deployed.
     pub fn with_older_version(mut self, saga: Saga) -> Result<Self, AwsError> {
-        if saga.name() != self.name {
-            return Err(AwsError::Config(format!(
-                "saga `{}` is deployed here, not `{}`",
-                self.name,
-                saga.name()
-            )));
-        }
+        builder::other_version_of(&self.definition, &saga)?;
         self.older.push(Arc::new(saga));
         Ok(self)
     }
