@@ -116,13 +116,10 @@ impl DeployBuilder {
             other_version_of(&self.definition, older)?;
         }
         let sfn = StepFunctions::new(&self.config, role);
-        let mut served = Handlers::default();
-        served.insert(self.definition.clone());
-        for older in &self.older {
-            served.insert(older.definition().clone());
-        }
-        if let Some(arn) = sfn.arn_of(&name).await? {
-            let reasons = stranded(&sfn.in_flight(&arn).await?, &served);
+        let served = served(&self.definition, &self.older);
+        let found = sfn.arn_of(&name).await?;
+        if let Some(arn) = &found {
+            let reasons = stranded(&sfn.in_flight(arn).await?, &served);
             if !reasons.is_empty() && !self.allow_stranded {
                 return Err(AwsError::WouldStrand {
                     saga: name,
@@ -149,7 +146,7 @@ impl DeployBuilder {
                 .create_table()
                 .await?;
         }
-        let deployment = sfn.deploy(&self.definition, &bindings).await?;
+        let deployment = sfn.deploy_over(&self.definition, &bindings, found).await?;
         Ok(DeployedSaga {
             config: self.config,
             sfn,
@@ -220,6 +217,16 @@ pub(crate) fn stranded(in_flight: &[InFlight], served: &Handlers<SagaDefinition>
         }
     }
     reasons
+}
+
+/// The declarations the workers of a deploy answer: `definition`'s and the `older` versions'.
+pub(super) fn served(definition: &SagaDefinition, older: &[Arc<Saga>]) -> Handlers<SagaDefinition> {
+    let mut served = Handlers::default();
+    served.insert(definition.clone());
+    for older in older {
+        served.insert(older.definition().clone());
+    }
+    served
 }
 
 /// Whether `other` is another version of the saga `definition` declares; else why not.

@@ -149,11 +149,7 @@ impl DeployedSaga {
     /// handlers here (this version's and the [older](Self::with_older_version) ones) could
     /// not finish them: an empty list when they can. What [`DeployBuilder::deploy`] checks.
     pub async fn in_flight(&self) -> Result<Vec<(InFlight, Vec<String>)>, AwsError> {
-        let mut served = crate::runner::Handlers::default();
-        served.insert(self.definition.clone());
-        for older in &self.older {
-            served.insert(older.definition().clone());
-        }
+        let served = builder::served(&self.definition, &self.older);
         Ok(self
             .sfn
             .in_flight(&self.arn)

@@ -135,8 +135,20 @@ impl StepFunctions {
         definition: &SagaDefinition,
         bindings: &Bindings,
     ) -> Result<Deployment, AwsError> {
+        let found = self.find(&definition.name).await?;
+        self.deploy_over(definition, bindings, found).await
+    }
+
+    /// [`deploy`](Self::deploy) over the state machine `found` (its ARN, already looked up),
+    /// or a new one.
+    pub(crate) async fn deploy_over(
+        &self,
+        definition: &SagaDefinition,
+        bindings: &Bindings,
+        found: Option<String>,
+    ) -> Result<Deployment, AwsError> {
         let json = bound_definition(definition, bindings)?;
-        let (arn, change) = match self.find(&definition.name).await? {
+        let (arn, change) = match found {
             None => {
                 let created = self
                     .client
