@@ -134,8 +134,8 @@ pub mod __private {
     //! Paths the `#[saga]` macro's generated code uses. Not a public API.
     pub use saga_core::handler::{compensable_handler, forward_handler};
     pub use saga_core::{
-        Compensable, JitterStrategy, Participant, RetryPolicy, Saga, SagaDefinition, Step,
-        StepContext, StepDefinition, StepError, StepKind,
+        Compensable, Condition, JitterStrategy, Participant, RetryPolicy, Saga, SagaDefinition,
+        Step, StepContext, StepDefinition, StepError, StepKind,
     };
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;

@@ -140,23 +140,63 @@ fn validators_refuse_a_broken_definition() {
     );
 }
 
-/// Transitions on the failure path at step `index`: the steps up to it, the compensations that
-/// run, and the end. With every step up to it compensable that is 2k+1 (k = index + 1).
-fn expected_failure_cost(definition: &SagaDefinition, index: usize) -> u64 {
-    let compensations = definition.compensation_order(index).count() as u64;
-    index as u64 + 1 + compensations + 1
+/// How many of `steps` have a condition: each costs one `Choice` where the saga passes it.
+fn conditions(steps: &[saga::StepDefinition]) -> u64 {
+    steps.iter().filter(|s| s.condition.is_some()).count() as u64
 }
 
+/// Transitions on the failure path at step `index`, every condition holding: the steps up to
+/// it and their conditions, the compensations that run, the conditions before each but the
+/// failed step's own (its Catch goes straight to it), and the end. With every step up to it
+/// compensable and unconditional that is 2k+1 (k = index + 1).
+fn expected_failure_cost(definition: &SagaDefinition, index: usize) -> u64 {
+    let failed = &definition.steps[index].name;
+    let compensations: Vec<_> = definition.compensation_order(index).collect();
+    let asked = compensations
+        .iter()
+        .filter(|s| s.condition.is_some() && s.name != *failed)
+        .count() as u64;
+    index as u64
+        + 1
+        + conditions(&definition.steps[..=index])
+        + compensations.len() as u64
+        + asked
+        + 1
+}
+
+/// Success costs N tasks and one transition per condition (N with none); a skipped step
+/// saves its task, and a skipped last step ends in `Saga.completed`. A failure at step k
+/// costs [`expected_failure_cost`] (2k+1 without conditions).
 fn assert_minimal(definition: &SagaDefinition) {
     let cost = Cost::of(&definition.state_machine());
-    let n = definition.steps.len() as u64;
+    let steps = &definition.steps;
+    let n = steps.len() as u64;
     assert_eq!(
         cost.success().transitions,
-        n,
-        "{}: success costs N",
+        n + conditions(steps),
+        "{}: success costs N plus one per condition",
         definition.name
     );
-    for (index, step) in definition.steps.iter().enumerate() {
+    for (index, step) in steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.condition.is_some())
+    {
+        let description = format!("success ({} skipped)", step.name);
+        let path = cost
+            .paths
+            .iter()
+            .find(|p| p.description == description)
+            .unwrap_or_else(|| panic!("{}: no path `{description}`", definition.name));
+        let end = u64::from(index + 1 == steps.len());
+        assert_eq!(
+            path.transitions,
+            n + conditions(steps) - 1 + end,
+            "{}: {description}",
+            definition.name
+        );
+    }
+    for (index, step) in steps.iter().enumerate() {
         let path = cost
             .failure_at(&step.name)
             .expect("a path per failing step");
@@ -165,7 +205,7 @@ fn assert_minimal(definition: &SagaDefinition) {
             // After the pivot: forward to the step, the report of the stuck saga, the end.
             assert_eq!(
                 path.transitions,
-                k + 2,
+                k + conditions(&steps[..=index]) + 2,
                 "{}: stuck at {}",
                 definition.name,
                 step.name
@@ -179,10 +219,9 @@ fn assert_minimal(definition: &SagaDefinition) {
             definition.name,
             step.name
         );
-        if definition.steps[..=index]
-            .iter()
-            .all(|s| s.kind == StepKind::Compensable && s.compensate_on_failure)
-        {
+        if steps[..=index].iter().all(|s| {
+            s.kind == StepKind::Compensable && s.compensate_on_failure && s.condition.is_none()
+        }) {
             assert_eq!(
                 path.transitions,
                 2 * k + 1,
@@ -201,7 +240,13 @@ fn transitions_are_the_minimum_for_every_example_and_shape() {
     assert_eq!(cost.success().transitions, 3);
     assert_eq!(cost.failure_at("reserve_stock").unwrap().transitions, 3); // 2k+1, k = 1
     assert_eq!(cost.failure_at("charge_payment").unwrap().transitions, 4); // the pivot has no compensation
-    for definition in generated_shapes() {
+    let shapes = generated_shapes();
+    let conditional = shapes.iter().filter(|d| conditions(&d.steps) > 0).count();
+    assert!(
+        conditional >= 10,
+        "only {conditional} of the shapes have conditions"
+    );
+    for definition in shapes {
         assert_minimal(&definition);
         analysis::check(&definition).expect("generated shapes fit the limits");
     }

@@ -40,18 +40,7 @@ pub async fn run_on_aws(
     let report = deployed.run(&saga_id, &order).await?;
     workers.stop().await?;
     for invocation in &report.trace.0 {
-        let what = match invocation.action {
-            saga::Action::Execute => invocation.step.clone(),
-            saga::Action::Compensate => format!("compensation of {}", invocation.step),
-        };
-        match &invocation.result {
-            saga::InvocationResult::Succeeded => {
-                println!("ok {what} (attempt {})", invocation.attempt)
-            }
-            saga::InvocationResult::Failed(error) => {
-                println!("!! {what} failed (attempt {}): {error}", invocation.attempt)
-            }
-        }
+        println!("{invocation}");
     }
     println!("outcome: {}", report.outcome);
     Ok(report.outcome)

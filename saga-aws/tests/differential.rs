@@ -53,7 +53,31 @@ fn policy() -> impl Strategy<Value = RetryPolicy> {
         })
 }
 
-/// 1 to 8 steps: compensable ones, then at most one pivot, then retriable ones.
+/// A condition for step `i`, over the input's `flags` and `n` and the earlier steps' outputs,
+/// or none (about 2 steps in 5).
+fn condition(i: usize) -> BoxedStrategy<Option<String>> {
+    let flag = format!("flags.s{i}");
+    let mut forms = vec![
+        Just(flag.clone()).boxed(),
+        Just(format!("!{flag}")).boxed(),
+        (0u8..=4).prop_map(|t| format!("n > {t}")).boxed(),
+        (0u8..=4).prop_map(|t| format!("n <= {t}")).boxed(),
+        (0u8..=4)
+            .prop_map(move |t| format!("{flag} || n == {t}"))
+            .boxed(),
+    ];
+    if i > 0 {
+        forms.push(
+            (0..i)
+                .prop_map(|j| format!("present(steps.s{j}) && steps.s{j}.step == \"s{j}\""))
+                .boxed(),
+        );
+    }
+    prop::option::weighted(0.4, prop::strategy::Union::new(forms)).boxed()
+}
+
+/// 1 to 8 steps: compensable ones, then at most one pivot, then retriable ones; some with a
+/// condition (never all).
 fn definition() -> impl Strategy<Value = SagaDefinition> {
     (1usize..=8)
         .prop_flat_map(|n| (Just(n), 0..=n, any::<bool>()))
@@ -67,8 +91,8 @@ fn definition() -> impl Strategy<Value = SagaDefinition> {
                     } else {
                         StepKind::Retriable
                     };
-                    (policy(), policy(), prop::bool::weighted(0.85)).prop_map(
-                        move |(retry, compensation_retry, compensate_on_failure)| {
+                    (policy(), policy(), prop::bool::weighted(0.85), condition(i)).prop_map(
+                        move |(retry, compensation_retry, compensate_on_failure, condition)| {
                             let mut step = StepDefinition::new(
                                 format!("s{i}"),
                                 kind,
@@ -80,15 +104,26 @@ fn definition() -> impl Strategy<Value = SagaDefinition> {
                             // worker a few seconds to answer under load.
                             step.set_timing(Some(6), Some(5));
                             step.compensate_on_failure = compensate_on_failure;
+                            step.condition = condition.map(|text| {
+                                saga_core::Condition::parse(&text)
+                                    .expect("generated conditions parse")
+                            });
                             step
                         },
                     )
                 })
                 .collect();
-            steps.prop_map(|steps| SagaDefinition {
-                name: "differential".to_owned(),
-                version: 1,
-                steps,
+            steps.prop_map(|mut steps| {
+                if steps.iter().all(|s| s.condition.is_some())
+                    && let Some(last) = steps.last_mut()
+                {
+                    last.condition = None;
+                }
+                SagaDefinition {
+                    name: "differential".to_owned(),
+                    version: 1,
+                    steps,
+                }
             })
         })
 }
@@ -122,14 +157,24 @@ fn case_file() -> impl Strategy<Value = CaseFile> {
                 attempts: first..=first + count - 1,
                 effect,
             });
-        prop::collection::vec(fault, 0..=4).prop_map(move |faults| CaseFile {
-            definition: definition.clone(),
-            plan: FaultPlan {
-                faults,
-                crash_at: None,
+        let flags = prop::collection::vec(any::<bool>(), n);
+        (prop::collection::vec(fault, 0..=4), flags, 0u8..=4).prop_map(
+            move |(faults, flags, number)| {
+                let flags: serde_json::Map<String, serde_json::Value> = flags
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, flag)| (format!("s{i}"), flag.into()))
+                    .collect();
+                CaseFile {
+                    definition: definition.clone(),
+                    plan: FaultPlan {
+                        faults,
+                        crash_at: None,
+                    },
+                    input: json!({ "order": 42, "flags": flags, "n": number }),
+                }
             },
-            input: json!({ "order": 42 }),
-        })
+        )
     })
 }
 
@@ -232,6 +277,22 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
     };
     let (late, lost) = (with(FaultEffect::Late), with(FaultEffect::LoseAnswer));
     eprintln!("differential: {late} cases with a late execute, {lost} with a lost answer");
+    // And conditions, decided both ways.
+    let conditional = files
+        .iter()
+        .filter(|f| f.definition.steps.iter().any(|s| s.condition.is_some()))
+        .count();
+    let skipping = verdicts
+        .iter()
+        .filter(|v| {
+            v.in_memory
+                .trace
+                .0
+                .iter()
+                .any(|i| i.result == InvocationResult::Skipped)
+        })
+        .count();
+    eprintln!("differential: {conditional} cases with a condition, {skipping} skip a step");
     if count >= 100 {
         for name in ["Completed", "Compensated", "CompensationFailed"] {
             assert!(
@@ -241,6 +302,10 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
             );
         }
         assert!(late >= 2 && lost >= 2, "{late} late, {lost} lost");
+        assert!(
+            conditional * 3 >= count && skipping * 5 >= count,
+            "{conditional} cases with a condition, {skipping} skipping one"
+        );
     }
 }
 
@@ -302,6 +367,45 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
                 .contains(&("hold".to_owned(), Action::Compensate)),
             "`hold` was compensated: {:?}",
             run.applied
+        );
+    }
+    // Conditions, on both engines: a false one skips its step forward and back, a true one
+    // runs it and compensates it, and a skipped last step still completes the saga.
+    let touched = |run: &Run, step: &str| run.applied.iter().any(|(s, _)| s == step);
+    for run in runs("condition-false-skips-forward-and-back.json") {
+        assert!(!touched(run, "hold"), "{:?}", run.applied);
+        assert!(
+            run.trace
+                .0
+                .iter()
+                .any(|i| i.step == "hold" && i.result == InvocationResult::Skipped),
+            "{:?}",
+            run.trace
+        );
+        assert!(
+            run.applied
+                .contains(&("reserve".to_owned(), Action::Compensate))
+        );
+    }
+    for run in runs("condition-true-runs-and-compensates.json") {
+        assert!(
+            run.applied.contains(&("hold".to_owned(), Action::Execute))
+                && run
+                    .applied
+                    .contains(&("hold".to_owned(), Action::Compensate)),
+            "{:?}",
+            run.applied
+        );
+    }
+    for run in runs("condition-skips-the-last-step.json") {
+        assert_eq!(run.outcome.name(), "Completed");
+        assert!(!touched(run, "ship"), "{:?}", run.applied);
+        assert!(
+            run.events
+                .iter()
+                .any(|e| e.detail_type() == "SagaCompleted"),
+            "the saga's end is published though its last step was skipped: {:?}",
+            run.events
         );
     }
     // A late execute of a step whose retry failed terminally finds that failure in the store

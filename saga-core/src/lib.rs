@@ -87,7 +87,10 @@ mod step;
 pub mod testing;
 
 pub use definition::names;
-pub use definition::{DefinitionError, Participant, SagaDefinition, StepDefinition, StepKind};
+pub use definition::{
+    Comparison, Condition, ConditionError, DefinitionError, DocumentPath, IntoCondition, Literal,
+    Participant, SagaDefinition, StepDefinition, StepKind,
+};
 pub use error::{ErrorKind, FailureKind, ResultExt, StepError, StepFailure};
 pub use executor::{ExecutorError, InMemoryExecutor, InMemoryExecutorBuilder, Observer};
 pub use idempotency::{

@@ -10,23 +10,39 @@ struct Edge<'a> {
     from: &'a str,
     to: &'a str,
     failure: bool,
-    /// The failure edge's label.
-    label: &'static str,
+    /// The edge's label: why a failure edge is taken, a condition's rule.
+    label: String,
 }
 
 fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
     let mut edges = Vec::new();
     for (name, state) in &machine.states.0 {
+        if let State::Choice(choice) = state {
+            for rule in &choice.choices {
+                edges.push(Edge {
+                    from: name,
+                    to: end(machine, &rule.next),
+                    failure: false,
+                    label: "when".to_owned(),
+                });
+            }
+            edges.push(Edge {
+                from: name,
+                to: end(machine, &choice.default),
+                failure: false,
+                label: "otherwise".to_owned(),
+            });
+        }
         if let State::Task(task) = state {
             let to = match &task.transition {
-                Transition::Next { next } => next.as_str(),
+                Transition::Next { next } => end(machine, next),
                 Transition::End { .. } => "Completed",
             };
             edges.push(Edge {
                 from: name,
                 to,
                 failure: false,
-                label: "",
+                label: String::new(),
             });
             for catcher in &task.catch {
                 let unread = catcher.error_equals == [crate::protocol::ERROR_INVALID_INPUT];
@@ -34,12 +50,31 @@ fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
                     from: name,
                     to: &catcher.next,
                     failure: true,
-                    label: if unread { "input unreadable" } else { "fails" },
+                    label: if unread { "input unreadable" } else { "fails" }.to_owned(),
                 });
             }
         }
     }
     edges
+}
+
+/// The node an edge to `next` ends at: `Completed` for the `Succeed` state, drawn as the end
+/// every path that completes reaches.
+fn end<'a>(machine: &'a StateMachine, next: &'a str) -> &'a str {
+    match machine.state(next) {
+        Some(State::Succeed(_)) => "Completed",
+        _ => next,
+    }
+}
+
+/// A `Choice` state's node label: its name and the condition it decides (from its
+/// `Comment`), with double quotes made single, which neither Mermaid nor DOT labels take.
+fn choice_label(name: &str, choice: &crate::asl::ChoiceState) -> String {
+    let label = match &choice.comment {
+        Some(comment) => format!("{name}: {comment}"),
+        None => name.to_owned(),
+    };
+    label.replace('"', "'")
 }
 
 /// Node ids: states are named `a.b`, which neither Mermaid nor DOT takes bare.
@@ -63,6 +98,11 @@ pub fn mermaid(machine: &StateMachine) -> String {
                 format!("{}([\"{}: Compensated\"])", id(name), name)
             }
             State::Fail(_) => format!("{}{{{{\"{}: CompensationFailed\"}}}}", id(name), name),
+            State::Choice(choice) => {
+                format!("{}{{\"{}\"}}", id(name), choice_label(name, choice))
+            }
+            // Drawn as `Completed`.
+            State::Succeed(_) => continue,
         };
         let _ = writeln!(out, "    {node}");
     }
@@ -70,8 +110,10 @@ pub fn mermaid(machine: &StateMachine) -> String {
     for edge in edges(machine) {
         let arrow = if edge.failure {
             format!("-. {} .->", edge.label)
-        } else {
+        } else if edge.label.is_empty() {
             "-->".to_owned()
+        } else {
+            format!("-- {} -->", edge.label)
         };
         let _ = writeln!(out, "    {} {arrow} {}", id(edge.from), id(edge.to));
     }
@@ -96,6 +138,12 @@ pub fn dot(machine: &StateMachine) -> String {
                 "shape=doubleoctagon, color=orange"
             }
             State::Fail(_) => "shape=doubleoctagon, color=red",
+            State::Choice(choice) => {
+                let label = choice_label(name, choice);
+                let _ = writeln!(out, "    \"{name}\" [shape=diamond, label=\"{label}\"];");
+                continue;
+            }
+            State::Succeed(_) => continue,
         };
         let _ = writeln!(out, "    \"{name}\" [{attrs}];");
     }
@@ -107,8 +155,10 @@ pub fn dot(machine: &StateMachine) -> String {
     for edge in edges(machine) {
         let style = if edge.failure {
             format!(" [style=dashed, color=red, label=\"{}\"]", edge.label)
-        } else {
+        } else if edge.label.is_empty() {
             String::new()
+        } else {
+            format!(" [label=\"{}\"]", edge.label)
         };
         let _ = writeln!(out, "    \"{}\" -> \"{}\"{style};", edge.from, edge.to);
     }

@@ -103,6 +103,9 @@ pub enum InvocationResult {
     Succeeded,
     /// It failed.
     Failed(StepFailure),
+    /// The step's condition was false: nothing ran (such an entry has attempt 0 and action
+    /// execute).
+    Skipped,
 }
 
 /// One invocation of a step's action or compensation.
@@ -118,7 +121,34 @@ pub struct Invocation {
     pub result: InvocationResult,
 }
 
-/// Every finished invocation of a saga, in order.
+impl fmt::Display for Invocation {
+    /// One line: `ok reserve (attempt 1)`, `!! compensation of reserve failed (attempt 2):
+    /// ...`, `-- car skipped: its condition is false`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = |f: &mut fmt::Formatter<'_>| match self.action {
+            Action::Execute => f.write_str(&self.step),
+            Action::Compensate => write!(f, "compensation of {}", self.step),
+        };
+        match &self.result {
+            InvocationResult::Succeeded => {
+                f.write_str("ok ")?;
+                what(f)?;
+                write!(f, " (attempt {})", self.attempt)
+            }
+            InvocationResult::Failed(error) => {
+                f.write_str("!! ")?;
+                what(f)?;
+                write!(f, " failed (attempt {}): {error}", self.attempt)
+            }
+            InvocationResult::Skipped => {
+                write!(f, "-- {} skipped: its condition is false", self.step)
+            }
+        }
+    }
+}
+
+/// Every finished invocation of a saga, in order, and each step skipped by its condition
+/// where the saga passed it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trace(pub Vec<Invocation>);
 
@@ -131,6 +161,9 @@ impl Trace {
                 let (step, action, attempt, result) = match event {
                     SagaEvent::StepSucceeded { step, attempt, .. } => {
                         (step, Action::Execute, attempt, InvocationResult::Succeeded)
+                    }
+                    SagaEvent::StepSkipped { step } => {
+                        (step, Action::Execute, &0, InvocationResult::Skipped)
                     }
                     SagaEvent::StepFailed {
                         step,

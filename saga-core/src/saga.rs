@@ -121,6 +121,8 @@ struct PendingStep {
     handler: Arc<dyn StepHandler>,
     timeout: Option<Duration>,
     heartbeat: Option<Duration>,
+    /// A condition's text that did not parse, reported by `build`.
+    bad_condition: Option<crate::ConditionError>,
 }
 
 /// Declares a saga step by step; see [`Saga::builder`].
@@ -184,6 +186,7 @@ impl SagaBuilder {
             handler,
             timeout: None,
             heartbeat: None,
+            bad_condition: None,
         });
         StepBuilder { saga: self }
     }
@@ -194,6 +197,12 @@ impl SagaBuilder {
         let mut handlers = Vec::with_capacity(self.steps.len());
         for mut pending in self.steps {
             let name = &pending.definition.name;
+            if let Some(error) = pending.bad_condition {
+                return Err(DefinitionError::InvalidCondition {
+                    step: name.clone(),
+                    reason: error.to_string(),
+                });
+            }
             let timeout = pending
                 .timeout
                 .map(|d| whole_seconds(name, "timeout", d))
@@ -285,6 +294,23 @@ impl StepBuilder {
     /// changes nothing.
     pub fn skip_compensation_on_failure(mut self) -> Self {
         self.current().definition.compensate_on_failure = false;
+        self
+    }
+
+    /// Runs this step only when `condition` holds on the saga document (the input, and the
+    /// outputs of earlier steps under `steps`); otherwise the step is skipped, and not
+    /// compensated. A [`Condition`](crate::Condition) or its text, as in `"car_wanted"` or
+    /// `"nights > 2 && steps.flight.class == \"business\""` (a text that does not parse is
+    /// refused by `build`).
+    pub fn when(mut self, condition: impl crate::IntoCondition) -> Self {
+        let step = self.current();
+        match condition.into_condition() {
+            Ok(condition) => {
+                step.definition.condition = Some(condition);
+                step.bad_condition = None;
+            }
+            Err(error) => step.bad_condition = Some(error),
+        }
         self
     }
 

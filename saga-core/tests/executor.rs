@@ -406,7 +406,7 @@ async fn an_unanswered_command_fails_at_the_heartbeat_and_a_hanging_handler_at_t
             InvocationResult::Failed(f) => {
                 Some((i.step.as_str(), f.code.as_str(), f.message.as_str()))
             }
-            InvocationResult::Succeeded => None,
+            InvocationResult::Succeeded | InvocationResult::Skipped => None,
         })
         .collect();
     assert_eq!(

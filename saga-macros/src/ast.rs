@@ -55,6 +55,8 @@ pub(crate) struct StepAst {
     pub(crate) compensation_retry: Option<WithTokens<RetryAst>>,
     pub(crate) compensate: Option<Ident>,
     pub(crate) compensate_on_failure: Option<bool>,
+    /// `when = "..."`: the step's condition, parsed.
+    pub(crate) condition: Option<WithTokens<saga_core::Condition>>,
     /// Keys given, with their tokens.
     pub(crate) keys: Vec<(&'static str, TokenStream)>,
 }

@@ -244,6 +244,18 @@ fn step_literal(step: &StepDefinition) -> TokenStream {
         step.heartbeat_seconds,
         step.compensate_on_failure,
     );
+    let condition = match &step.condition {
+        Some(condition) => {
+            // Parsed and checked at compile time; this parse of the same text cannot fail.
+            let text = condition.to_string();
+            quote! {
+                ::core::option::Option::Some(
+                    #private::Condition::parse(#text).expect("checked by #[saga]")
+                )
+            }
+        }
+        None => quote! { ::core::option::Option::None },
+    };
     quote! {
         #private::StepDefinition {
             name: ::std::string::String::from(#name),
@@ -254,6 +266,7 @@ fn step_literal(step: &StepDefinition) -> TokenStream {
             timeout_seconds: #timeout,
             heartbeat_seconds: #heartbeat,
             compensate_on_failure: #on_failure,
+            condition: #condition,
         }
     }
 }

@@ -49,6 +49,7 @@ pub(crate) fn definition(ast: &SagaAst) -> SagaDefinition {
             if let Some(on_failure) = step.compensate_on_failure {
                 definition.compensate_on_failure = on_failure;
             }
+            definition.condition = step.condition.as_ref().map(|c| c.value.clone());
             definition
         })
         .collect();

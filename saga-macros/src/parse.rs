@@ -133,6 +133,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
     let mut compensation_retry = Attr::none(cx, COMPENSATION_RETRY);
     let mut compensate = Attr::none(cx, COMPENSATE);
     let mut compensate_on_failure = Attr::none(cx, COMPENSATE_ON_FAILURE);
+    let mut condition = Attr::none(cx, WHEN);
     let mut keys: Vec<(&'static str, TokenStream)> = Vec::new();
     // `#[pivot]` without arguments has no keys.
     if !matches!(attr.meta, syn::Meta::Path(_)) {
@@ -160,6 +161,25 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
                     if participant.is_set() && lambda.is_set() {
                         cx.error_spanned_by(&meta.path, "give either `participant` or `lambda`, not both");
                     }
+                }
+                WHEN => {
+                    let expr: Expr = meta.value()?.parse()?;
+                    let lit = match expr {
+                        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => Some(lit),
+                        other => {
+                            let text = other.to_token_stream().to_string();
+                            cx.error_spanned_by(&other, format!("a condition is a string: write `when = \"{text}\"`"));
+                            None
+                        }
+                    };
+                    let parsed = lit.and_then(|lit| match saga_core::Condition::parse(&lit.value()) {
+                        Ok(value) => Some(WithTokens { value, tokens: lit.to_token_stream() }),
+                        Err(error) => {
+                            cx.error_spanned_by(&lit, format!("this condition does not parse: {error}"));
+                            None
+                        }
+                    });
+                    condition.set(path, parsed);
                 }
                 TIMEOUT => timeout.set(path, duration(cx, &meta)?),
                 HEARTBEAT => heartbeat.set(path, duration(cx, &meta)?),
@@ -220,6 +240,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
         compensation_retry: compensation_retry.get(),
         compensate: compensate.get(),
         compensate_on_failure: compensate_on_failure.get(),
+        condition: condition.get(),
         keys,
     }
 }

@@ -19,6 +19,7 @@ pub(crate) const RETRY: &str = "retry";
 pub(crate) const COMPENSATION_RETRY: &str = "compensation_retry";
 pub(crate) const COMPENSATE: &str = "compensate";
 pub(crate) const COMPENSATE_ON_FAILURE: &str = "compensate_on_failure";
+pub(crate) const WHEN: &str = "when";
 pub(crate) const STEP_KEYS: &[&str] = &[
     NAME,
     PARTICIPANT,
@@ -29,6 +30,7 @@ pub(crate) const STEP_KEYS: &[&str] = &[
     COMPENSATION_RETRY,
     COMPENSATE,
     COMPENSATE_ON_FAILURE,
+    WHEN,
 ];
 /// Keys only a compensable step may have.
 pub(crate) const COMPENSATION_KEYS: &[&str] =

@@ -104,6 +104,21 @@ fn definition_rules(cx: &Ctxt, ast: &SagaAst) {
                     format!("invalid participant of step `{name}`: {reason}"),
                 )
             }
+            (
+                E::InvalidCondition { .. }
+                | E::ConditionReadsLaterStep { .. }
+                | E::ConditionReadsError { .. },
+                Some(step),
+            ) => (
+                step.condition
+                    .as_ref()
+                    .map_or_else(|| step.kind_tokens.clone(), |c| c.tokens.clone()),
+                error.to_string(),
+            ),
+            (E::EveryStepConditional, _) => (
+                ast.self_ty.to_token_stream(),
+                "every step has a `when` condition, so the saga could run nothing: make at least one step unconditional".to_owned(),
+            ),
             (other, step) => (
                 step.map_or_else(|| ast.name.tokens.clone(), |s| s.kind_tokens.clone()),
                 other.to_string(),

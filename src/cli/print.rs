@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use saga_aws::{DeployedSaga, Progress, Status, Wait};
-use saga_core::{Action, InvocationResult, Outcome, Trace};
+use saga_core::{Action, Outcome, Trace};
 
 use super::{Failure, aws, fail, write};
 
@@ -16,20 +16,7 @@ pub(super) fn what(step: &str, action: Action) -> String {
 }
 
 pub(super) fn trace_lines(trace: &Trace) -> Vec<String> {
-    trace
-        .0
-        .iter()
-        .map(|i| match &i.result {
-            InvocationResult::Succeeded => {
-                format!("ok {} (attempt {})", what(&i.step, i.action), i.attempt)
-            }
-            InvocationResult::Failed(error) => format!(
-                "!! {} failed (attempt {}): {error}",
-                what(&i.step, i.action),
-                i.attempt
-            ),
-        })
-        .collect()
+    trace.0.iter().map(ToString::to_string).collect()
 }
 
 /// Follows a saga until it ends: each finished invocation as a line, and on a terminal the

@@ -16,7 +16,10 @@ use saga::{
 };
 use serde_json::{Value, json};
 
+mod conditions;
 mod oracle;
+
+pub use conditions::{ConditionShape, Inputs};
 
 // Only the property tests ask the oracle.
 #[allow(unused_imports)]
@@ -73,11 +76,13 @@ impl Ledger {
 }
 
 /// A participant that applies its effect to the ledger and checks the data flow: it must see
-/// the output of every earlier step, and its compensation its own output when it succeeded.
+/// the output of every earlier step (an earlier conditional one's only if it ran), and its compensation its own output when it succeeded.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     pub ledger: Arc<Ledger>,
     pub index: usize,
+    /// Which steps have a condition: an earlier one may have been skipped.
+    pub conditional: Arc<Vec<bool>>,
 }
 
 impl Step for Recorder {
@@ -90,8 +95,13 @@ impl Step for Recorder {
             .and_then(Value::as_object)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        let expected: HashSet<String> = (0..self.index).map(step_name).collect();
-        if seen != expected {
+        let earlier: HashSet<String> = (0..self.index).map(step_name).collect();
+        let always: HashSet<String> = (0..self.index)
+            .filter(|i| !self.conditional[*i])
+            .map(step_name)
+            .collect();
+        if !(seen.is_subset(&earlier) && always.is_subset(&seen)) {
+            let expected = &always;
             return Err(StepError::terminal(
                 "DataFlow",
                 format!(
@@ -182,6 +192,7 @@ pub struct StepShape {
     pub compensation_retry: Policy,
     pub timeout: u32,
     pub compensate_on_failure: bool,
+    pub condition: Option<ConditionShape>,
 }
 
 /// `definition` with every other step (the second, the fourth, ...) run by a Lambda function
@@ -204,10 +215,13 @@ pub struct Shape {
 impl Shape {
     pub fn build(&self, name: &str, ledger: &Arc<Ledger>) -> Saga {
         let mut builder = None;
+        let conditional: Arc<Vec<bool>> =
+            Arc::new(self.steps.iter().map(|s| s.condition.is_some()).collect());
         for (index, shape) in self.steps.iter().enumerate() {
             let step = Recorder {
                 ledger: ledger.clone(),
                 index,
+                conditional: conditional.clone(),
             };
             let name_i = step_name(index);
             let b = match (builder.take(), shape.kind) {
@@ -225,6 +239,9 @@ impl Shape {
                 .timeout(std::time::Duration::from_secs(shape.timeout.into()));
             if !shape.compensate_on_failure {
                 b = b.skip_compensation_on_failure();
+            }
+            if let Some(condition) = shape.condition {
+                b = b.when(condition.text(index));
             }
             builder = Some(b);
         }
@@ -249,9 +266,16 @@ pub struct FaultSpec {
 pub struct Case {
     pub shape: Shape,
     pub faults: Vec<FaultSpec>,
+    /// What the steps' conditions read.
+    pub inputs: Inputs,
 }
 
 impl Case {
+    /// The saga input of `saga_id`.
+    pub fn input(&self, saga_id: &str) -> Value {
+        self.inputs.input(saga_id)
+    }
+
     pub fn plan(&self) -> FaultPlan {
         self.faults.iter().fold(FaultPlan::new(), |plan, f| {
             let first = f.first_attempt;
@@ -300,21 +324,42 @@ pub fn shape(min: usize, max: usize) -> impl Strategy<Value = Shape> {
                 .collect();
             let steps: Vec<_> = kinds
                 .into_iter()
-                .map(|kind| {
-                    (policy(), policy(), 2u32..=10, prop::bool::weighted(0.85)).prop_map(
-                        move |(retry, compensation_retry, timeout, compensate_on_failure)| {
-                            StepShape {
+                .enumerate()
+                .map(|(index, kind)| {
+                    (
+                        policy(),
+                        policy(),
+                        2u32..=10,
+                        prop::bool::weighted(0.85),
+                        conditions::condition(index),
+                    )
+                        .prop_map(
+                            move |(
+                                retry,
+                                compensation_retry,
+                                timeout,
+                                compensate_on_failure,
+                                condition,
+                            )| StepShape {
                                 kind,
                                 retry,
                                 compensation_retry,
                                 timeout,
                                 compensate_on_failure,
-                            }
-                        },
-                    )
+                                condition,
+                            },
+                        )
                 })
                 .collect();
-            steps.prop_map(|steps| Shape { steps })
+            steps.prop_map(|mut steps| {
+                // Some step always runs (a saga of conditional steps alone is refused).
+                if steps.iter().all(|s| s.condition.is_some())
+                    && let Some(last) = steps.last_mut()
+                {
+                    last.condition = None;
+                }
+                Shape { steps }
+            })
         })
 }
 
@@ -348,8 +393,16 @@ pub fn case(min: usize, max: usize) -> impl Strategy<Value = Case> {
                     effect,
                 },
             );
-        (Just(shape), prop::collection::vec(fault, 0..=4))
-            .prop_map(|(shape, faults)| Case { shape, faults })
+        (
+            Just(shape),
+            prop::collection::vec(fault, 0..=4),
+            conditions::inputs(n),
+        )
+            .prop_map(|(shape, faults, inputs)| Case {
+                shape,
+                faults,
+                inputs,
+            })
     })
 }
 

@@ -126,7 +126,17 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
         unreachable!()
     };
 
-    for index in 0..steps.len() {
+    // A step whose condition is false is skipped, forward and backward.
+    let mut ran: Vec<usize> = Vec::new();
+    let mut skipped: HashSet<usize> = HashSet::new();
+    for (index, step) in steps.iter().enumerate() {
+        if let Some(condition) = step.condition
+            && !condition.holds(index, &case.inputs, &ran)
+        {
+            skipped.insert(index);
+            continue;
+        }
+        ran.push(index);
         if let Err(kind) = run(index, Action::Execute, None) {
             failed_step = Some((index, kind));
             break;
@@ -147,7 +157,7 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
             let order = own.then_some(index).into_iter().chain(
                 (0..index)
                     .rev()
-                    .filter(|&i| steps[i].kind == StepKind::Compensable),
+                    .filter(|&i| steps[i].kind == StepKind::Compensable && !skipped.contains(&i)),
             );
             let mut outcome = PredictedOutcome::Compensated {
                 failed_step: step_name(index),

@@ -143,10 +143,23 @@ impl Runner {
                 Err(error) => saga_core::InvocationResult::Failed(error.clone()),
             },
         };
+        // The document after the answer decides which steps the conditions still run.
+        let mut document = command.input.clone();
+        if let (Ok(output), Action::Execute) = (answer, command.action)
+            && let Some(document) = document.as_object_mut()
+        {
+            let steps = document
+                .entry(saga_core::protocol::DOCUMENT_STEPS)
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if let Some(steps) = steps.as_object_mut() {
+                steps.insert(command.step.clone(), output.clone());
+            }
+        }
         let notices = crate::events::invocation_notifications(
             saga.definition(),
             &command.saga_id,
             &invocation,
+            &document,
         );
         if let Err(error) = events.publish(&notices).await {
             tracing::warn!(%error, saga_id = %command.saga_id, "could not publish saga events");

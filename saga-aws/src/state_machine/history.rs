@@ -81,7 +81,8 @@ impl TaskTiming {
 
 /// Reads invocations off an execution history: each Task state entered is a step's action
 /// (`<step>`) or compensation (`<step>.compensate`); each attempt ends in TaskSucceeded,
-/// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut.
+/// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut. A
+/// condition's Choice (`<step>.when`) followed by another state than the step's skipped it.
 pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
     Trace(Reader::read(events).invocations)
 }
@@ -99,6 +100,9 @@ struct Reader {
     /// The running task's `TimeoutSeconds`, `HeartbeatSeconds` and start, for the failure of a
     /// task that timed out.
     task: TaskTiming,
+    /// The step whose condition's `Choice` (`<step>.when`) was entered last: skipped unless
+    /// the next state entered is the step's own.
+    deciding: Option<String>,
 }
 
 impl Reader {
@@ -111,6 +115,27 @@ impl Reader {
     }
 
     fn feed(&mut self, event: &HistoryEvent) {
+        if let Some(step) = self.deciding.take() {
+            let entered = event.state_entered_event_details.as_ref().map(|d| &d.name);
+            let ended = matches!(
+                event.r#type,
+                HistoryEventType::ExecutionSucceeded | HistoryEventType::ExecutionFailed
+            );
+            match entered {
+                Some(name) if *name == step => {}
+                Some(_) => self.skipped(step),
+                None if ended => self.skipped(step),
+                None => self.deciding = Some(step),
+            }
+        }
+        if event.r#type == HistoryEventType::ChoiceStateEntered {
+            let name = event.state_entered_event_details.as_ref().map(|d| &d.name);
+            if let Some(step) = name.and_then(|n| n.strip_suffix(".when"))
+                && !step.contains('.')
+            {
+                self.deciding = Some(step.to_owned());
+            }
+        }
         match event.r#type {
             HistoryEventType::TaskScheduled => {
                 let details = event.task_scheduled_event_details.as_ref();
@@ -161,6 +186,16 @@ impl Reader {
             }
             _ => {}
         }
+    }
+
+    /// A step its condition skipped, in the trace where the saga passed it.
+    fn skipped(&mut self, step: String) {
+        self.invocations.push(Invocation {
+            step,
+            action: Action::Execute,
+            attempt: 0,
+            result: InvocationResult::Skipped,
+        });
     }
 
     /// The invocation running now, with its attempt.

@@ -66,7 +66,8 @@ impl Cost {
             .expect("a saga can succeed")
     }
 
-    /// The path where step `step` fails and every compensation succeeds.
+    /// The path where step `step` fails and every compensation succeeds (every condition
+    /// before it holding).
     pub fn failure_at(&self, step: &str) -> Option<&PathCost> {
         let description = format!("{step} fails");
         self.paths.iter().find(|p| p.description == description)
@@ -91,6 +92,21 @@ struct Visit {
     retries: u64,
     failed: bool,
     is_compensation: bool,
+    /// A condition's `Choice` that skipped its step.
+    skipped: Option<String>,
+}
+
+impl Visit {
+    /// A state entered once, without retries, and left on success.
+    fn passing(name: &str) -> Self {
+        Self {
+            state: name.to_owned(),
+            retries: 0,
+            failed: false,
+            is_compensation: false,
+            skipped: None,
+        }
+    }
 }
 
 fn walk(
@@ -103,13 +119,39 @@ fn walk(
         return;
     };
     match state {
+        State::Succeed(_) => {
+            trail.push(Visit::passing(name));
+            paths.push(path(trail, PathEnd::Completed));
+            trail.pop();
+        }
+        State::Choice(choice) => {
+            // A condition's Choice before its step: the step runs, or is skipped. The one
+            // before its compensation decides as the forward one did: compensated if it ran.
+            let step = name.trim_end_matches(".when");
+            let (compensation, step) = match step.strip_suffix(".compensate") {
+                Some(step) => (true, step),
+                None => (false, step),
+            };
+            let ran = trail.iter().any(|v| v.state == step);
+            let then = choice.choices.iter().map(|rule| rule.next.as_str());
+            let mut visit = Visit::passing(name);
+            if !compensation || ran {
+                trail.push(visit);
+                for next in then {
+                    walk(machine, next, trail, paths);
+                }
+                trail.pop();
+                visit = Visit::passing(name);
+            }
+            if !compensation || !ran {
+                visit.skipped = (!compensation).then(|| step.to_owned());
+                trail.push(visit);
+                walk(machine, &choice.default, trail, paths);
+                trail.pop();
+            }
+        }
         State::Fail(fail) => {
-            trail.push(Visit {
-                state: name.to_owned(),
-                retries: 0,
-                failed: false,
-                is_compensation: false,
-            });
+            trail.push(Visit::passing(name));
             let end = if fail.error == crate::protocol::ERROR_COMPENSATED {
                 PathEnd::Compensated
             } else {
@@ -123,10 +165,9 @@ fn walk(
             let is_compensation = name.ends_with(".compensate");
             // Succeeds: continue or end.
             trail.push(Visit {
-                state: name.to_owned(),
                 retries,
-                failed: false,
                 is_compensation,
+                ..Visit::passing(name)
             });
             // Reporting a stuck saga: its path ends where the saga ends if no operator
             // recovers it (its Fail state); a recovery is the operator's, not a path.
@@ -144,10 +185,10 @@ fn walk(
             trail.pop();
             // Fails after its retries: follow the catcher.
             trail.push(Visit {
-                state: name.to_owned(),
                 retries,
                 failed: true,
                 is_compensation,
+                ..Visit::passing(name)
             });
             for catcher in &task.catch {
                 // A step that could not read its input skips its own compensation: the same
@@ -183,11 +224,15 @@ fn path_cost(trail: &[Visit], end: PathEnd) -> PathCost {
             }
         })
         .collect();
-    let description = if failures.is_empty() {
+    let mut description = if failures.is_empty() {
         "success".to_owned()
     } else {
         failures.join(", then ")
     };
+    let skipped: Vec<&str> = trail.iter().filter_map(|v| v.skipped.as_deref()).collect();
+    if !skipped.is_empty() {
+        description = format!("{description} ({} skipped)", skipped.join(", "));
+    }
     PathCost {
         description,
         end,

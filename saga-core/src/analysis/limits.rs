@@ -88,7 +88,8 @@ pub struct Limits {
 
 /// Estimated history events of an execution along `path`: ExecutionStarted and its end; per
 /// task state entered, StateEntered and StateExited; per attempt, TaskScheduled, TaskStarted,
-/// TaskSubmitted and the result; one event for a Fail state. An upper bound, on purpose.
+/// TaskSubmitted and the result; StateEntered and StateExited for a Choice or Succeed state,
+/// one event for a Fail state. An upper bound, on purpose.
 fn history_events(machine: &StateMachine, path: &super::cost::PathCost) -> u64 {
     let per_state: u64 = path
         .states
@@ -98,6 +99,7 @@ fn history_events(machine: &StateMachine, path: &super::cost::PathCost) -> u64 {
                 let retries = u64::from(task.max_retries());
                 2 + 4 * (1 + retries)
             }
+            Some(State::Choice(_) | State::Succeed(_)) => 2,
             _ => 1,
         })
         .sum();

@@ -2,11 +2,19 @@
 //! step, Retry on `Saga.Retryable` and `States.Timeout`, Catch `States.ALL` into one shared
 //! reverse compensation chain, and `Fail` ends. No Pass or Succeed padding: the happy path of N
 //! steps enters N states, a failure at step k (all compensable) enters 2k+1.
+//!
+//! A step with a condition has a `Choice` state before its Task (`<step>.when`), and, if it
+//! is compensable, one before its compensation (`<step>.compensate.when`, the same rule on the
+//! same fields, so it decides as the forward one did): each costs one transition where the
+//! saga passes it, whatever it decides. The failed step's own Catch goes straight to its
+//! compensation (it ran). A skipped last step ends in the `Succeed` state `Saga.completed`,
+//! the only path that enters it.
 
 use std::collections::HashSet;
 
 use super::model::{
-    Catcher, FailState, ResultPath, Retrier, State, StateMachine, States, TaskState, Transition,
+    Catcher, ChoiceRule, ChoiceState, FailState, ResultPath, Retrier, State, StateMachine, States,
+    SucceedState, TaskState, Transition,
 };
 use super::parameters::parameters;
 use crate::definition::{Participant, SagaDefinition, StepDefinition, StepKind};
@@ -34,6 +42,52 @@ pub const EVENT_BUS_KEY: &str = "EventBusName";
 
 /// The `Fail` state every clean rollback ends in.
 pub const COMPENSATED_STATE: &str = "Saga.compensated";
+
+/// The `Succeed` state a saga whose last step was skipped by its condition ends in.
+pub const COMPLETED_STATE: &str = "Saga.completed";
+
+/// The `Choice` state that decides whether the conditional `step` runs.
+pub fn when_state(step: &str) -> String {
+    format!("{step}.when")
+}
+
+/// The `Choice` state that decides whether the conditional `step` is compensated (whether it
+/// ran).
+pub fn compensate_when_state(step: &str) -> String {
+    format!("{step}.compensate.when")
+}
+
+/// Where the saga goes on to run step `index`: its `Choice` if it has a condition, else its
+/// Task; `None` past the last step.
+fn forward_entry(definition: &SagaDefinition, index: usize) -> Option<String> {
+    let step = definition.steps.get(index)?;
+    Some(match step.condition {
+        Some(_) => when_state(&step.name),
+        None => step.name.clone(),
+    })
+}
+
+/// Where the compensation chain goes on to compensate `step` (unless it is the step that
+/// failed): its `Choice` if it has a condition, else its compensation.
+fn compensation_target(step: &StepDefinition) -> String {
+    match step.condition {
+        Some(_) => compensate_when_state(&step.name),
+        None => compensate_state(&step.name),
+    }
+}
+
+/// A `Choice` state going to `then` when `step`'s condition holds, else to `otherwise`.
+fn choice(step: &StepDefinition, then: String, otherwise: String) -> State {
+    let condition = step.condition.as_ref().expect("a conditional step");
+    let serde_json::Value::Object(rule) = condition.choice_rule() else {
+        unreachable!("a Choice rule is an object")
+    };
+    State::Choice(ChoiceState {
+        comment: Some(format!("when {condition}")),
+        choices: vec![ChoiceRule { rule, next: then }],
+        default: otherwise,
+    })
+}
 
 /// The state that runs `step`'s compensation.
 pub fn compensate_state(step: &str) -> String {
@@ -160,14 +214,18 @@ fn report(saga: &str, step: &StepDefinition, end: String, resume: String) -> Sta
 }
 
 /// Where the compensation of a failure at step `index` starts: the first compensation in
-/// [`SagaDefinition::compensation_order`], or the clean end if there is none.
+/// [`SagaDefinition::compensation_order`] (the failed step's own directly: it ran), or the
+/// clean end if there is none.
 fn compensation_entry(definition: &SagaDefinition, index: usize) -> String {
-    entry(definition.compensation_order(index).next())
+    match definition.compensation_order(index).next() {
+        Some(own) if own.name == definition.steps[index].name => compensate_state(&own.name),
+        first => entry(first),
+    }
 }
 
 fn entry(first: Option<&StepDefinition>) -> String {
     match first {
-        Some(step) => compensate_state(&step.name),
+        Some(step) => compensation_target(step),
         None => COMPENSATED_STATE.to_owned(),
     }
 }
@@ -211,8 +269,16 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
     let mut states = Vec::new();
 
     for (index, step) in steps.iter().enumerate() {
-        let transition = match steps.get(index + 1) {
-            Some(next) => Transition::next(&next.name),
+        let next = forward_entry(definition, index + 1);
+        if step.condition.is_some() {
+            let otherwise = next.clone().unwrap_or_else(|| COMPLETED_STATE.to_owned());
+            states.push((
+                when_state(&step.name),
+                choice(step, step.name.clone(), otherwise),
+            ));
+        }
+        let transition = match next {
+            Some(next) => Transition::next(next),
             None => Transition::end(),
         };
         let catch = match step.kind {
@@ -241,9 +307,15 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
     let compensable: Vec<&StepDefinition> = steps.iter().filter(|s| s.is_compensable()).collect();
     for (position, step) in compensable.iter().enumerate().rev() {
         let next = match position.checked_sub(1) {
-            Some(previous) => compensate_state(&compensable[previous].name),
+            Some(previous) => compensation_target(compensable[previous]),
             None => COMPENSATED_STATE.to_owned(),
         };
+        if step.condition.is_some() {
+            states.push((
+                compensate_when_state(&step.name),
+                choice(step, compensate_state(&step.name), next.clone()),
+            ));
+        }
         let catch = catchers(report_state(&step.name), None);
         let state = task(
             (saga, definition.version),
@@ -262,6 +334,7 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             cause,
         })
     };
+    states.push((COMPLETED_STATE.to_owned(), State::Succeed(SucceedState {})));
     states.push((
         COMPENSATED_STATE.to_owned(),
         fail(
@@ -313,7 +386,7 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             "Saga `{saga}` version {}, generated by saga from its declaration.",
             definition.version
         )),
-        start_at: steps.first().map(|s| s.name.clone()).unwrap_or_default(),
+        start_at: forward_entry(definition, 0).unwrap_or_default(),
         states: States(states),
     };
     prune_unreachable(machine)
@@ -331,7 +404,13 @@ pub fn successors(state: &State) -> Vec<&str> {
                 .chain(task.catch.iter().map(|c| c.next.as_str()))
                 .collect()
         }
-        State::Fail(_) => Vec::new(),
+        State::Choice(choice) => choice
+            .choices
+            .iter()
+            .map(|rule| rule.next.as_str())
+            .chain([choice.default.as_str()])
+            .collect(),
+        State::Fail(_) | State::Succeed(_) => Vec::new(),
     }
 }
 

@@ -84,7 +84,40 @@ pub enum State {
     Task(Box<TaskState>),
     /// Ends the execution as failed, with an error name and a cause.
     Fail(FailState),
+    /// Goes on at the first rule's `Next` that holds, else at `Default`.
+    Choice(ChoiceState),
+    /// Ends the execution as succeeded.
+    Succeed(SucceedState),
 }
+
+/// A `Choice` state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChoiceState {
+    /// What the choice decides, for a reader (the condition's text).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub comment: Option<String>,
+    /// The rules, each a Choice rule (JSONPath) with its `Next`.
+    pub choices: Vec<ChoiceRule>,
+    /// Where to go when no rule holds.
+    pub default: String,
+}
+
+/// One rule of a `Choice` state: the rule's fields (`Variable` and a comparison, or `And`,
+/// `Or`, `Not`) and the state to go on at when it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceRule {
+    /// The rule (see [`Condition::choice_rule`](crate::Condition::choice_rule)).
+    #[serde(flatten)]
+    pub rule: serde_json::Map<String, Value>,
+    /// The state to go on at.
+    #[serde(rename = "Next")]
+    pub next: String,
+}
+
+/// A `Succeed` state (no fields of its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SucceedState {}
 
 /// A `Task` state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

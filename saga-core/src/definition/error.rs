@@ -20,6 +20,12 @@ pub enum DefinitionError {
     /// The saga has no steps.
     #[error("a saga needs at least one step")]
     NoSteps,
+    /// Every step has a condition, so the saga could run nothing at all.
+    #[error(
+        "every step has a condition, so the saga could run nothing: make at least one step \
+         unconditional"
+    )]
+    EveryStepConditional,
     /// A step's name cannot be a state name.
     #[error("step name `{step}` is invalid: {reason}")]
     InvalidStepName {
@@ -118,5 +124,36 @@ pub enum DefinitionError {
         what: &'static str,
         /// The duration given.
         millis: u128,
+    },
+    /// A condition that is not one: its text does not parse, or it nests too deep.
+    #[error("the condition of step `{step}` is invalid: {reason}")]
+    InvalidCondition {
+        /// The step.
+        step: String,
+        /// What is wrong and what to write.
+        reason: String,
+    },
+    /// A condition reading `steps.<name>` where `<name>` is not a step before this one: its
+    /// output is not there when the condition is decided.
+    #[error(
+        "the condition of step `{step}` reads `{reads}`, which is not the output of an earlier \
+         step: a condition reads the saga's input and the outputs of the steps before it"
+    )]
+    ConditionReadsLaterStep {
+        /// The step.
+        step: String,
+        /// The field it reads.
+        reads: String,
+    },
+    /// A condition reading `error`, which is set only once a step has failed for good.
+    #[error(
+        "the condition of step `{step}` reads `{reads}`: `error` is set only once a step has \
+         failed, a condition reads the saga's input and the outputs of the steps before it"
+    )]
+    ConditionReadsError {
+        /// The step.
+        step: String,
+        /// The field it reads.
+        reads: String,
     },
 }

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::idempotency::Action;
 use crate::retry::{ASL_MAX_INTEGER, RetryPolicy};
 
+mod condition;
 mod error;
 pub mod names;
 
+pub use condition::{Comparison, Condition, ConditionError, DocumentPath, IntoCondition, Literal};
 pub use error::DefinitionError;
 use names::{check_name, check_participant, check_step_name};
 
@@ -88,6 +90,11 @@ pub struct StepDefinition {
     /// Whether the step's own compensation runs when the step itself failed. On by default,
     /// since a failure or timeout does not prove nothing happened.
     pub compensate_on_failure: bool,
+    /// When the step runs: if the condition is false on the saga document as the step would
+    /// read it, the step is skipped, forward and backward (nothing to compensate). `None`:
+    /// always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
 }
 
 impl StepDefinition {
@@ -135,6 +142,7 @@ impl StepDefinition {
             timeout_seconds: Self::DEFAULT_TIMEOUT_SECONDS,
             heartbeat_seconds: Self::DEFAULT_HEARTBEAT_SECONDS,
             compensate_on_failure: true,
+            condition: None,
         }
     }
 
@@ -257,6 +265,9 @@ impl SagaDefinition {
         // A saga has at least one step.
         if self.steps.is_empty() {
             errors.push((None, DefinitionError::NoSteps));
+        } else if self.steps.iter().all(|s| s.condition.is_some()) {
+            // Something always runs, and its answer tells the saga's end (its events).
+            errors.push((None, DefinitionError::EveryStepConditional));
         }
         let mut seen = HashSet::new();
         let mut pivot: Option<&str> = None;
@@ -347,6 +358,33 @@ impl SagaDefinition {
                     timeout: step.timeout_seconds,
                 });
             }
+            // A condition reads the input and the outputs of earlier steps, never `error` (set
+            // only once a step has failed for good) and nests within the limit.
+            if let Some(condition) = &step.condition {
+                let earlier = |name: &str| self.steps[..index].iter().any(|s| s.name == name);
+                for path in condition.paths() {
+                    let reads = path.to_string();
+                    if path.segments()[0] == crate::protocol::DOCUMENT_ERROR {
+                        push(DefinitionError::ConditionReadsError {
+                            step: name.clone(),
+                            reads,
+                        });
+                    } else if path.segments()[0] == crate::protocol::DOCUMENT_STEPS
+                        && !path.step().is_some_and(earlier)
+                    {
+                        push(DefinitionError::ConditionReadsLaterStep {
+                            step: name.clone(),
+                            reads,
+                        });
+                    }
+                }
+                if let Err(reason) = condition.check_depth() {
+                    push(DefinitionError::InvalidCondition {
+                        step: name.clone(),
+                        reason,
+                    });
+                }
+            }
             // The participant's name is a valid queue or function name.
             if let Err(reason) = check_participant(&step.participant) {
                 push(DefinitionError::InvalidParticipant {
@@ -360,127 +398,4 @@ impl SagaDefinition {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(name: &str, kind: StepKind) -> StepDefinition {
-        StepDefinition::new(name, kind, Participant::queue("svc"))
-    }
-
-    fn saga(steps: Vec<StepDefinition>) -> SagaDefinition {
-        SagaDefinition {
-            name: "order".into(),
-            version: 1,
-            steps,
-        }
-    }
-
-    #[test]
-    fn accepts_the_canonical_shape() {
-        let s = saga(vec![
-            step("a", StepKind::Compensable),
-            step("b", StepKind::Compensable),
-            step("c", StepKind::Pivot),
-            step("d", StepKind::Retriable),
-        ]);
-        assert_eq!(s.validate(), Ok(()));
-        let order: Vec<_> = s.compensation_order(2).map(|s| s.name.as_str()).collect();
-        assert_eq!(order, ["b", "a"]);
-        let order: Vec<_> = s.compensation_order(1).map(|s| s.name.as_str()).collect();
-        assert_eq!(order, ["b", "a"]);
-    }
-
-    #[test]
-    fn names_the_step_and_the_rule() {
-        let s = saga(vec![
-            step("a", StepKind::Pivot),
-            step("b", StepKind::Compensable),
-            step("a", StepKind::Pivot),
-            step("bad name", StepKind::Retriable),
-        ]);
-        let errors = s.violations();
-        assert!(errors.contains(&DefinitionError::DuplicateStep { step: "a".into() }));
-        assert!(errors.contains(&DefinitionError::SecondPivot {
-            step: "a".into(),
-            first: "a".into()
-        }));
-        assert!(
-            errors
-                .iter()
-                .any(|e| matches!(e, DefinitionError::KindOutOfOrder { step, .. } if step == "b"))
-        );
-        assert!(errors.iter().any(
-            |e| matches!(e, DefinitionError::InvalidStepName { step, .. } if step == "bad name")
-        ));
-    }
-
-    #[test]
-    fn a_retriable_step_before_the_pivot_is_refused() {
-        let s = saga(vec![
-            step("r", StepKind::Retriable),
-            step("p", StepKind::Pivot),
-        ]);
-        assert_eq!(
-            s.violations_by_step(),
-            [(
-                Some(0),
-                DefinitionError::RetriableBeforePivot {
-                    step: "r".into(),
-                    pivot: "p".into()
-                }
-            )]
-        );
-    }
-
-    /// One misplaced step is one error: the correct compensable step between a misplaced
-    /// retriable step and the pivot is not reported too.
-    #[test]
-    fn a_misplaced_step_does_not_make_its_neighbours_wrong() {
-        let s = saga(vec![
-            step("r", StepKind::Retriable),
-            step("c", StepKind::Compensable),
-            step("p", StepKind::Pivot),
-        ]);
-        let kinds: Vec<String> = s
-            .violations()
-            .into_iter()
-            .filter_map(|e| match e {
-                DefinitionError::KindOutOfOrder { step, after, .. } => {
-                    Some(format!("{step}<{after}"))
-                }
-                _ => None,
-            })
-            .collect();
-        assert!(kinds.is_empty(), "{kinds:?}");
-        assert!(matches!(
-            s.validate(),
-            Err(DefinitionError::RetriableBeforePivot { step, .. }) if step == "r"
-        ));
-        let after_pivot = saga(vec![
-            step("p", StepKind::Pivot),
-            step("r", StepKind::Retriable),
-            step("c", StepKind::Compensable),
-        ]);
-        assert!(matches!(
-            after_pivot.validate(),
-            Err(DefinitionError::KindOutOfOrder { step, .. }) if step == "c"
-        ));
-    }
-
-    #[test]
-    fn heartbeat_must_be_below_timeout() {
-        let mut a = step("a", StepKind::Compensable);
-        a.heartbeat_seconds = a.timeout_seconds;
-        let err = saga(vec![a]).validate().unwrap_err();
-        assert!(err.to_string().contains("below its timeout"), "{err}");
-    }
-
-    #[test]
-    fn name_rules() {
-        assert!(check_name("reserve_stock-1").is_ok());
-        assert!(check_name("").is_err());
-        assert!(check_name(&"x".repeat(81)).is_err());
-        assert!(check_name("a:b").is_err());
-        assert!(check_name("a\u{7}").is_err());
-    }
-}
+mod tests;

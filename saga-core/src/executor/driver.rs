@@ -142,7 +142,18 @@ impl<'a> Driver<'a> {
             let event = match self.state.phase.clone() {
                 Phase::New => unreachable!("a driver always starts from SagaStarted"),
                 Phase::Forward => {
-                    match self.saga.definition().steps.get(self.state.completed.len()) {
+                    let next = self.state.completed.len() + self.state.skipped.len();
+                    match self.saga.definition().steps.get(next) {
+                        Some(step)
+                            if step
+                                .condition
+                                .as_ref()
+                                .is_some_and(|when| !when.holds(&self.document)) =>
+                        {
+                            SagaEvent::StepSkipped {
+                                step: step.name.clone(),
+                            }
+                        }
                         Some(step) => SagaEvent::StepStarted {
                             step: step.name.clone(),
                             attempt: 1,
@@ -236,10 +247,9 @@ impl<'a> Driver<'a> {
                 action: Action::Execute,
             };
         }
-        match definition
-            .compensations_for(index, failure)
-            .find(|step| !self.state.compensated.contains(&step.name))
-        {
+        match definition.compensations_for(index, failure).find(|step| {
+            !self.state.compensated.contains(&step.name) && !self.state.skipped.contains(&step.name)
+        }) {
             Some(step) => SagaEvent::CompensationStarted {
                 step: step.name.clone(),
                 attempt: 1,
@@ -427,6 +437,7 @@ impl<'a> Driver<'a> {
 fn step_of(event: &SagaEvent) -> Option<&str> {
     match event {
         SagaEvent::StepStarted { step, .. }
+        | SagaEvent::StepSkipped { step }
         | SagaEvent::StepSucceeded { step, .. }
         | SagaEvent::StepFailed { step, .. }
         | SagaEvent::CompensationStarted { step, .. }

@@ -38,6 +38,12 @@ pub enum SagaEvent {
         /// 1-based attempt.
         attempt: u32,
     },
+    /// The step's condition was false on the saga document: it did not run, and is not
+    /// compensated.
+    StepSkipped {
+        /// The step.
+        step: String,
+    },
     /// The attempt succeeded.
     StepSucceeded {
         /// The step.
@@ -112,6 +118,7 @@ impl SagaEvent {
         match self {
             SagaEvent::SagaStarted { .. } => "SagaStarted",
             SagaEvent::StepStarted { .. } => "StepStarted",
+            SagaEvent::StepSkipped { .. } => "StepSkipped",
             SagaEvent::StepSucceeded { .. } => "StepSucceeded",
             SagaEvent::StepFailed { .. } => "StepFailed",
             SagaEvent::CompensationStarted { .. } => "CompensationStarted",

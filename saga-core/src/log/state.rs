@@ -80,6 +80,8 @@ pub struct SagaState {
     pub position: usize,
     /// Steps whose action succeeded, in order.
     pub completed: Vec<String>,
+    /// Steps skipped because their condition was false, in order.
+    pub skipped: Vec<String>,
     /// The step whose final failure started compensation, and that failure.
     pub failed: Option<(String, StepFailure)>,
     /// Steps compensated so far, in order.
@@ -97,6 +99,7 @@ impl Default for SagaState {
             phase: Phase::New,
             position: 0,
             completed: Vec::new(),
+            skipped: Vec::new(),
             failed: None,
             compensated: Vec::new(),
             last_failure: None,
@@ -179,6 +182,15 @@ impl SagaState {
                     step: step.clone(),
                     attempt: 1,
                 }
+            }
+            (Forward, E::StepSkipped { step }) => {
+                if self.completed.contains(step) || self.skipped.contains(step) {
+                    return Err(refuse(
+                        "a step is skipped at most once, and only if it never ran",
+                    ));
+                }
+                self.skipped.push(step.clone());
+                Forward
             }
             (Forward, E::SagaCompleted) => Finished(Finish::Completed),
             (

@@ -149,14 +149,17 @@ mod caught {
 }
 
 /// The saga events published when a participant has answered `invocation` of the saga
-/// `saga_id` (the worker publishes them right after its answer):
+/// `saga_id` (the worker publishes them right after its answer), given the saga `document`
+/// after it (for a successful action, with its output under `steps`), which decides whether
+/// the steps' conditions pass the rest of the saga by:
 ///
-/// - a successful action: `StepSucceeded`, and `SagaCompleted` after the last step;
+/// - a successful action: `StepSucceeded`, and `SagaCompleted` when no later step will run
+///   (it is the last, or every later step's condition is false);
 /// - a successful compensation: `StepCompensated`, and `SagaCompensated` after the last one of
-///   the chain (the first compensable step's);
+///   the chain (no earlier compensable step ran);
 /// - a failure: `StepFailed`, and `SagaCompensated` when it was the step's last attempt
-///   (terminal, or its retries spent) and there is nothing to compensate (the chain of
-///   [`SagaDefinition::compensation_order`] is empty) before or at the pivot.
+///   (terminal, or its retries spent) and there is nothing to compensate before or at the
+///   pivot.
 ///
 /// A timed-out invocation had no answer and has no event; the end of a saga stuck in
 /// compensation (`SagaCompensationFailed`) comes from the state machine (see
@@ -165,9 +168,17 @@ pub fn invocation_notifications(
     definition: &SagaDefinition,
     saga_id: &str,
     invocation: &Invocation,
+    document: &Value,
 ) -> Vec<SagaNotification> {
     let Some((index, step)) = definition.step(&invocation.step) else {
         return Vec::new();
+    };
+    // Whether a step ran (or runs): its condition, decided on what it reads (the input and
+    // earlier outputs, the same in every later document of the saga).
+    let runs = |step: &crate::StepDefinition| {
+        step.condition
+            .as_ref()
+            .is_none_or(|condition| condition.holds(document))
     };
     let (saga, saga_id) = (definition.name.clone(), saga_id.to_owned());
     let name = invocation.step.clone();
@@ -179,7 +190,7 @@ pub fn invocation_notifications(
                 saga_id: saga_id.clone(),
                 step: name,
             });
-            if index + 1 == definition.steps.len() {
+            if !definition.steps[index + 1..].iter().any(runs) {
                 notices.push(SagaNotification::SagaCompleted { saga, saga_id });
             }
         }
@@ -189,10 +200,15 @@ pub fn invocation_notifications(
                 saga_id: saga_id.clone(),
                 step: name,
             });
-            if definition.steps.iter().position(|s| s.is_compensable()) == Some(index) {
+            if !definition.steps[..index]
+                .iter()
+                .any(|s| s.is_compensable() && runs(s))
+            {
                 notices.push(SagaNotification::SagaCompensated { saga, saga_id });
             }
         }
+        // Nothing ran; the step before it (or after, on the way back) tells the end.
+        (InvocationResult::Skipped, _) => {}
         (InvocationResult::Failed(error), action) => {
             notices.push(SagaNotification::StepFailed {
                 saga: saga.clone(),
@@ -206,7 +222,9 @@ pub fn invocation_notifications(
             if action == Action::Execute
                 && last_attempt
                 && step.kind != StepKind::Retriable
-                && definition.compensations_for(index, error).next().is_none()
+                && !definition
+                    .compensations_for(index, error)
+                    .any(|s| s.name == step.name || runs(s))
             {
                 notices.push(SagaNotification::SagaCompensated { saga, saga_id });
             }
@@ -215,7 +233,8 @@ pub fn invocation_notifications(
     notices
 }
 
-/// Every saga event a finished run on AWS publishes, from its trace and outcome: `SagaStarted`
+/// Every saga event a finished run on AWS publishes, from its trace, outcome and final saga
+/// `document` (which decides the steps' conditions as they were decided): `SagaStarted`
 /// (when `saga_aws::StepFunctions::start` has a publisher), the events of
 /// each answered invocation ([`invocation_notifications`]; timeouts have none), and
 /// `SagaCompensationFailed` when the saga ended stuck. EventBridge does not keep their order.
@@ -224,6 +243,7 @@ pub fn run_notifications(
     saga_id: &str,
     trace: &Trace,
     outcome: &Outcome,
+    document: &Value,
 ) -> Vec<SagaNotification> {
     let started = SagaNotification::SagaStarted {
         saga: definition.name.clone(),
@@ -232,7 +252,7 @@ pub fn run_notifications(
     let mut notices: Vec<SagaNotification> = std::iter::once(started)
         .chain(trace.0.iter()
         .filter(|i| !matches!(&i.result, InvocationResult::Failed(e) if e.kind == FailureKind::Timeout))
-        .flat_map(|i| invocation_notifications(definition, saga_id, i)))
+        .flat_map(|i| invocation_notifications(definition, saga_id, i, document)))
         .collect();
     if let Outcome::CompensationFailed {
         step,

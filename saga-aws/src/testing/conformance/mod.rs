@@ -457,7 +457,13 @@ async fn in_memory(case: Case, saga_id: String) -> Run {
                 .run(&name, &saga_id, &case.input)
                 .await
                 .expect("the in-memory executor runs a valid case");
-            let events = run_notifications(&definition, &saga_id, &report.trace, &report.outcome);
+            let events = run_notifications(
+                &definition,
+                &saga_id,
+                &report.trace,
+                &report.outcome,
+                &report.output,
+            );
             Run {
                 output: (report.outcome == Outcome::Completed).then_some(report.output),
                 outcome: report.outcome,

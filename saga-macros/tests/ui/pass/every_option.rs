@@ -41,7 +41,7 @@ impl Travel {
         Ok(())
     }
 
-    #[retriable(participant = "mail", retry(max_attempts = 100))]
+    #[retriable(participant = "mail", retry(max_attempts = 100), when = "present(email) && steps.hold_flight.id != \"\"")]
     async fn notify(&self, _cx: &StepContext<'_>, _order: Order) -> Result<(), StepError> {
         Ok(())
     }
@@ -54,6 +54,9 @@ impl Travel {
 
 fn main() {
     let d = Travel::definition();
+    let when = d.steps[2].condition.as_ref().map(ToString::to_string);
+    assert_eq!(when.as_deref(), Some("present(email) && steps.hold_flight.id != \"\""));
+    assert!(d.steps[0].condition.is_none());
     assert_eq!((d.name.as_str(), d.version), ("travel-booking", 3));
     let flight = &d.steps[0];
     assert_eq!(flight.name, "hold_flight");
