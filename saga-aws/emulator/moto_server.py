@@ -21,6 +21,7 @@ from moto.server import main  # noqa: E402
 import moto_cloudformation  # noqa: E402,F401  (CloudFormation as AWS creates a saga's stack)
 import moto_apigateway  # noqa: E402,F401  (and its front door)
 import moto_stepfunctions_versions  # noqa: E402,F401  (state machine versions and aliases)
+import moto_jsonpath  # noqa: E402,F401  (`$[1].steps` is the object, not a list of it)
 from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402
@@ -203,9 +204,11 @@ CallbackEndpoint.setup_heartbeat_endpoint = _setup_heartbeat_seeing_answers
 # clients, ~10% matching hosts against every service's URL patterns; at 1,000, SQS's clock).
 #
 # 1. Every execution parses its state machine's definition again with ANTLR. The parsed program
-#    is immutable during evaluation for the states the generator emits (Task, Pass, Fail: their
-#    fields are set once, by the parser; an execution's state lives in its own Environment), so
-#    the program is parsed once per definition.
+#    is immutable during evaluation for the states the generator emits (Task, Pass, Fail, Choice,
+#    Succeed, and Parallel too: their fields are set once, by the parser; an execution's state
+#    lives in its own Environment, as read in moto's source and checked with 8 concurrent
+#    executions of one Parallel and Choice machine), so the program is parsed once per
+#    definition.
 _parse = AmazonStateLanguageParser.parse
 _parsed: dict = {}
 _parsed_lock = threading.Lock()

@@ -43,6 +43,8 @@
 //! - A heartbeat on the token of an attempt that had ended was accepted: now `TaskTimedOut`,
 //!   as on AWS (a worker checks a stale command's token with a heartbeat before it runs it).
 //! - DynamoDB conditional writes were not atomic: requests are serialised.
+//! - A definite JSONPath through an array element (`$[1].steps`) selected a one-element list,
+//!   not the value (`moto_jsonpath.py`).
 //! - CloudFormation (`moto_cloudformation.py`, for the template's stack) created the state
 //!   machine out of the Step Functions API's sight and without its substitutions, broke every
 //!   rule on a custom bus, and skipped alarms and queue policies: fixed.
