@@ -71,14 +71,19 @@ fn skipped(step: &str) -> Invocation {
     }
 }
 
+/// An executor of the trip whose card is declined.
+fn declined(calls: &Calls) -> InMemoryExecutor {
+    let declined = StepError::terminal("Declined", "no funds");
+    InMemoryExecutor::builder()
+        .saga(trip(calls))
+        .faults(FaultPlan::new().fail("charge", Action::Execute, declined, 1))
+        .build()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_false_condition_skips_its_step_forward_and_back() {
     let calls = Calls::default();
-    let declined = StepError::terminal("Declined", "no funds");
-    let executor = InMemoryExecutor::builder()
-        .saga(trip(&calls))
-        .faults(FaultPlan::new().fail("charge", Action::Execute, declined, 1))
-        .build();
+    let executor = declined(&calls);
     let report = executor
         .run("trip", "t-1", &json!({ "car_wanted": false }))
         .await
@@ -104,12 +109,7 @@ async fn a_false_condition_skips_its_step_forward_and_back() {
 #[tokio::test(start_paused = true)]
 async fn a_true_condition_runs_and_compensates_its_step() {
     let calls = Calls::default();
-    let declined = StepError::terminal("Declined", "no funds");
-    let executor = InMemoryExecutor::builder()
-        .saga(trip(&calls))
-        .faults(FaultPlan::new().fail("charge", Action::Execute, declined, 1))
-        .build();
-    executor
+    declined(&calls)
         .run("trip", "t-1", &json!({ "car_wanted": true }))
         .await
         .unwrap();

@@ -190,28 +190,29 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Condition, ConditionError> {
-        let mut terms = vec![self.and()?];
-        while self.peek() == &Token::Op("||") {
-            self.next();
-            terms.push(self.and()?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Condition::Or(terms)
-        })
+        self.chain("||", Self::and, Condition::Or)
     }
 
     fn and(&mut self) -> Result<Condition, ConditionError> {
-        let mut terms = vec![self.not()?];
-        while self.peek() == &Token::Op("&&") {
+        self.chain("&&", Self::not, Condition::And)
+    }
+
+    /// `term (op term)*`, one condition when there is one term.
+    fn chain(
+        &mut self,
+        op: &'static str,
+        term: fn(&mut Self) -> Result<Condition, ConditionError>,
+        all: fn(Vec<Condition>) -> Condition,
+    ) -> Result<Condition, ConditionError> {
+        let mut terms = vec![term(self)?];
+        while self.peek() == &Token::Op(op) {
             self.next();
-            terms.push(self.not()?);
+            terms.push(term(self)?);
         }
         Ok(if terms.len() == 1 {
             terms.remove(0)
         } else {
-            Condition::And(terms)
+            all(terms)
         })
     }
 
