@@ -371,3 +371,29 @@ async fn the_end_of_the_saga_is_published_after_the_last_step_that_ran() {
     let plan = FaultPlan::new().fail("hotel", Action::Execute, declined, 1);
     assert_eq!(ends(json!({}), plan).await, ["SagaCompensated"]);
 }
+
+#[test]
+fn the_graph_draws_each_condition_as_a_decision() {
+    let machine = trip(&Calls::default()).definition().state_machine();
+    let mermaid = saga_core::render::mermaid(&machine);
+    assert!(
+        mermaid.contains(r#"car_when{"car.when: when car_wanted"}"#),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("car_when -- when --> car\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("car_when -- otherwise --> hotel_when\n"),
+        "{mermaid}"
+    );
+    // The skipped last step's end is the one `Completed`.
+    assert!(
+        mermaid.contains("itinerary_when -- otherwise --> Completed\n"),
+        "{mermaid}"
+    );
+    assert!(!mermaid.contains("Saga_completed"), "{mermaid}");
+    let dot = saga_core::render::dot(&machine);
+    assert!(
+        dot.contains(r#""hotel.when" [shape=diamond, label="hotel.when: when steps.flight.nights > 0 && !(steps.flight.nights > 30)"];"#),
+        "{dot}"
+    );
+}
