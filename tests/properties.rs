@@ -205,7 +205,7 @@ proptest! {
                 });
             let key = IdempotencyKey::new("saga-1", &step, Action::Execute);
             let ran = std::sync::atomic::AtomicBool::new(false);
-            let late = rt.block_on(run_idempotent(&*store, &key, PayloadHash::of(&json!({ "late": step })), Duration::from_secs(5), async {
+            let late = rt.block_on(run_idempotent(&*store, &key, PayloadHash::of(&json!({ "late": step })), Duration::from_secs(5), |_| async {
                 ran.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(json!(null))
             }));

@@ -67,18 +67,20 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
     let step = &call.saga.definition().steps[call.index];
     let handler = call.saga.handler_at(call.index);
     let key = IdempotencyKey::new(call.saga_id, &step.name, call.action);
-    let cx = StepContext::new(
-        call.saga.name(),
-        call.saga_id,
-        &step.name,
-        call.action,
-        call.attempt,
-        &key,
-        call.error,
-        call.document,
-    );
     let lease = Duration::from_secs(step.timeout_seconds.into());
-    let output = run_idempotent(store, &key, call.input_hash, lease, async {
+    let key_ref = &key;
+    let output = run_idempotent(store, &key, call.input_hash, lease, |executed| async move {
+        let cx = StepContext::new(
+            call.saga.name(),
+            call.saga_id,
+            &step.name,
+            call.action,
+            call.attempt,
+            key_ref,
+            call.error,
+            call.document,
+        )
+        .with_executed(executed.as_ref());
         match call.action {
             Action::Execute => handler.execute(&cx).await,
             Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
@@ -100,7 +102,8 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
 /// - A compensation first takes the semantic lock on its step's execute key
 ///   ([`IdempotencyStore::lock`]), so no execute runs after it, however late it arrives. If an
 ///   execute holds that key's lease, the answer is a retryable `ExecuteInProgress` failure: the
-///   compensation is retried once the run it would undo has ended.
+///   compensation is retried once the run it would undo has ended. `handler` is given the
+///   output the execute stored, if it succeeded (`None` for an execute).
 /// - The key is claimed with the payload's hash ([`PayloadHash::of_input`] of the saga
 ///   document, for a step) and a lease (the step's timeout). If it is
 ///   already complete, the stored outcome is returned without running anything; if another
@@ -113,19 +116,21 @@ pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Valu
 /// - A success or a terminal error is stored as the key's outcome; a retryable error or a panic
 ///   releases the key so the retry can run the handler again.
 /// - A panic is caught and answered as a retryable `Panic` failure.
-pub async fn run_idempotent<F>(
+pub async fn run_idempotent<H, F>(
     store: &dyn IdempotencyStore,
     key: &IdempotencyKey,
     payload: PayloadHash,
     lease: Duration,
-    handler: F,
+    handler: H,
 ) -> Result<Value, StepFailure>
 where
+    H: FnOnce(Option<Value>) -> F,
     F: Future<Output = Result<Value, StepError>>,
 {
+    let mut executed = None;
     if let Some(execute) = key.execute_key() {
         match store.lock(&execute).await {
-            Ok(Lock::Locked) => {}
+            Ok(Lock::Locked { executed: output }) => executed = output,
             Ok(Lock::InProgress { expires_in }) => {
                 return Err(failure(
                     FailureKind::Retryable,
@@ -167,7 +172,11 @@ where
         }
         Err(err) => return Err(store_failure(&err)),
     };
-    let answer = tokio::time::timeout(lease_time, AssertUnwindSafe(handler).catch_unwind()).await;
+    let answer = tokio::time::timeout(
+        lease_time,
+        AssertUnwindSafe(handler(executed)).catch_unwind(),
+    )
+    .await;
     let recorded = match &answer {
         Ok(Ok(Ok(output))) => {
             store
@@ -248,7 +257,7 @@ mod tests {
                 &key,
                 PayloadHash::of(&payload),
                 Duration::from_secs(5),
-                async {
+                |_| async {
                     runs.fetch_add(1, Ordering::SeqCst);
                     Ok(serde_json::json!("done"))
                 },
@@ -265,7 +274,7 @@ mod tests {
         let key = IdempotencyKey::new("s", "a", Action::Execute);
         let payload = Value::Null;
         let lease = Duration::from_secs(5);
-        let err = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
+        let err = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, |_| async {
             panic!("boom")
         })
         .await
@@ -275,7 +284,7 @@ mod tests {
             (FailureKind::Retryable, "Panic")
         );
         assert!(err.message.contains("boom"));
-        let err = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
+        let err = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, |_| async {
             Err(StepError::retryable("later"))
         })
         .await
@@ -283,11 +292,11 @@ mod tests {
         assert_eq!(err.kind, FailureKind::Retryable);
         assert!(store.is_empty(), "released keys leave nothing behind");
         let declined = StepError::terminal("Declined", "no");
-        let first = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
+        let first = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, |_| async {
             Err(declined.clone())
         })
         .await;
-        let again = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, async {
+        let again = run_idempotent(&store, &key, PayloadHash::of(&payload), lease, |_| async {
             Ok(Value::Null)
         })
         .await;
@@ -307,17 +316,23 @@ mod tests {
             &compensate,
             PayloadHash::of(&payload),
             lease,
-            async { Ok(Value::Null) },
+            |_| async { Ok(Value::Null) },
         )
         .await
         .unwrap();
         // Then the command turns up, with any payload: it never runs.
         for payload in [payload.clone(), serde_json::json!({"forged": true})] {
             let ran = AtomicU32::new(0);
-            let err = run_idempotent(&store, &execute, PayloadHash::of(&payload), lease, async {
-                ran.fetch_add(1, Ordering::SeqCst);
-                Ok(Value::Null)
-            })
+            let err = run_idempotent(
+                &store,
+                &execute,
+                PayloadHash::of(&payload),
+                lease,
+                |_| async {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok(Value::Null)
+                },
+            )
             .await
             .unwrap_err();
             assert_eq!(
@@ -331,10 +346,42 @@ mod tests {
             &compensate,
             PayloadHash::of(&payload),
             lease,
-            async { Err(StepError::terminal("Twice", "ran twice")) },
+            |_| async { Err(StepError::terminal("Twice", "ran twice")) },
         )
         .await;
         assert_eq!(again, Ok(Value::Null));
+    }
+
+    /// A step whose answer was lost on its last attempt applied its effect, and the saga
+    /// document lacks its output: the compensation gets it from the store, on every attempt.
+    #[tokio::test]
+    async fn a_compensation_gets_the_output_its_execute_stored() {
+        let store = InMemoryIdempotencyStore::new();
+        let execute = IdempotencyKey::new("s", "reserve", Action::Execute);
+        let compensate = IdempotencyKey::new("s", "reserve", Action::Compensate);
+        let lease = Duration::from_secs(5);
+        let hash = PayloadHash::of(&Value::Null);
+        let booked = serde_json::json!({"booking": "b-1"});
+        let stored = run_idempotent(&store, &execute, hash, lease, |executed| async move {
+            assert_eq!(executed, None, "an execute is given nothing");
+            Ok(serde_json::json!({"booking": "b-1"}))
+        })
+        .await;
+        assert_eq!(stored, Ok(booked.clone()));
+        for attempt in 0..2 {
+            let seen = std::sync::Mutex::new(None);
+            let answer = run_idempotent(&store, &compensate, hash, lease, |executed| {
+                *seen.lock().unwrap() = executed;
+                async { Err(StepError::retryable("the hotel's line is busy")) }
+            })
+            .await;
+            assert!(answer.is_err());
+            assert_eq!(
+                seen.into_inner().unwrap(),
+                Some(booked.clone()),
+                "attempt {attempt}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -357,7 +404,7 @@ mod tests {
                 &compensate,
                 PayloadHash::of(&Value::Null),
                 lease,
-                async {
+                |_| async {
                     ran.fetch_add(1, Ordering::SeqCst);
                     Ok(Value::Null)
                 },
@@ -388,7 +435,7 @@ mod tests {
             &key,
             PayloadHash::of(&Value::Null),
             Duration::from_secs(3),
-            async {
+            |_| async {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok(Value::Null)
             },
@@ -412,7 +459,7 @@ mod tests {
             &key,
             PayloadHash::of(&Value::from(1)),
             lease,
-            async { Ok(Value::Null) },
+            |_| async { Ok(Value::Null) },
         )
         .await
         .unwrap();
@@ -421,7 +468,7 @@ mod tests {
             &key,
             PayloadHash::of(&Value::from(2)),
             lease,
-            async { Ok(Value::Null) },
+            |_| async { Ok(Value::Null) },
         )
         .await
         .unwrap_err();

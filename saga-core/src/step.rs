@@ -159,6 +159,8 @@ pub struct StepContext<'a> {
     key: &'a IdempotencyKey,
     error: Option<&'a StepFailure>,
     document: &'a Value,
+    /// For a compensation: the output its step's execute stored, from the idempotency store.
+    executed: Option<&'a Value>,
 }
 
 impl<'a> StepContext<'a> {
@@ -183,7 +185,16 @@ impl<'a> StepContext<'a> {
             key,
             error,
             document,
+            executed: None,
         }
+    }
+
+    /// For a compensation: the output its step's execute stored when it succeeded (the
+    /// idempotency store keeps it), which [`output`](Self::output) of the step itself answers
+    /// when the saga document lacks it (an answer lost on the step's last attempt).
+    pub fn with_executed(mut self, executed: Option<&'a Value>) -> Self {
+        self.executed = executed;
+        self
     }
 
     /// The saga's name.
@@ -243,9 +254,11 @@ impl<'a> StepContext<'a> {
     }
 
     fn raw_output(&self, step: &str) -> Option<&'a Value> {
-        self.document
+        let documented = self
+            .document
             .get(crate::protocol::DOCUMENT_STEPS)
-            .and_then(|steps| steps.get(step))
+            .and_then(|steps| steps.get(step));
+        documented.or(self.executed.filter(|_| step == self.step))
     }
 }
 
@@ -255,8 +268,8 @@ pub trait StepHandler: Send + Sync + std::fmt::Debug {
     /// Runs the action on the document in `cx` and returns the output as JSON.
     fn execute<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<Value, StepError>>;
 
-    /// Runs the compensation on the document in `cx` (whose `steps.<name>` holds the step's own
-    /// output, if it had one).
+    /// Runs the compensation on the document in `cx` (whose `steps.<name>`, or else the
+    /// output the idempotency store kept, is the step's own output, if it had one).
     fn compensate<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>>;
 
     /// Whether the action can read its input from `document`, without running it: what

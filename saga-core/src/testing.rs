@@ -142,7 +142,10 @@ async fn check_forget_failure(
     );
     let absent = IdempotencyKey::new(&format!("forget-{unique}"), "step", Action::Execute);
     assert!(!store.forget_failure(&absent).await.expect("forget"));
-    assert_eq!(store.lock(&absent).await.expect("lock"), Lock::Locked);
+    assert_eq!(
+        store.lock(&absent).await.expect("lock"),
+        Lock::Locked { executed: None }
+    );
     assert!(
         !store.forget_failure(&absent).await.expect("forget"),
         "a locked execute stays locked"
@@ -173,7 +176,8 @@ where
 
     // Absent: locked before any execute arrived (its command was lost or is late).
     let absent = IdempotencyKey::new(&saga, "absent", Action::Execute);
-    assert_eq!(store.lock(&absent).await.expect("lock"), Lock::Locked);
+    let nothing = Lock::Locked { executed: None };
+    assert_eq!(store.lock(&absent).await.expect("lock"), nothing);
     refused(store.claim(&absent, hash, lease).await, "absent");
     refused(
         store.claim(&absent, other, lease).await,
@@ -181,7 +185,7 @@ where
     );
     assert_eq!(
         store.lock(&absent).await.expect("lock"),
-        Lock::Locked,
+        nothing,
         "locking twice is harmless (a compensation's retry)"
     );
 
@@ -194,8 +198,17 @@ where
         .complete(&held, StoredOutcome::Succeeded(serde_json::json!(1)))
         .await
         .expect("complete");
-    assert_eq!(store.lock(&complete).await.expect("lock"), Lock::Locked);
+    // The lock hands the compensation the execute's output, on every attempt.
+    let executed = Lock::Locked {
+        executed: Some(serde_json::json!(1)),
+    };
+    assert_eq!(store.lock(&complete).await.expect("lock"), executed);
     refused(store.claim(&complete, hash, lease).await, "complete");
+    assert_eq!(
+        store.lock(&complete).await.expect("lock"),
+        executed,
+        "a compensation's retry finds the output too"
+    );
 
     // In progress: the lock waits for the lease, then takes the key from its holder.
     let running = IdempotencyKey::new(&saga, "running", Action::Execute);
@@ -210,7 +223,7 @@ where
         "a live lease is not locked out: its run may still apply the effect"
     );
     advance(lease + Duration::from_secs(1)).await;
-    assert_eq!(store.lock(&running).await.expect("lock"), Lock::Locked);
+    assert_eq!(store.lock(&running).await.expect("lock"), nothing);
     refused(store.claim(&running, hash, lease).await, "expired lease");
     assert!(
         matches!(

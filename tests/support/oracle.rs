@@ -57,10 +57,7 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
     let mut applied: HashMap<usize, bool> = HashMap::new(); // execute applied, not undone
     let mut failed_step = None;
 
-    let mut run = |index: usize,
-                   action: Action,
-                   failed_step: Option<usize>|
-     -> Result<(), FailureKind> {
+    let mut run = |index: usize, action: Action| -> Result<(), FailureKind> {
         let shape = &steps[index];
         let policy = match action {
             Action::Execute => shape.retry,
@@ -86,7 +83,9 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
                             step: step_name(index),
                             action,
                             undid,
-                            had_output: failed_step != Some(index),
+                            // Its step's output: from the saga document, or from the
+                            // idempotency store where the execute stored a success.
+                            had_output: stored.contains(&(index, Action::Execute)),
                         }
                     }
                 };
@@ -137,7 +136,7 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
             continue;
         }
         ran.push(index);
-        if let Err(kind) = run(index, Action::Execute, None) {
+        if let Err(kind) = run(index, Action::Execute) {
             failed_step = Some((index, kind));
             break;
         }
@@ -164,7 +163,7 @@ pub fn predict(case: &Case, saga_id: &str) -> Prediction {
                 kind,
             };
             for c in order {
-                if let Err(kind) = run(c, Action::Compensate, Some(index)) {
+                if let Err(kind) = run(c, Action::Compensate) {
                     outcome = PredictedOutcome::CompensationFailed {
                         step: step_name(c),
                         action: Action::Compensate,

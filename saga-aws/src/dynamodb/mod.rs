@@ -44,7 +44,9 @@
 //!   lease_expires_ms <= :now`: it creates the item when the execute never arrived, and is
 //!   refused only by a live lease (the compensation then waits for that run). A COMPENSATED
 //!   item answers every claim [`Claim::Compensated`], whatever the payload; its lease fields
-//!   are removed, so a locked-out holder gets [`IdempotencyError::LeaseLost`].
+//!   are removed, so a locked-out holder gets [`IdempotencyError::LeaseLost`]. The outcome of
+//!   an execute that completed stays, and the lock (`ReturnValues` `ALL_NEW`) hands its
+//!   output to the compensation, on every attempt.
 //!
 //! Leases use the wall clock of the hosts (`lease_expires_ms` is written and compared in epoch
 //! milliseconds), so hosts' clocks should agree to well within a lease. A holder whose lease has
@@ -281,7 +283,7 @@ impl DynamoDbIdempotencyStore {
     async fn try_lock(
         &self,
         key: &IdempotencyKey,
-    ) -> Result<Result<(), Option<Item>>, IdempotencyError> {
+    ) -> Result<Result<Option<serde_json::Value>, Option<Item>>, IdempotencyError> {
         let now = now_ms();
         let expires_at = (now / 1000).saturating_add(self.retention.as_secs());
         let result = self
@@ -289,23 +291,33 @@ impl DynamoDbIdempotencyStore {
             .update_item()
             .table_name(&self.table)
             .key(KEY, s(key.as_str()))
-            .update_expression("SET #s = :compensated, #x = :expires REMOVE #t, #le, #o")
+            // The outcome stays: a compensation undoes what its execute stored.
+            .update_expression("SET #s = :compensated, #x = :expires REMOVE #t, #le")
             .condition_expression("attribute_not_exists(#k) OR #s <> :inprogress OR #le <= :now")
             .expression_attribute_names("#k", KEY)
             .expression_attribute_names("#s", STATE)
             .expression_attribute_names("#t", LEASE_TOKEN)
             .expression_attribute_names("#le", LEASE_EXPIRES_MS)
-            .expression_attribute_names("#o", OUTCOME)
             .expression_attribute_names("#x", EXPIRES_AT)
             .expression_attribute_values(":compensated", s(COMPENSATED))
             .expression_attribute_values(":inprogress", s(IN_PROGRESS))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":expires", n(expires_at))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Ok(())),
+            Ok(updated) => {
+                let outcome = updated.attributes().and_then(|item| string(item, OUTCOME));
+                Ok(Ok(match outcome.map(serde_json::from_str::<StoredOutcome>) {
+                    Some(Ok(StoredOutcome::Succeeded(output))) => Some(output),
+                    Some(Ok(StoredOutcome::Failed(_))) | None => None,
+                    Some(Err(e)) => {
+                        return Err(self.corrupt(key, format_args!("an unreadable `{OUTCOME}`: {e}")));
+                    }
+                }))
+            }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
                     failed,
@@ -453,7 +465,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {
         for _ in 0..CLAIM_ATTEMPTS {
             let item = match self.try_lock(key).await? {
-                Ok(()) => return Ok(Lock::Locked),
+                Ok(executed) => return Ok(Lock::Locked { executed }),
                 Err(Some(item)) => Some(item),
                 Err(None) => self.read(key).await?,
             };

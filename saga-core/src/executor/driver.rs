@@ -317,8 +317,10 @@ impl<'a> Driver<'a> {
                 // a stored outcome is answered instead, a terminal error is stored as the
                 // key's outcome (a late delivery finds it), a retryable one releases the key.
                 Some(FaultEffect::Fail(error)) => {
-                    run_idempotent(store, &key, payload, timeout, async { Err(error.clone()) })
-                        .await
+                    run_idempotent(store, &key, payload, timeout, |_| async {
+                        Err(error.clone())
+                    })
+                    .await
                 }
                 Some(FaultEffect::Timeout) => unanswered().await,
                 Some(FaultEffect::Late) => {
@@ -339,7 +341,7 @@ impl<'a> Driver<'a> {
                     deliver().await
                 }
                 Some(FaultEffect::Panic) => {
-                    run_idempotent(store, &key, payload, timeout, async {
+                    run_idempotent(store, &key, payload, timeout, |_| async {
                         panic!("injected panic in {} of step `{}`", action, step.name)
                     })
                     .await

@@ -17,9 +17,13 @@ use super::{
 
 #[derive(Debug)]
 enum State {
-    InProgress { token: u64, expires_at: Instant },
+    InProgress {
+        token: u64,
+        expires_at: Instant,
+    },
     Complete(StoredOutcome),
-    Compensated,
+    /// Locked by a compensation, with the output of the execute that succeeded before, if any.
+    Compensated(Option<serde_json::Value>),
 }
 
 #[derive(Debug)]
@@ -196,7 +200,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         let now = Instant::now();
         let mut records = self.lock_records();
         if let Some(record) = records.live(key, now) {
-            if matches!(record.state, State::Compensated) {
+            if matches!(record.state, State::Compensated(_)) {
                 return Ok(Claim::Compensated);
             }
             if record.payload != Some(payload) {
@@ -210,7 +214,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
                     });
                 }
                 // Expired: take over.
-                State::InProgress { .. } | State::Compensated => {}
+                State::InProgress { .. } | State::Compensated(_) => {}
             }
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +258,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
     async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {
         let now = Instant::now();
         let mut records = self.lock_records();
-        let payload = match records.live(key, now) {
+        let (payload, executed) = match records.live(key, now) {
             Some(Record {
                 state: State::InProgress { expires_at, .. },
                 ..
@@ -263,11 +267,19 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
                     expires_in: *expires_at - now,
                 });
             }
-            Some(record) => record.payload,
-            None => None,
+            Some(record) => {
+                let executed = match &record.state {
+                    State::Complete(StoredOutcome::Succeeded(output)) => Some(output.clone()),
+                    State::Compensated(executed) => executed.clone(),
+                    _ => None,
+                };
+                (record.payload, executed)
+            }
+            None => (None, None),
         };
-        records.put(key, self.finished(payload, State::Compensated, now), now);
-        Ok(Lock::Locked)
+        let state = State::Compensated(executed.clone());
+        records.put(key, self.finished(payload, state, now), now);
+        Ok(Lock::Locked { executed })
     }
 
     async fn forget_failure(&self, key: &IdempotencyKey) -> Result<bool, IdempotencyError> {
@@ -307,7 +319,10 @@ mod tests {
                 .unwrap();
         }
         let locked = IdempotencyKey::new("s-locked", "step", Action::Execute);
-        assert_eq!(store.lock(&locked).await.unwrap(), Lock::Locked);
+        assert_eq!(
+            store.lock(&locked).await.unwrap(),
+            Lock::Locked { executed: None }
+        );
         // A crashed holder's record, never finished.
         let abandoned = IdempotencyKey::new("s-abandoned", "step", Action::Execute);
         store.claim(&abandoned, hash, lease).await.unwrap();

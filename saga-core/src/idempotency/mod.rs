@@ -230,10 +230,15 @@ pub enum Claim {
 }
 
 /// What [`IdempotencyStore::lock`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Lock {
     /// The execute key is locked: every later claim of it is [`Claim::Compensated`].
-    Locked,
+    Locked {
+        /// The output the execute stored when it succeeded (kept by the lock, so every
+        /// attempt of the compensation finds it): what the compensation undoes when the saga
+        /// document lacks it, as after an answer lost on the step's last attempt.
+        executed: Option<serde_json::Value>,
+    },
     /// A delivery of the execute holds a live lease and may still apply its effect; lock again
     /// once it ends (in `expires_in`), then compensate.
     InProgress {
