@@ -28,6 +28,15 @@ pub(super) fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The output of the execute whose outcome `item` keeps, if it succeeded.
+pub(super) fn executed(item: &Item) -> Result<Option<serde_json::Value>, serde_json::Error> {
+    match string(item, OUTCOME).map(serde_json::from_str::<saga_core::StoredOutcome>) {
+        Some(Ok(saga_core::StoredOutcome::Succeeded(output))) => Ok(Some(output)),
+        Some(Ok(saga_core::StoredOutcome::Failed(_))) | None => Ok(None),
+        Some(Err(e)) => Err(e),
+    }
+}
+
 pub(super) fn number(item: &Item, name: &str) -> Option<u64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())

@@ -88,7 +88,7 @@ mod table;
 
 use item::{
     COMPENSATED, COMPLETE, EXPIRES_AT, IN_PROGRESS, Item, KEY, LEASE_EXPIRES_MS, LEASE_TOKEN,
-    OUTCOME, PAYLOAD_HASH, STATE, millis, n, new_token, now_ms, number, s, string,
+    OUTCOME, PAYLOAD_HASH, STATE, executed, millis, n, new_token, now_ms, number, s, string,
 };
 
 /// How long COMPLETE records are kept unless [`DynamoDbIdempotencyStore::retention`] says
@@ -308,16 +308,10 @@ impl DynamoDbIdempotencyStore {
             .send()
             .await;
         match result {
-            Ok(updated) => {
-                let outcome = updated.attributes().and_then(|item| string(item, OUTCOME));
-                Ok(Ok(match outcome.map(serde_json::from_str::<StoredOutcome>) {
-                    Some(Ok(StoredOutcome::Succeeded(output))) => Some(output),
-                    Some(Ok(StoredOutcome::Failed(_))) | None => None,
-                    Some(Err(e)) => {
-                        return Err(self.corrupt(key, format_args!("an unreadable `{OUTCOME}`: {e}")));
-                    }
-                }))
-            }
+            Ok(updated) => match updated.attributes().map(executed).transpose() {
+                Ok(output) => Ok(Ok(output.flatten())),
+                Err(e) => Err(self.corrupt(key, format_args!("an unreadable `{OUTCOME}`: {e}"))),
+            },
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
                     failed,
