@@ -10,8 +10,8 @@ struct Edge<'a> {
     from: &'a str,
     to: &'a str,
     failure: bool,
-    /// The edge's label: why a failure edge is taken, a condition's rule.
-    label: String,
+    /// The edge's label: why a failure edge is taken, which way a condition went.
+    label: &'static str,
 }
 
 fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
@@ -23,14 +23,14 @@ fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
                     from: name,
                     to: end(machine, &rule.next),
                     failure: false,
-                    label: "when".to_owned(),
+                    label: "when",
                 });
             }
             edges.push(Edge {
                 from: name,
                 to: end(machine, &choice.default),
                 failure: false,
-                label: "otherwise".to_owned(),
+                label: "otherwise",
             });
         }
         if let State::Task(task) = state {
@@ -42,7 +42,7 @@ fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
                 from: name,
                 to,
                 failure: false,
-                label: String::new(),
+                label: "",
             });
             for catcher in &task.catch {
                 let unread = catcher.error_equals == [crate::protocol::ERROR_INVALID_INPUT];
@@ -50,7 +50,7 @@ fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
                     from: name,
                     to: &catcher.next,
                     failure: true,
-                    label: if unread { "input unreadable" } else { "fails" }.to_owned(),
+                    label: if unread { "input unreadable" } else { "fails" },
                 });
             }
         }

@@ -145,15 +145,8 @@ impl Runner {
         };
         // The document after the answer decides which steps the conditions still run.
         let mut document = command.input.clone();
-        if let (Ok(output), Action::Execute) = (answer, command.action)
-            && let Some(document) = document.as_object_mut()
-        {
-            let steps = document
-                .entry(saga_core::protocol::DOCUMENT_STEPS)
-                .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            if let Some(steps) = steps.as_object_mut() {
-                steps.insert(command.step.clone(), output.clone());
-            }
+        if let (Ok(output), Action::Execute) = (answer, command.action) {
+            saga_core::protocol::record_output(&mut document, &command.step, output.clone());
         }
         let notices = crate::events::invocation_notifications(
             saga.definition(),

@@ -133,19 +133,18 @@ fn walk(
                 None => (false, step),
             };
             let ran = trail.iter().any(|v| v.state == step);
-            let then = choice.choices.iter().map(|rule| rule.next.as_str());
-            let mut visit = Visit::passing(name);
             if !compensation || ran {
-                trail.push(visit);
-                for next in then {
-                    walk(machine, next, trail, paths);
+                trail.push(Visit::passing(name));
+                for rule in &choice.choices {
+                    walk(machine, &rule.next, trail, paths);
                 }
                 trail.pop();
-                visit = Visit::passing(name);
             }
             if !compensation || !ran {
-                visit.skipped = (!compensation).then(|| step.to_owned());
-                trail.push(visit);
+                trail.push(Visit {
+                    skipped: (!compensation).then(|| step.to_owned()),
+                    ..Visit::passing(name)
+                });
                 walk(machine, &choice.default, trail, paths);
                 trail.pop();
             }

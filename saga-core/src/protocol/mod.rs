@@ -42,6 +42,19 @@ pub const DOCUMENT_STEPS: &str = "steps";
 /// (`$.error`, an ASL `Error`/`Cause` pair).
 pub const DOCUMENT_ERROR: &str = "error";
 
+/// Puts `output` under `steps.<step>` of the saga `document` (an object), as the state
+/// machine's `ResultPath: $.steps.<step>` does: both engines keep outputs so.
+pub fn record_output(document: &mut serde_json::Value, step: &str, output: serde_json::Value) {
+    if let serde_json::Value::Object(document) = document {
+        let steps = document
+            .entry(DOCUMENT_STEPS)
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let serde_json::Value::Object(steps) = steps {
+            steps.insert(step.to_owned(), output);
+        }
+    }
+}
+
 /// The error a participant reports for a transient failure: the step's `Retry` applies.
 pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
 /// The error a participant reports for a business rejection: not retried.

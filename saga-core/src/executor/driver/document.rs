@@ -1,7 +1,7 @@
 //! The saga document a driver keeps: what a step's output adds to it (and whether it still fits
 //! Step Functions' payload limit), and each event applied to it and to the state.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Driver;
 use crate::analysis::{MAX_PAYLOAD_BYTES, payload_size};
@@ -50,14 +50,7 @@ impl Driver<'_> {
                 let added = self.measured.take();
                 self.document_bytes +=
                     added.unwrap_or_else(|| output_bytes(step, output, &self.document));
-                if let Value::Object(document) = &mut self.document {
-                    let steps = document
-                        .entry(crate::protocol::DOCUMENT_STEPS)
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(steps) = steps {
-                        steps.insert(step.clone(), output.clone());
-                    }
-                }
+                crate::protocol::record_output(&mut self.document, step, output.clone());
                 debug_assert_eq!(self.document_bytes, payload_size(&self.document));
             }
             SagaEvent::StepFailed {
