@@ -88,8 +88,9 @@ pub mod testing;
 
 pub use definition::names;
 pub use definition::{
-    Comparison, Condition, ConditionError, DefinitionError, DocumentPath, IntoCondition, Literal,
-    Participant, SagaDefinition, StepDefinition, StepKind,
+    Branch, Comparison, Condition, ConditionError, DefinitionError, DocumentPath, Group,
+    GroupBranch, IntoCondition, Literal, Participant, SagaDefinition, Stage, StepDefinition,
+    StepKind,
 };
 pub use error::{ErrorKind, FailureKind, ResultExt, StepError, StepFailure};
 pub use executor::{ExecutorError, InMemoryExecutor, InMemoryExecutorBuilder, Observer};

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::definition::{DefinitionError, Participant, SagaDefinition, StepDefinition, StepKind};
+use crate::definition::{
+    DefinitionError, GroupBranch, Participant, SagaDefinition, StepDefinition, StepKind,
+};
 use crate::retry::RetryPolicy;
 use crate::step::{Compensable, Step, StepHandler, compensable_handler, forward_handler};
 
@@ -311,6 +313,23 @@ impl StepBuilder {
             }
             Err(error) => step.bad_condition = Some(error),
         }
+        self
+    }
+
+    /// Runs this step in the parallel group `group`, in a branch of its own named after the
+    /// step: adjacent steps of one group run at the same time, and the next stage starts once
+    /// all of them have ended. See [`in_branch`](Self::in_branch) for a branch of several steps.
+    pub fn in_group(mut self, group: impl Into<String>) -> Self {
+        let step = self.current();
+        let branch = step.definition.name.clone();
+        step.definition.group = Some(GroupBranch::new(group, branch));
+        self
+    }
+
+    /// Runs this step in branch `branch` of the parallel group `group`: the steps of one
+    /// branch run one after the other, the branches of a group at the same time.
+    pub fn in_branch(mut self, group: impl Into<String>, branch: impl Into<String>) -> Self {
+        self.current().definition.group = Some(GroupBranch::new(group, branch));
         self
     }
 

@@ -267,6 +267,7 @@ fn step_literal(step: &StepDefinition) -> TokenStream {
             heartbeat_seconds: #heartbeat,
             compensate_on_failure: #on_failure,
             condition: #condition,
+            group: ::core::option::Option::None,
         }
     }
 }

@@ -156,4 +156,115 @@ pub enum DefinitionError {
         /// The field it reads.
         reads: String,
     },
+    /// The steps of a group are not adjacent.
+    #[error(
+        "step `{step}` is in group `{group}`, whose steps end before it: the steps of a group \
+         are declared one after the other"
+    )]
+    GroupNotContiguous {
+        /// The group.
+        group: String,
+        /// The first step of its second run.
+        step: String,
+    },
+    /// A group's name cannot be a state name.
+    #[error("group name `{group}` is invalid: {reason}")]
+    InvalidGroupName {
+        /// The group.
+        group: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A group is named like a step (both become state names).
+    #[error("group `{group}` has the name of a step: give the group a name of its own")]
+    GroupNameTaken {
+        /// The group.
+        group: String,
+    },
+    /// A branch's name is not an identifier.
+    #[error("branch name `{branch}` of group `{group}` is invalid: {reason}")]
+    InvalidBranchName {
+        /// The group.
+        group: String,
+        /// The branch.
+        branch: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A group with fewer than two branches runs nothing in parallel.
+    #[error(
+        "group `{group}` has {branches} branch(es): a group runs two or more branches at once \
+         (give its steps different branches, or declare them outside the group)"
+    )]
+    GroupTooSmall {
+        /// The group.
+        group: String,
+        /// How many branches it has.
+        branches: usize,
+    },
+    /// The steps of a branch are not adjacent.
+    #[error(
+        "step `{step}` of branch `{branch}` comes after another branch's step in group \
+         `{group}`: declare the steps of a branch one after the other"
+    )]
+    BranchNotContiguous {
+        /// The group.
+        group: String,
+        /// The branch.
+        branch: String,
+        /// The step out of place.
+        step: String,
+    },
+    /// The pivot inside a group: the go/no-go decision cannot race its siblings.
+    #[error(
+        "the pivot `{step}` is in group `{group}`: the pivot is a stage of its own, declare it \
+         outside the group"
+    )]
+    PivotInGroup {
+        /// The pivot.
+        step: String,
+        /// The group.
+        group: String,
+    },
+    /// A group mixing compensable and retriable steps (before the pivot a group holds only
+    /// compensable steps, after it only retriable ones).
+    #[error(
+        "{kind} step `{step}` is in group `{group}`, whose first step is {group_kind}: a group \
+         before the pivot holds only compensable steps, one after it only retriable steps"
+    )]
+    GroupMixesKinds {
+        /// The step.
+        step: String,
+        /// Its kind.
+        kind: StepKind,
+        /// The group.
+        group: String,
+        /// The kind of the group's first step.
+        group_kind: StepKind,
+    },
+    /// A step in a group that opts out of its compensation on its own failure: a failed group
+    /// is compensated whole, since Step Functions does not say which branch failed.
+    #[error(
+        "step `{step}` in group `{group}` skips its compensation on failure: a failed group is \
+         compensated whole (Step Functions does not tell which branch failed), remove the opt-out"
+    )]
+    CompensationOptOutInGroup {
+        /// The step.
+        step: String,
+        /// The group.
+        group: String,
+    },
+    /// A condition in a group reading a step of the same group.
+    #[error(
+        "the condition of step `{step}` reads `{reads}`, a step of its own group `{group}`: a \
+         condition in a group reads the saga's input and the stages before the group"
+    )]
+    ConditionReadsOwnGroup {
+        /// The step.
+        step: String,
+        /// The field it reads.
+        reads: String,
+        /// The group.
+        group: String,
+    },
 }

@@ -11,10 +11,12 @@ use crate::retry::{ASL_MAX_INTEGER, RetryPolicy};
 
 mod condition;
 mod error;
+mod group;
 pub mod names;
 
 pub use condition::{Comparison, Condition, ConditionError, DocumentPath, IntoCondition, Literal};
 pub use error::DefinitionError;
+pub use group::{Branch, Group, GroupBranch, Stage};
 use names::{check_name, check_participant, check_step_name};
 
 /// The role a step plays in the saga (Garcia-Molina's compensable / pivot / retriable).
@@ -95,6 +97,9 @@ pub struct StepDefinition {
     /// always.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
+    /// The parallel group and branch the step runs in. `None`: a stage of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupBranch>,
 }
 
 impl StepDefinition {
@@ -143,6 +148,7 @@ impl StepDefinition {
             heartbeat_seconds: Self::DEFAULT_HEARTBEAT_SECONDS,
             compensate_on_failure: true,
             condition: None,
+            group: None,
         }
     }
 
@@ -214,16 +220,28 @@ impl SagaDefinition {
         self.compensations(failed, !failure.applied_nothing())
     }
 
+    /// When the failed step is in a group, the whole group, in reverse declaration order: on
+    /// Step Functions a `Parallel`'s `Catch` does not say which branch failed nor which steps
+    /// had started, so both engines compensate every step of the group (one that never
+    /// started finds nothing to undo, and its semantic lock refuses a later execute).
     fn compensations(&self, failed: usize, own: bool) -> impl Iterator<Item = &StepDefinition> {
         let failed_step = &self.steps[failed];
-        let own = (own && failed_step.is_compensable() && failed_step.compensate_on_failure)
-            .then_some(failed_step);
-        own.into_iter().chain(
-            self.steps[..failed]
-                .iter()
-                .rev()
-                .filter(|s| s.is_compensable()),
-        )
+        let (own, earlier) = match self.group_of(failed) {
+            Some(group) => (&self.steps[group.steps.clone()], group.steps.start),
+            None => {
+                let own = own && failed_step.is_compensable() && failed_step.compensate_on_failure;
+                let own = if own {
+                    std::slice::from_ref(failed_step)
+                } else {
+                    &[]
+                };
+                (own, failed)
+            }
+        };
+        own.iter()
+            .rev()
+            .chain(self.steps[..earlier].iter().rev())
+            .filter(|s| s.is_compensable())
     }
 
     /// The Step Functions state machine for this saga (see [`crate::asl::generate`]).
@@ -361,7 +379,14 @@ impl SagaDefinition {
             // A condition reads the input and the outputs of earlier steps, never `error` (set
             // only once a step has failed for good) and nests within the limit.
             if let Some(condition) = &step.condition {
-                let earlier = |name: &str| self.steps[..index].iter().any(|s| s.name == name);
+                // A read of the step's own group is `ConditionReadsOwnGroup`'s.
+                let group = step.group.as_ref().map(|g| &g.group);
+                let earlier = |name: &str| {
+                    self.step(name).is_some_and(|(i, other)| {
+                        i < index
+                            || (group.is_some() && other.group.as_ref().map(|g| &g.group) == group)
+                    })
+                };
                 for path in condition.paths() {
                     let reads = path.to_string();
                     if path.segments()[0] == crate::protocol::DOCUMENT_ERROR {
@@ -393,9 +418,15 @@ impl SagaDefinition {
                 });
             }
         }
+        errors.extend(self.group_violations());
+        // In declaration order: the saga's own errors first, then by step.
+        errors.sort_by_key(|(index, _)| *index);
         errors
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod group_tests;
