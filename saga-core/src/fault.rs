@@ -37,6 +37,11 @@ pub enum FaultEffect {
     /// ended, and the worker checks a compensation's token before it runs it). A crashed
     /// executor forgets the commands it held.
     Late,
+    /// The handler runs as usual, but only this long after its delivery claimed the key: a
+    /// slow participant, still running when a sibling branch fails, whose compensation then
+    /// waits for it (the semantic lock answers `ExecuteInProgress` while it runs). Counts
+    /// against the step's timeout.
+    Slow(std::time::Duration),
 }
 
 /// One injected fault: `effect` on the given attempts of `action` of `step`.
@@ -132,6 +137,11 @@ impl FaultPlan {
     /// The first `times` attempts panic inside the participant.
     pub fn panic(self, step: &str, action: Action, times: u32) -> Self {
         self.add(step, action, 1..=times, FaultEffect::Panic)
+    }
+
+    /// The first `times` attempts start their handler only `pause` after claiming the key.
+    pub fn slow(self, step: &str, action: Action, pause: std::time::Duration, times: u32) -> Self {
+        self.add(step, action, 1..=times, FaultEffect::Slow(pause))
     }
 
     /// Crashes the executor when it is about to write log position `position`.

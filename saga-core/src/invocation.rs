@@ -64,12 +64,25 @@ pub struct Call<'a> {
 /// as the lease, then the payload limit on the output (a terminal `DataLimitExceeded`, as Step
 /// Functions would refuse it, before it is answered).
 pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Value, StepFailure> {
+    invoke_after(store, call, Duration::ZERO).await
+}
+
+/// [`invoke`], with the handler started only `pause` after its key was claimed: a slow
+/// participant, for fault injection (a step still running when its sibling fails).
+pub(crate) async fn invoke_after(
+    store: &dyn IdempotencyStore,
+    call: Call<'_>,
+    pause: Duration,
+) -> Result<Value, StepFailure> {
     let step = &call.saga.definition().steps[call.index];
     let handler = call.saga.handler_at(call.index);
     let key = IdempotencyKey::new(call.saga_id, &step.name, call.action);
     let lease = Duration::from_secs(step.timeout_seconds.into());
     let key_ref = &key;
     let output = run_idempotent(store, &key, call.input_hash, lease, |executed| async move {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
         let cx = StepContext::new(
             call.saga.name(),
             call.saga_id,

@@ -98,7 +98,9 @@ pub use idempotency::{
     Action, Claim, IdempotencyError, IdempotencyKey, IdempotencyStore, InMemoryIdempotencyStore,
     Lease, Lock, PayloadHash, StoredOutcome,
 };
-pub use log::{Finish, LogError, LogRecord, OutOfOrder, Phase, SagaEvent, SagaLog, SagaState};
+pub use log::{
+    Finish, LogError, LogRecord, OutOfOrder, Phase, Running, SagaEvent, SagaLog, SagaState,
+};
 pub use report::{Invocation, InvocationResult, Outcome, SagaReport, Trace};
 pub use retry::{ASL_MAX_DELAY_SECONDS, ASL_MAX_INTEGER, JitterStrategy, RetryPolicy};
 pub use saga::{Saga, SagaBuilder, StepBuilder};

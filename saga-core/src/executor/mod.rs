@@ -327,7 +327,7 @@ impl Inner {
     async fn recover(&self, saga_id: &str) -> Result<SagaReport, ExecutorError> {
         let records = self.records(saga_id)?;
         let saga = self.saga_of(saga_id, &records)?;
-        let mut driver = Driver::resume(self, saga, saga_id, &records)?;
+        let driver = Driver::resume(self, saga, saga_id, &records)?;
         let Some((step, action)) = driver.stuck() else {
             return Err(ExecutorError::NotStuck {
                 saga_id: saga_id.to_owned(),

@@ -15,7 +15,7 @@ use crate::error::StepFailure;
 use crate::idempotency::Action;
 use crate::report::Trace;
 
-pub use state::{Finish, OutOfOrder, Phase, SagaState};
+pub use state::{Finish, OutOfOrder, Phase, Running, SagaState};
 
 /// One thing that happened to a saga.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,22 +18,9 @@ use crate::idempotency::Action;
 pub enum Phase {
     /// Nothing logged yet.
     New,
-    /// Going forward, between two steps.
+    /// Going forward: the steps in flight are [`SagaState::running`] (one at a time, or the
+    /// branches of a parallel group at once).
     Forward,
-    /// A step's action is running.
-    Executing {
-        /// The step.
-        step: String,
-        /// 1-based attempt.
-        attempt: u32,
-    },
-    /// A step's attempt failed and will be retried.
-    ExecuteRetryPending {
-        /// The step.
-        step: String,
-        /// The attempt that failed.
-        attempt: u32,
-    },
     /// Going backward, between two compensations.
     Compensating,
     /// A compensation is running.
@@ -82,6 +69,10 @@ pub struct SagaState {
     pub completed: Vec<String>,
     /// Steps skipped because their condition was false, in order.
     pub skipped: Vec<String>,
+    /// The steps started and not yet ended, going forward: several while a parallel group's
+    /// branches run. Emptied when a step fails for good: the siblings still in flight are
+    /// abandoned (their answers are not logged, their compensation covers them).
+    pub running: Vec<Running>,
     /// The step whose final failure started compensation, and that failure.
     pub failed: Option<(String, StepFailure)>,
     /// Steps compensated so far, in order.
@@ -100,12 +91,24 @@ impl Default for SagaState {
             position: 0,
             completed: Vec::new(),
             skipped: Vec::new(),
+            running: Vec::new(),
             failed: None,
             compensated: Vec::new(),
             last_failure: None,
             stuck: None,
         }
     }
+}
+
+/// A step in flight going forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    /// The step.
+    pub step: String,
+    /// Its 1-based attempt: the one running, or, while `retry_pending`, the one that failed.
+    pub attempt: u32,
+    /// The attempt failed and the next one waits for its backoff.
+    pub retry_pending: bool,
 }
 
 /// An event that may not follow the saga's current state.
@@ -172,19 +175,38 @@ impl SagaState {
             (_, E::SagaStarted { .. }) => return Err(refuse("a saga starts once")),
 
             (Forward, E::StepStarted { step, attempt }) => {
-                if *attempt != 1 {
-                    return Err(refuse("a step's first attempt is attempt 1"));
+                match self.running.iter_mut().find(|r| r.step == *step) {
+                    Some(running) if running.retry_pending && *attempt == running.attempt + 1 => {
+                        running.attempt = *attempt;
+                        running.retry_pending = false;
+                    }
+                    Some(_) => {
+                        return Err(refuse(
+                            "a running step starts again only as its next attempt, after a \
+                             failed attempt that will be retried",
+                        ));
+                    }
+                    None if *attempt != 1 => {
+                        return Err(refuse("a step's first attempt is attempt 1"));
+                    }
+                    None if self.completed.contains(step) || self.skipped.contains(step) => {
+                        return Err(refuse(
+                            "a step that succeeded or was skipped does not start",
+                        ));
+                    }
+                    None => self.running.push(Running {
+                        step: step.clone(),
+                        attempt: 1,
+                        retry_pending: false,
+                    }),
                 }
-                if self.completed.contains(step) {
-                    return Err(refuse("a step that succeeded does not start again"));
-                }
-                Executing {
-                    step: step.clone(),
-                    attempt: 1,
-                }
+                Forward
             }
             (Forward, E::StepSkipped { step }) => {
-                if self.completed.contains(step) || self.skipped.contains(step) {
+                if self.completed.contains(step)
+                    || self.skipped.contains(step)
+                    || self.running.iter().any(|r| r.step == *step)
+                {
                     return Err(refuse(
                         "a step is skipped at most once, and only if it never ran",
                     ));
@@ -192,47 +214,39 @@ impl SagaState {
                 self.skipped.push(step.clone());
                 Forward
             }
-            (Forward, E::SagaCompleted) => Finished(Finish::Completed),
-            (
-                ExecuteRetryPending {
-                    step: s,
-                    attempt: a,
-                },
-                E::StepStarted { step, attempt },
-            ) if s == step && *attempt == a + 1 => Executing {
-                step: step.clone(),
-                attempt: *attempt,
-            },
-            (
-                Executing {
-                    step: s,
-                    attempt: a,
-                },
-                E::StepSucceeded { step, attempt, .. },
-            ) if s == step && a == attempt => {
+            (Forward, E::SagaCompleted) => {
+                if !self.running.is_empty() {
+                    return Err(refuse("a saga completes once no step is in flight"));
+                }
+                Finished(Finish::Completed)
+            }
+            (Forward, E::StepSucceeded { step, attempt, .. }) => {
+                let Some(at) = self.in_flight(step, *attempt) else {
+                    return Err(refuse("only the running attempt of a step succeeds"));
+                };
+                self.running.remove(at);
                 self.completed.push(step.clone());
                 Forward
             }
             (
-                Executing {
-                    step: s,
-                    attempt: a,
-                },
+                Forward,
                 E::StepFailed {
                     step,
                     attempt,
                     error,
                     will_retry,
                 },
-            ) if s == step && a == attempt => {
+            ) => {
+                let Some(at) = self.in_flight(step, *attempt) else {
+                    return Err(refuse("only the running attempt of a step fails"));
+                };
                 self.last_failure = Some((step.clone(), Action::Execute, error.clone()));
                 if *will_retry {
-                    ExecuteRetryPending {
-                        step: step.clone(),
-                        attempt: *attempt,
-                    }
+                    self.running[at].retry_pending = true;
+                    Forward
                 } else {
                     self.failed = Some((step.clone(), error.clone()));
+                    self.running.clear();
                     Compensating
                 }
             }
@@ -241,9 +255,10 @@ impl SagaState {
                 if *attempt != 1 {
                     return Err(refuse("a compensation's first attempt is attempt 1"));
                 }
-                let failed_step = self.failed.as_ref().map(|(s, _)| s);
-                if !self.completed.contains(step) && failed_step != Some(step) {
-                    return Err(refuse("only a step that ran can be compensated"));
+                // Not only the steps that ran: a failed parallel group is compensated whole,
+                // its steps that never started included (they find nothing to undo).
+                if self.skipped.contains(step) {
+                    return Err(refuse("a skipped step is not compensated"));
                 }
                 if self.compensated.contains(step) {
                     return Err(refuse("a step is compensated once"));
@@ -328,15 +343,37 @@ impl SagaState {
     }
 }
 
+impl SagaState {
+    /// Where in `running` the running (not retry-pending) `attempt` of `step` is.
+    fn in_flight(&self, step: &str, attempt: u32) -> Option<usize> {
+        self.running
+            .iter()
+            .position(|r| r.step == step && r.attempt == attempt && !r.retry_pending)
+    }
+
+    /// The phase, with the steps in flight going forward: what an error shows of where the
+    /// saga stands.
+    pub fn describe(&self) -> String {
+        if self.phase != Phase::Forward || self.running.is_empty() {
+            return self.phase.to_string();
+        }
+        let running: Vec<String> = self
+            .running
+            .iter()
+            .map(|r| match r.retry_pending {
+                false => format!("{} (attempt {})", r.step, r.attempt),
+                true => format!("{} (retrying after attempt {})", r.step, r.attempt),
+            })
+            .collect();
+        format!("forward, running {}", running.join(", "))
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Phase::New => f.write_str("new"),
             Phase::Forward => f.write_str("forward"),
-            Phase::Executing { step, attempt } => write!(f, "executing {step} (attempt {attempt})"),
-            Phase::ExecuteRetryPending { step, attempt } => {
-                write!(f, "retrying {step} after attempt {attempt}")
-            }
             Phase::Compensating => f.write_str("compensating"),
             Phase::CompensationRunning { step, attempt } => {
                 write!(f, "compensating {step} (attempt {attempt})")

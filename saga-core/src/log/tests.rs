@@ -81,8 +81,11 @@ async fn refuses_events_out_of_order() {
         log.append("x", started()),
         Err(LogError::AlreadyExists { .. })
     ));
+    log.append("x", SagaEvent::StepSkipped { step: "s".into() })
+        .unwrap();
     log.append("x", ev_step("a", 1)).unwrap();
-    // Wrong attempt, wrong step, compensation of a step that never ran.
+    // Wrong attempt, a step that is not running, completion with a step in flight, a second
+    // start of the running step, a start of the skipped one.
     for bad in [
         SagaEvent::StepSucceeded {
             step: "a".into(),
@@ -95,6 +98,8 @@ async fn refuses_events_out_of_order() {
             output: Value::Null,
         },
         SagaEvent::SagaCompleted,
+        ev_step("a", 1),
+        ev_step("s", 1),
     ] {
         assert!(matches!(
             log.append("x", bad),
@@ -103,17 +108,17 @@ async fn refuses_events_out_of_order() {
     }
     log.append("x", failed("a", 1, false)).unwrap();
     let bad = SagaEvent::CompensationStarted {
-        step: "zzz".into(),
+        step: "s".into(),
         attempt: 1,
     };
     let err = log.append("x", bad).unwrap_err();
-    assert!(err.to_string().contains("only a step that ran"), "{err}");
+    assert!(err.to_string().contains("a skipped step"), "{err}");
     log.append("x", SagaEvent::SagaCompensated).unwrap();
     let err = log.append("x", SagaEvent::SagaCompleted).unwrap_err();
     assert!(err.to_string().contains("nothing follows"), "{err}");
     assert_eq!(
         log.records("x").unwrap().len(),
-        4,
+        5,
         "refused events are not written"
     );
 }
@@ -122,12 +127,18 @@ async fn refuses_events_out_of_order() {
 fn replay_matches_incremental_state() {
     let events = [started(), ev_step("a", 1), failed("a", 1, true)];
     let state = SagaState::replay(&events).unwrap();
+    assert_eq!(state.phase, Phase::Forward);
     assert_eq!(
-        state.phase,
-        Phase::ExecuteRetryPending {
+        state.running,
+        [Running {
             step: "a".into(),
-            attempt: 1
-        }
+            attempt: 1,
+            retry_pending: true
+        }]
+    );
+    assert_eq!(
+        state.describe(),
+        "forward, running a (retrying after attempt 1)"
     );
     assert_eq!(state.position, 3);
 }
@@ -167,16 +178,10 @@ fn an_append_at_a_taken_position_is_a_conflict() {
     ));
     // Readers and checked appends see the state folded from the records.
     let state = log.state("x").unwrap();
-    assert_eq!(
-        state.phase,
-        Phase::Executing {
-            step: "a".into(),
-            attempt: 1
-        }
-    );
+    assert_eq!(state.describe(), "forward, running a (attempt 1)");
     assert_eq!(log.unfinished(), ["x"]);
     assert!(matches!(
-        log.append("x", ev_step("b", 1)),
+        log.append("x", ev_step("a", 1)),
         Err(LogError::OutOfOrder { .. })
     ));
     log.append(

@@ -1,10 +1,20 @@
 //! The saga document a driver keeps: what a step's output adds to it (and whether it still fits
 //! Step Functions' payload limit), and each event applied to it and to the state.
+//!
+//! Around a parallel group the document changes as a `Parallel` state changes it on Step
+//! Functions: a group starts with `steps: {}` when the document has no `steps` yet (so every
+//! branch has one to merge), its steps' outputs join the document as they succeed (the merge
+//! of the branches' documents), and a group that fails leaves the document it started with,
+//! plus the `error` (its `Catch` drops the branches' outputs; a compensation finds its step's
+//! output in the idempotency store).
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::Driver;
+use super::{Book, Driver};
 use crate::analysis::{MAX_PAYLOAD_BYTES, payload_size};
+use crate::definition::StepKind;
 use crate::error::{FailureKind, StepFailure};
 use crate::executor::ExecutorError;
 use crate::idempotency::PayloadHash;
@@ -15,9 +25,14 @@ impl Driver<'_> {
     /// Step Functions carries at most 256 KiB per state: an output that would grow the saga
     /// document past it fails the step (`States.DataLimitExceeded` on AWS), which is not
     /// retried and starts compensation.
-    pub(super) fn fits(&mut self, step: &str, output: Value) -> Result<Value, StepFailure> {
-        let added = output_bytes(step, &output, &self.document);
-        let bytes = self.document_bytes + added;
+    pub(super) fn fits(
+        &self,
+        book: &mut Book,
+        step: &str,
+        output: Value,
+    ) -> Result<Value, StepFailure> {
+        let added = output_bytes(step, &output, &book.document);
+        let bytes = book.document_bytes + added;
         if bytes > MAX_PAYLOAD_BYTES {
             return Err(StepFailure {
                 kind: FailureKind::Terminal,
@@ -28,44 +43,79 @@ impl Driver<'_> {
                 ),
             });
         }
-        self.measured = Some(added);
+        book.measured = Some(added);
         Ok(output)
     }
 
     /// Applies `event` to the state and the document.
-    pub(super) fn absorb(&mut self, event: &SagaEvent) -> Result<(), ExecutorError> {
-        self.state
+    pub(super) fn absorb(&self, book: &mut Book, event: &SagaEvent) -> Result<(), ExecutorError> {
+        book.state
             .apply(event)
             .map_err(|source| crate::log::LogError::OutOfOrder {
                 saga_id: self.saga_id.to_owned(),
                 source,
             })?;
+        let steps = &self.saga.definition().steps;
         match event {
             SagaEvent::SagaStarted { input, .. } => {
-                self.document = input.clone();
-                self.document_bytes = payload_size(input);
-                self.input_hash = Some(PayloadHash::of_input(input));
+                book.document = Arc::new(input.clone());
+                book.document_bytes = payload_size(input);
+                book.input_hash = Some(PayloadHash::of_input(input));
+            }
+            SagaEvent::StepStarted { step, attempt: 1 } | SagaEvent::StepSkipped { step } => {
+                let index = self.index(step);
+                if matches!(event, SagaEvent::StepSkipped { .. }) {
+                    book.done[index] = true;
+                }
+                if steps[index].group.is_some()
+                    && book.document.get(crate::protocol::DOCUMENT_STEPS).is_none()
+                    && let Value::Object(document) = Arc::make_mut(&mut book.document)
+                {
+                    document.insert(
+                        crate::protocol::DOCUMENT_STEPS.to_owned(),
+                        Value::Object(serde_json::Map::new()),
+                    );
+                    book.document_bytes = payload_size(&*book.document);
+                }
             }
             SagaEvent::StepSucceeded { step, output, .. } => {
-                let added = self.measured.take();
-                self.document_bytes +=
-                    added.unwrap_or_else(|| output_bytes(step, output, &self.document));
-                crate::protocol::record_output(&mut self.document, step, output.clone());
-                debug_assert_eq!(self.document_bytes, payload_size(&self.document));
+                book.done[self.index(step)] = true;
+                let added = book.measured.take();
+                book.document_bytes +=
+                    added.unwrap_or_else(|| output_bytes(step, output, &book.document));
+                let document = Arc::make_mut(&mut book.document);
+                crate::protocol::record_output(document, step, output.clone());
+                debug_assert_eq!(book.document_bytes, payload_size(&*book.document));
             }
             SagaEvent::StepFailed {
+                step,
                 error,
                 will_retry: false,
                 ..
             } => {
-                if let Value::Object(document) = &mut self.document {
+                let index = self.index(step);
+                let document = Arc::make_mut(&mut book.document);
+                // A compensable group's `Catch` keeps the document the group started with.
+                // (A retriable group's keeps the outputs here: a recovery does not run its
+                // succeeded steps again, where the state machine's re-runs the `Parallel` and
+                // gets them back from the idempotency store.)
+                if let Some(group) = self.saga.definition().group_of(index)
+                    && steps[index].kind == StepKind::Compensable
+                    && let Some(Value::Object(outputs)) =
+                        document.get_mut(crate::protocol::DOCUMENT_STEPS)
+                {
+                    for member in &steps[group.steps] {
+                        outputs.remove(&member.name);
+                    }
+                }
+                if let Value::Object(document) = document {
                     document.insert(
                         crate::protocol::DOCUMENT_ERROR.to_owned(),
                         error.to_asl_error(),
                     );
                 }
                 // Rare (once a saga), and a recovered saga goes on with this document.
-                self.document_bytes = payload_size(&self.document);
+                book.document_bytes = payload_size(&*book.document);
             }
             _ => {}
         }

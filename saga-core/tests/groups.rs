@@ -1,0 +1,292 @@
+//! Parallel groups on the in-memory executor: the branches run at once, each reads the group's
+//! input and its own branch's outputs, and when a step fails for good every step of its group is
+//! compensated (the ones still in flight included, once they have ended), then the earlier
+//! stages, with no effect applied after its compensation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use saga_core::testing::FaultPlan;
+use saga_core::{
+    Action, Compensable, InMemoryExecutor, InvocationResult, Outcome, Saga, Step, StepContext,
+    StepError,
+};
+use serde_json::{Value, json};
+
+/// What the participants did, in order: `("hotel", "execute")`, `("hotel", "compensate")`,
+/// and the document each execute read.
+#[derive(Clone, Default)]
+struct Ledger {
+    entries: Arc<Mutex<Vec<(String, &'static str)>>>,
+    seen: Arc<Mutex<HashMap<String, Value>>>,
+    /// Executes that wait for this many participants to be inside their execute at once.
+    meet: Option<Arc<tokio::sync::Barrier>>,
+}
+
+impl Ledger {
+    fn entries(&self) -> Vec<(String, &'static str)> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    /// How often `step`'s effect was applied and undone.
+    fn count(&self, step: &str) -> (usize, usize) {
+        let entries = self.entries();
+        let of = |what| {
+            entries
+                .iter()
+                .filter(|e| e.0 == step && e.1 == what)
+                .count()
+        };
+        (of("execute"), of("compensate"))
+    }
+
+    fn compensations(&self) -> Vec<String> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.1 == "compensate")
+            .map(|e| e.0)
+            .collect()
+    }
+}
+
+#[derive(Clone)]
+struct Booking {
+    ledger: Ledger,
+}
+
+impl Step for Booking {
+    type Input = Value;
+    type Output = Value;
+
+    async fn execute(&self, cx: &StepContext<'_>, _: Value) -> Result<Value, StepError> {
+        if let Some(meet) = &self.ledger.meet {
+            meet.wait().await;
+        }
+        let step = cx.step().to_owned();
+        let ledger = &self.ledger;
+        ledger
+            .seen
+            .lock()
+            .unwrap()
+            .insert(step.clone(), cx.document().clone());
+        ledger
+            .entries
+            .lock()
+            .unwrap()
+            .push((step.clone(), "execute"));
+        Ok(json!({ "booked": step }))
+    }
+}
+
+impl Compensable for Booking {
+    async fn compensate(
+        &self,
+        cx: &StepContext<'_>,
+        _: Value,
+        _: Option<Value>,
+    ) -> Result<(), StepError> {
+        let entry = (cx.step().to_owned(), "compensate");
+        self.ledger.entries.lock().unwrap().push(entry);
+        Ok(())
+    }
+}
+
+/// order; bookings { air: [flight, seat], hotel: [hotel], car: [car when car_wanted] };
+/// charge (pivot); notify.
+fn trip(ledger: &Ledger) -> Saga {
+    let b = || Booking {
+        ledger: ledger.clone(),
+    };
+    Saga::builder("trip")
+        .compensable("order", b())
+        .compensable("flight", b())
+        .in_branch("bookings", "air")
+        .compensable("seat", b())
+        .in_branch("bookings", "air")
+        .compensable("hotel", b())
+        .in_group("bookings")
+        .compensable("car", b())
+        .in_group("bookings")
+        .when("car_wanted")
+        .pivot("charge", b())
+        .retriable("notify", b())
+        .build()
+        .expect("a valid trip")
+}
+
+fn executor(ledger: &Ledger, faults: FaultPlan) -> InMemoryExecutor {
+    InMemoryExecutor::builder()
+        .saga(trip(ledger))
+        .faults(faults)
+        .build()
+}
+
+#[tokio::test]
+async fn branches_run_at_once_and_each_reads_its_own_branch() {
+    // flight, hotel and car each wait until all three are inside their execute: sequential
+    // branches would never get there.
+    let ledger = Ledger {
+        meet: None,
+        ..Ledger::default()
+    };
+    let meeting = Ledger {
+        meet: Some(Arc::new(tokio::sync::Barrier::new(3))),
+        ..ledger.clone()
+    };
+    let b = |ledger: &Ledger| Booking {
+        ledger: ledger.clone(),
+    };
+    let saga = Saga::builder("trip")
+        .compensable("order", b(&ledger))
+        .compensable("flight", b(&meeting))
+        .in_branch("bookings", "air")
+        .compensable("seat", b(&ledger))
+        .in_branch("bookings", "air")
+        .compensable("hotel", b(&meeting))
+        .in_group("bookings")
+        .compensable("car", b(&meeting))
+        .in_group("bookings")
+        .pivot("charge", b(&ledger))
+        .build()
+        .unwrap();
+    let executor = InMemoryExecutor::new(saga);
+    let input = json!({"car_wanted": true});
+    let run = executor.run("trip", "t-1", &input);
+    let report = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the branches meet, so they run at the same time")
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Completed);
+    // The merged document holds every branch's output.
+    for step in ["order", "flight", "seat", "hotel", "car", "charge"] {
+        assert_eq!(report.output["steps"][step]["booked"], step, "{step}");
+    }
+    // seat, after flight in its branch, read flight's output and none of its siblings'.
+    let seen = ledger.seen.lock().unwrap();
+    let seat = &seen["seat"]["steps"];
+    assert!(
+        seat.get("flight").is_some() && seat.get("order").is_some(),
+        "{seat}"
+    );
+    assert!(
+        seat.get("hotel").is_none() && seat.get("car").is_none(),
+        "{seat}"
+    );
+    // charge, after the group, reads them all.
+    assert!(seen["charge"]["steps"].get("hotel").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_compensates_the_whole_group_in_flight_siblings_included() {
+    let ledger = Ledger::default();
+    // hotel is still running (its key claimed) when car fails for good.
+    let faults = FaultPlan::new()
+        .slow("hotel", Action::Execute, Duration::from_secs(30), 1)
+        .fail(
+            "car",
+            Action::Execute,
+            StepError::terminal("NoCars", "none left"),
+            1,
+        );
+    let executor = executor(&ledger, faults);
+    let report = executor
+        .run("trip", "t-2", &json!({"car_wanted": true}))
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(failed_step, "car");
+    // Every step of the group in reverse declaration order, then the earlier stage.
+    assert_eq!(
+        ledger.compensations(),
+        ["car", "hotel", "seat", "flight", "order"]
+    );
+    // hotel's execute ended before its compensation ran: applied once, undone once.
+    assert_eq!(ledger.count("hotel"), (1, 1));
+    let hotel_first = ledger
+        .entries()
+        .iter()
+        .position(|e| e == &("hotel".to_owned(), "execute"));
+    let hotel_undone = ledger
+        .entries()
+        .iter()
+        .position(|e| e == &("hotel".to_owned(), "compensate"));
+    assert!(hotel_first < hotel_undone, "{:?}", ledger.entries());
+    // The compensation waited for it: the semantic lock answered ExecuteInProgress.
+    let waited = report.trace.0.iter().any(|invocation| {
+        invocation.step == "hotel"
+            && invocation.action == Action::Compensate
+            && matches!(&invocation.result, InvocationResult::Failed(error)
+                if error.code == "ExecuteInProgress")
+    });
+    assert!(waited, "{:#?}", report.trace);
+    // The group's outputs are gone from the document, as after a Parallel's Catch.
+    assert!(
+        report.output["steps"].get("flight").is_none(),
+        "{}",
+        report.output
+    );
+    assert!(report.output["steps"].get("order").is_some());
+    assert!(report.output.get("error").is_some());
+    assert_eq!(ledger.count("charge"), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_execute_after_its_compensation_applies_nothing() {
+    let ledger = Ledger::default();
+    // hotel's command is held back and delivered after the saga has ended.
+    let faults = FaultPlan::new().late("hotel", Action::Execute, 1).fail(
+        "seat",
+        Action::Execute,
+        StepError::terminal("NoSeat", "full"),
+        1,
+    );
+    let report = executor(&ledger, faults)
+        .run("trip", "t-3", &json!({"car_wanted": false}))
+        .await
+        .unwrap();
+    assert!(matches!(report.outcome, Outcome::Compensated { .. }));
+    // car's condition is false: never run, never compensated; hotel compensated (nothing to
+    // undo), and its late execute refused by the lock.
+    assert_eq!(ledger.count("car"), (0, 0));
+    assert_eq!(ledger.count("hotel"), (0, 1));
+    assert_eq!(ledger.compensations(), ["hotel", "seat", "flight", "order"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_at_any_log_position_resumes_to_the_same_outcome() {
+    let input = json!({"car_wanted": true});
+    let faults = || {
+        FaultPlan::new()
+            .slow("flight", Action::Execute, Duration::from_secs(5), 1)
+            .fail("hotel", Action::Execute, StepError::retryable("busy"), 1)
+    };
+    let clean = Ledger::default();
+    let clean_run = executor(&clean, faults());
+    let expected = clean_run.run("trip", "clean", &input).await.unwrap();
+    assert_eq!(expected.outcome, Outcome::Completed);
+    let positions = clean_run.log().records("clean").unwrap().len();
+    // Position 0 is SagaStarted: a crash before it leaves no saga to resume.
+    for crash in 1..positions {
+        let ledger = Ledger::default();
+        let first = executor(&ledger, faults().crash_at(crash));
+        let err = first.run("trip", "t", &input).await.unwrap_err();
+        assert!(err.to_string().contains("crashed"), "{err}");
+        let again = InMemoryExecutor::builder()
+            .saga(trip(&ledger))
+            .log(first.log().clone())
+            .store(first.store().clone())
+            .faults(faults())
+            .build();
+        let report = again.resume("t").await.unwrap();
+        assert_eq!(report.outcome, Outcome::Completed, "crash at {crash}");
+        for step in [
+            "order", "flight", "seat", "hotel", "car", "charge", "notify",
+        ] {
+            assert_eq!(ledger.count(step), (1, 0), "{step}, crash at {crash}");
+            assert_eq!(report.output["steps"][step], expected.output["steps"][step]);
+        }
+    }
+}
