@@ -107,7 +107,50 @@ pub use saga_aws as aws;
 /// - `retry(max_attempts = 3, interval = "1s", backoff_rate = 2.0, max_delay = "1m",
 ///   jitter = "full")`: the action's retry policy, with ASL's meaning;
 /// - compensable steps only: `compensate = method` (required), `compensation_retry(...)`, and
-///   `compensate_on_failure = false` to skip the step's own compensation when it fails.
+///   `compensate_on_failure = false` to skip the step's own compensation when it fails;
+/// - `group = "bookings"`, `branch = "air"`: the step runs in the parallel group `bookings`,
+///   in its branch `air` (default: a branch named after the step). The branches of a group run
+///   at the same time, the steps of a branch one after the other; the steps of a group, and of
+///   each branch, are declared one after the other.
+///
+/// Flight, hotel and car are booked at the same time, the seat after the flight, and only then
+/// is the card charged:
+///
+/// ```
+/// # use saga::{saga, Stage, StepContext, StepError};
+/// # struct Trip;
+/// #[saga]
+/// impl Trip {
+///     #[compensable(compensate = cancel_flight, group = "bookings", branch = "air")]
+///     async fn flight(&self, _cx: &StepContext<'_>, _trip: ()) -> Result<(), StepError> { Ok(()) }
+///     #[compensable(compensate = release_seat, group = "bookings", branch = "air")]
+///     async fn seat(&self, _cx: &StepContext<'_>, _trip: ()) -> Result<(), StepError> { Ok(()) }
+///     #[compensable(compensate = cancel_hotel, group = "bookings")]
+///     async fn hotel(&self, _cx: &StepContext<'_>, _trip: ()) -> Result<(), StepError> { Ok(()) }
+///     #[compensable(compensate = cancel_car, group = "bookings")]
+///     async fn car(&self, _cx: &StepContext<'_>, _trip: ()) -> Result<(), StepError> { Ok(()) }
+///
+///     #[pivot]
+///     async fn charge(&self, _cx: &StepContext<'_>, _trip: ()) -> Result<(), StepError> { Ok(()) }
+///
+///     // The compensations `cancel_flight`, `release_seat`, `cancel_hotel`, `cancel_car`.
+/// #   async fn cancel_flight(&self, _: &StepContext<'_>, _: (), _: Option<()>) -> Result<(), StepError> { Ok(()) }
+/// #   async fn release_seat(&self, _: &StepContext<'_>, _: (), _: Option<()>) -> Result<(), StepError> { Ok(()) }
+/// #   async fn cancel_hotel(&self, _: &StepContext<'_>, _: (), _: Option<()>) -> Result<(), StepError> { Ok(()) }
+/// #   async fn cancel_car(&self, _: &StepContext<'_>, _: (), _: Option<()>) -> Result<(), StepError> { Ok(()) }
+/// }
+///
+/// let stages = Trip::definition().stages();
+/// let Stage::Group(bookings) = &stages[0] else { unreachable!() };
+/// let branches: Vec<_> = bookings.branches.iter().map(|b| b.name.as_str()).collect();
+/// assert_eq!(branches, ["air", "hotel", "car"]);
+/// assert_eq!(stages[1], Stage::Step(4)); // charge
+/// ```
+///
+/// A group holds two or more branches; before the pivot its steps are all compensable, after
+/// it all retriable, and the pivot is never in one. A failed group is compensated whole, so a
+/// step in a group keeps its compensation on failure, and a condition in a group reads the
+/// stages before the group, not its own steps.
 ///
 /// A compensation is `async fn name(&self, cx: &StepContext<'_>, input: Input,
 /// output: Option<Output>) -> Result<(), StepError>`, with the step's `Input` and `Output`.
@@ -120,8 +163,8 @@ pub use saga_aws as aws;
 /// ranges; durations without a unit (with what to write); a heartbeat not below the timeout;
 /// an async method that is neither a step nor a compensation; a compensation that names no
 /// method, or whose parameters do not fit its step (the compiler compares the types, so an
-/// alias or `std::option::Option<T>` is the same type); the state machine's limits. Every
-/// error points at the token at fault, and all are reported at once.
+/// alias or `std::option::Option<T>` is the same type); the rules of groups (above); the state
+/// machine's limits. Every error points at the token at fault, and all are reported at once.
 ///
 /// # What it generates
 ///
@@ -134,8 +177,8 @@ pub mod __private {
     //! Paths the `#[saga]` macro's generated code uses. Not a public API.
     pub use saga_core::handler::{compensable_handler, forward_handler};
     pub use saga_core::{
-        Compensable, Condition, JitterStrategy, Participant, RetryPolicy, Saga, SagaDefinition,
-        Step, StepContext, StepDefinition, StepError, StepKind,
+        Compensable, Condition, GroupBranch, JitterStrategy, Participant, RetryPolicy, Saga,
+        SagaDefinition, Step, StepContext, StepDefinition, StepError, StepKind,
     };
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;

@@ -54,9 +54,14 @@ pub(crate) struct StepAst {
     pub(crate) retry: Option<WithTokens<RetryAst>>,
     pub(crate) compensation_retry: Option<WithTokens<RetryAst>>,
     pub(crate) compensate: Option<Ident>,
-    pub(crate) compensate_on_failure: Option<bool>,
+    /// `compensate_on_failure = ...`, with the tokens of the whole key and value.
+    pub(crate) compensate_on_failure: Option<WithTokens<bool>>,
     /// `when = "..."`: the step's condition, parsed.
     pub(crate) condition: Option<WithTokens<saga_core::Condition>>,
+    /// `group = "..."`: the parallel group the step runs in.
+    pub(crate) group: Option<WithTokens<String>>,
+    /// `branch = "..."`: its branch in the group (default: the step's name).
+    pub(crate) branch: Option<WithTokens<String>>,
     /// Keys given, with their tokens.
     pub(crate) keys: Vec<(&'static str, TokenStream)>,
 }

@@ -256,6 +256,18 @@ fn step_literal(step: &StepDefinition) -> TokenStream {
         }
         None => quote! { ::core::option::Option::None },
     };
+    let group = match &step.group {
+        Some(at) => {
+            let (group, branch) = (&at.group, &at.branch);
+            quote! {
+                ::core::option::Option::Some(#private::GroupBranch {
+                    group: ::std::string::String::from(#group),
+                    branch: ::std::string::String::from(#branch),
+                })
+            }
+        }
+        None => quote! { ::core::option::Option::None },
+    };
     quote! {
         #private::StepDefinition {
             name: ::std::string::String::from(#name),
@@ -267,7 +279,7 @@ fn step_literal(step: &StepDefinition) -> TokenStream {
             heartbeat_seconds: #heartbeat,
             compensate_on_failure: #on_failure,
             condition: #condition,
-            group: ::core::option::Option::None,
+            group: #group,
         }
     }
 }

@@ -14,6 +14,7 @@ mod duration;
 mod expand;
 mod model;
 mod parse;
+mod signature;
 mod suggest;
 mod symbol;
 mod validate;

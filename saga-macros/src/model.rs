@@ -1,7 +1,9 @@
 //! The ast -> the `SagaDefinition` it declares, computed at compile time with saga-core's own
 //! defaults, so the definition the generated code returns is exactly the one that was checked.
 
-use saga_core::{JitterStrategy, Participant, RetryPolicy, SagaDefinition, StepDefinition};
+use saga_core::{
+    GroupBranch, JitterStrategy, Participant, RetryPolicy, SagaDefinition, StepDefinition,
+};
 
 use crate::ast::{RetryAst, SagaAst};
 
@@ -46,10 +48,16 @@ pub(crate) fn definition(ast: &SagaAst) -> SagaDefinition {
                     .map(|d| u32::try_from(d.value).unwrap_or(u32::MAX))
             };
             definition.set_timing(seconds(&step.timeout), seconds(&step.heartbeat));
-            if let Some(on_failure) = step.compensate_on_failure {
-                definition.compensate_on_failure = on_failure;
+            if let Some(on_failure) = &step.compensate_on_failure {
+                definition.compensate_on_failure = on_failure.value;
             }
             definition.condition = step.condition.as_ref().map(|c| c.value.clone());
+            // Without `branch`, the branch is named after the step (as the builder's
+            // `in_group`); a `branch` without `group` is an error of its own, and ignored here.
+            definition.group = step.group.as_ref().map(|group| {
+                let branch = step.branch.as_ref().unwrap_or(&step.name);
+                GroupBranch::new(group.value.clone(), branch.value.clone())
+            });
             definition
         })
         .collect();

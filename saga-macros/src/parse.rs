@@ -1,20 +1,18 @@
 //! Attributes and methods -> the internal ast. Every key is read here; unknown and duplicate
-//! keys, malformed values and bad signatures are recorded in the [`Ctxt`] and parsing goes on,
-//! so the user sees every problem at once.
+//! keys, malformed values and bad signatures (read in [`crate::signature`]) are recorded in the
+//! [`Ctxt`] and parsing goes on, so the user sees every problem at once.
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use saga_core::{JitterStrategy, StepKind};
 use syn::meta::ParseNestedMeta;
-use syn::{
-    Expr, ExprLit, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, ItemImpl, Lit, LitStr,
-    PathArguments, ReturnType, Type,
-};
+use syn::{Expr, ExprLit, Ident, ImplItem, ImplItemFn, ItemImpl, Lit, LitStr, Type};
 
-use crate::ast::{RetryAst, SagaAst, Signature, StepAst, WithTokens};
+use crate::ast::{RetryAst, SagaAst, StepAst, WithTokens};
 use crate::attr::Attr;
 use crate::ctxt::Ctxt;
 use crate::duration::parse_seconds;
+use crate::signature::step_signature;
 use crate::symbol::*;
 
 fn kind_of(attr: &syn::Attribute) -> Option<StepKind> {
@@ -62,16 +60,7 @@ pub(crate) fn saga(cx: &Ctxt, args: TokenStream, mut item: ItemImpl) -> Option<S
         };
         let path = meta.path.clone();
         match key {
-            NAME => {
-                let lit = lit_str(cx, &meta)?;
-                name.set(
-                    path,
-                    lit.map(|lit| WithTokens {
-                        value: lit.value(),
-                        tokens: lit.to_token_stream(),
-                    }),
-                );
-            }
+            NAME => name.set(path, lit_str(cx, &meta)?.map(with_tokens)),
             VERSION => version.set(path, lit_u32(cx, &meta)?),
             _ => unreachable!(),
         }
@@ -134,6 +123,8 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
     let mut compensate = Attr::none(cx, COMPENSATE);
     let mut compensate_on_failure = Attr::none(cx, COMPENSATE_ON_FAILURE);
     let mut condition = Attr::none(cx, WHEN);
+    let mut group = Attr::none(cx, GROUP);
+    let mut branch = Attr::none(cx, BRANCH);
     let mut keys: Vec<(&'static str, TokenStream)> = Vec::new();
     // `#[pivot]` without arguments has no keys.
     if !matches!(attr.meta, syn::Meta::Path(_)) {
@@ -146,10 +137,9 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
                 keys.push((key, path.to_token_stream()));
             }
             match key {
-                NAME => {
-                    let lit = lit_str(cx, &meta)?;
-                    name.set(path, lit.map(|lit| WithTokens { value: lit.value(), tokens: lit.to_token_stream() }));
-                }
+                NAME => name.set(path, lit_str(cx, &meta)?.map(with_tokens)),
+                GROUP => group.set(path, lit_str(cx, &meta)?.map(with_tokens)),
+                BRANCH => branch.set(path, lit_str(cx, &meta)?.map(with_tokens)),
                 PARTICIPANT | LAMBDA => {
                     let lit = lit_str(cx, &meta)?;
                     let (attr, make): (_, fn(String) -> saga_core::Participant) = if key == LAMBDA {
@@ -208,7 +198,7 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
                 COMPENSATE_ON_FAILURE => {
                     let expr: Expr = meta.value()?.parse()?;
                     let value = match &expr {
-                        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Some(b.value),
+                        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Some(WithTokens { value: b.value, tokens: quote::quote!(#path = #b) }),
                         _ => {
                             cx.error_spanned_by(&expr, "expected `true` or `false`");
                             None
@@ -223,6 +213,14 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
         if let Err(error) = result {
             cx.syn_error(error);
         }
+    }
+    let (group, branch) = (group.get(), branch.get());
+    if let (None, Some(branch)) = (&group, &branch) {
+        let text = &branch.value;
+        cx.error_spanned_by(
+            &branch.tokens,
+            format!("a branch is part of a group: add `group = \"...\"` naming the group, as in `group = \"bookings\", branch = \"{text}\"`"),
+        );
     }
     StepAst {
         kind,
@@ -241,6 +239,8 @@ fn step(cx: &Ctxt, kind: StepKind, attr: &syn::Attribute, method: &ImplItemFn) -
         compensate: compensate.get(),
         compensate_on_failure: compensate_on_failure.get(),
         condition: condition.get(),
+        group,
+        branch,
         keys,
     }
 }
@@ -341,6 +341,13 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+fn with_tokens(lit: LitStr) -> WithTokens<String> {
+    WithTokens {
+        value: lit.value(),
+        tokens: lit.to_token_stream(),
+    }
+}
+
 fn lit_str(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<LitStr>> {
     let expr: Expr = meta.value()?.parse()?;
     match expr {
@@ -402,85 +409,6 @@ fn duration(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<WithTok
             Ok(None)
         }
     }
-}
-
-/// `async fn name(&self, cx: &StepContext<'_>, input: In) -> Result<Out, StepError>`.
-fn step_signature(cx: &Ctxt, method: &ImplItemFn) -> Option<Signature> {
-    let sig = &method.sig;
-    let shape = "a step is `async fn name(&self, cx: &StepContext<'_>, input: Input) -> Result<Output, StepError>`";
-    let typed = method_arguments(cx, method, 2, shape)?;
-    let output = result_ok_type(&sig.output);
-    if output.is_none() {
-        cx.error_spanned_by(&sig.output, shape);
-    }
-    Some(Signature {
-        input: typed[1].clone(),
-        output: output?,
-    })
-}
-
-/// Checks `async fn (&self, <count> typed arguments)` and returns the argument types.
-pub(crate) fn method_arguments(
-    cx: &Ctxt,
-    method: &ImplItemFn,
-    count: usize,
-    shape: &str,
-) -> Option<Vec<Type>> {
-    let sig = &method.sig;
-    let mut ok = true;
-    if sig.asyncness.is_none() {
-        cx.error_spanned_by(sig.fn_token, format!("must be an `async fn`: {shape}"));
-        ok = false;
-    }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
-        Some(other) => {
-            cx.error_spanned_by(other, format!("must take `&self`: {shape}"));
-            ok = false;
-        }
-        None => {
-            cx.error_spanned_by(&sig.ident, format!("must take `&self`: {shape}"));
-            return None;
-        }
-    }
-    let typed: Vec<Type> = inputs
-        .filter_map(|arg| match arg {
-            FnArg::Typed(t) => Some((*t.ty).clone()),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    if typed.len() != count {
-        cx.error_spanned_by(
-            &sig.inputs,
-            format!(
-                "takes {} argument(s) after `&self`, found {}: {shape}",
-                count,
-                typed.len()
-            ),
-        );
-        return None;
-    }
-    ok.then_some(typed)
-}
-
-/// `T` of a return type `Result<T, E>`.
-pub(crate) fn result_ok_type(output: &ReturnType) -> Option<Type> {
-    let ReturnType::Type(_, ty) = output else {
-        return None;
-    };
-    let Type::Path(path) = &**ty else { return None };
-    let last = path.path.segments.last()?;
-    if last.ident != "Result" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    args.args.iter().find_map(|arg| match arg {
-        GenericArgument::Type(t) => Some(t.clone()),
-        _ => None,
-    })
 }
 
 fn snake_case(name: &str) -> String {

@@ -20,6 +20,8 @@ pub(crate) const COMPENSATION_RETRY: &str = "compensation_retry";
 pub(crate) const COMPENSATE: &str = "compensate";
 pub(crate) const COMPENSATE_ON_FAILURE: &str = "compensate_on_failure";
 pub(crate) const WHEN: &str = "when";
+pub(crate) const GROUP: &str = "group";
+pub(crate) const BRANCH: &str = "branch";
 pub(crate) const STEP_KEYS: &[&str] = &[
     NAME,
     PARTICIPANT,
@@ -31,6 +33,8 @@ pub(crate) const STEP_KEYS: &[&str] = &[
     COMPENSATE,
     COMPENSATE_ON_FAILURE,
     WHEN,
+    GROUP,
+    BRANCH,
 ];
 /// Keys only a compensable step may have.
 pub(crate) const COMPENSATION_KEYS: &[&str] =

@@ -2,14 +2,17 @@
 //! token at fault. The meat of the model rules (names, ranges) is saga-core's, so compile time
 //! and run time agree.
 
+use std::collections::HashSet;
+
+use proc_macro2::TokenStream;
 use quote::ToTokens;
 use saga_core::names::check_name;
 use saga_core::{Action, DefinitionError, StepKind, analysis};
 
-use crate::ast::SagaAst;
+use crate::ast::{SagaAst, StepAst};
 use crate::ctxt::Ctxt;
 use crate::model;
-use crate::parse::method_arguments;
+use crate::signature::method_arguments;
 use crate::symbol::*;
 
 pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
@@ -27,9 +30,26 @@ pub(crate) fn check(cx: &Ctxt, ast: &SagaAst) {
 /// [`SagaDefinition::violations_by_step`]: saga_core::SagaDefinition::violations_by_step
 fn definition_rules(cx: &Ctxt, ast: &SagaAst) {
     use DefinitionError as E;
-    for (index, error) in model::definition(ast).violations_by_step() {
+    let violations = model::definition(ast).violations_by_step();
+    // A step of a group out of the saga's order (a retriable step before the pivot, a
+    // compensable one after it) also makes its group mix kinds: the order error says what to
+    // change, and the group's mix is not reported a second time.
+    let out_of_order: HashSet<&str> = violations
+        .iter()
+        .filter(|(_, e)| matches!(e, E::RetriableBeforePivot { .. } | E::KindOutOfOrder { .. }))
+        .filter_map(|(index, _)| ast.steps[(*index)?].group.as_ref())
+        .map(|group| group.value.as_str())
+        .collect();
+    // Two steps of one name in a group without `branch` are one branch of that name: the
+    // duplicate name is the error, not that branch.
+    let duplicates: HashSet<usize> = violations
+        .iter()
+        .filter(|(_, e)| matches!(e, E::DuplicateStep { .. }))
+        .filter_map(|(index, _)| *index)
+        .collect();
+    for (index, error) in &violations {
         let step = index.map(|i| &ast.steps[i]);
-        let (tokens, message) = match (&error, step) {
+        let (tokens, message) = match (error, step) {
             (E::NoSteps, _) => (
                 ast.self_ty.to_token_stream(),
                 "a saga needs at least one step: mark methods with #[compensable], #[pivot] or #[retriable]".to_owned(),
@@ -115,6 +135,77 @@ fn definition_rules(cx: &Ctxt, ast: &SagaAst) {
                     .map_or_else(|| step.kind_tokens.clone(), |c| c.tokens.clone()),
                 error.to_string(),
             ),
+            (E::GroupNotContiguous { group, step: name }, Some(step)) => (
+                group_tokens(step),
+                format!(
+                    "step `{name}` is in group `{group}`, whose steps end before it: declare the steps of a group one after the other (move method `{}` next to them)",
+                    step.method
+                ),
+            ),
+            (E::InvalidGroupName { group, reason }, Some(step)) => (
+                group_tokens(step),
+                format!("invalid group name `{group}`: {reason} (a group is named like a step: write e.g. `group = \"bookings\"`)"),
+            ),
+            (E::GroupNameTaken { group }, Some(step)) => (
+                group_tokens(step),
+                format!("group `{group}` has the name of a step (both become state names): give the group a name of its own"),
+            ),
+            (E::GroupTooSmall { group, branches }, Some(step)) => {
+                let has = match branches {
+                    1 => "a single branch".to_owned(),
+                    n => format!("{n} branches"),
+                };
+                (
+                    group_tokens(step),
+                    format!(
+                        "group `{group}` has {has}: a group runs two or more branches at once; give its steps different `branch = \"...\"` (without `branch`, each step is a branch of its own), or remove `group`"
+                    ),
+                )
+            }
+            (E::InvalidBranchName { group, branch, reason }, Some(step)) => {
+                // Without `branch`, the branch is the step's name, whose error says it already.
+                let Some(given) = &step.branch else { continue };
+                (
+                    given.tokens.clone(),
+                    format!("invalid branch name `{branch}` in group `{group}`: {reason} (a branch is named like a step: write e.g. `branch = \"air\"`)"),
+                )
+            }
+            (E::BranchNotContiguous { .. }, Some(step))
+                if step.branch.is_none() && index.is_some_and(|i| duplicates.contains(&i)) =>
+            {
+                continue;
+            }
+            (E::BranchNotContiguous { .. }, Some(step)) => (
+                step.branch.as_ref().map_or_else(|| group_tokens(step), |b| b.tokens.clone()),
+                error.to_string(),
+            ),
+            (E::PivotInGroup { step: name, group }, Some(step)) => (
+                group_tokens(step),
+                format!("the pivot `{name}` is in group `{group}`: the pivot is a stage of its own, remove `group = \"{group}\"` from it"),
+            ),
+            (E::GroupMixesKinds { group, .. }, _) if out_of_order.contains(group.as_str()) => {
+                continue;
+            }
+            (E::GroupMixesKinds { step: name, kind, group, group_kind }, Some(step)) => (
+                group_tokens(step),
+                format!(
+                    "{kind} step `{name}` is in group `{group}`, whose first step is {group_kind}: the steps of a group are all compensable (before the pivot) or all retriable (after it); make it #[{group_kind}] or move it out of the group"
+                ),
+            ),
+            (E::CompensationOptOutInGroup { step: name, group }, Some(step)) => (
+                step.compensate_on_failure
+                    .as_ref()
+                    .map_or_else(|| group_tokens(step), |c| c.tokens.clone()),
+                format!(
+                    "step `{name}` in group `{group}` skips its compensation on failure: a failed group is compensated whole (Step Functions does not tell which branch failed); remove `compensate_on_failure = false`"
+                ),
+            ),
+            (E::ConditionReadsOwnGroup { .. }, Some(step)) => (
+                step.condition
+                    .as_ref()
+                    .map_or_else(|| group_tokens(step), |c| c.tokens.clone()),
+                error.to_string(),
+            ),
             (E::EveryStepConditional, _) => (
                 ast.self_ty.to_token_stream(),
                 "every step has a `when` condition, so the saga could run nothing: make at least one step unconditional".to_owned(),
@@ -143,11 +234,24 @@ pub(crate) fn check_limits(cx: &Ctxt, ast: &SagaAst) {
     }
 }
 
-fn step_tokens(ast: &SagaAst, name: &str) -> Option<proc_macro2::TokenStream> {
-    ast.steps
-        .iter()
-        .find(|s| s.name.value == name)
-        .map(|s| s.name.tokens.clone())
+/// The name of step or group `name`, where it is declared.
+fn step_tokens(ast: &SagaAst, name: &str) -> Option<TokenStream> {
+    let step = ast.steps.iter().find(|s| s.name.value == name);
+    let group = || {
+        ast.steps
+            .iter()
+            .find_map(|s| s.group.as_ref().filter(|g| g.value == name))
+    };
+    step.map(|s| s.name.tokens.clone())
+        .or_else(|| group().map(|g| g.tokens.clone()))
+}
+
+/// The step's `group = "..."` literal: where a rule of groups points (the step's kind if it has
+/// none, which a group error cannot be about).
+fn group_tokens(step: &StepAst) -> TokenStream {
+    step.group
+        .as_ref()
+        .map_or_else(|| step.kind_tokens.clone(), |g| g.tokens.clone())
 }
 
 // Every async method of the impl block is a step or a step's compensation: an async method

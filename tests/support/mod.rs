@@ -10,16 +10,18 @@ use std::sync::{Arc, Mutex, Once};
 
 use proptest::prelude::*;
 use saga::testing::{Fault, FaultEffect, FaultPlan};
-use saga::{
-    Action, Compensable, FailureKind, JitterStrategy, Outcome, RetryPolicy, Saga, Step,
-    StepContext, StepError, StepKind,
-};
+use saga::{Action, Compensable, FailureKind, Outcome, Step, StepContext, StepError, StepKind};
 use serde_json::{Value, json};
 
 mod conditions;
 mod oracle;
+mod shape;
 
+// Each test uses its part of the support.
+#[allow(unused_imports)]
 pub use conditions::{ConditionShape, Inputs};
+#[allow(unused_imports)]
+pub use shape::{Policy, Shape, StepShape, policy, shape, with_lambdas};
 
 // Only the property tests ask the oracle.
 #[allow(unused_imports)]
@@ -76,13 +78,29 @@ impl Ledger {
 }
 
 /// A participant that applies its effect to the ledger and checks the data flow: it must see
-/// the output of every earlier step (an earlier conditional one's only if it ran), and its compensation its own output when it succeeded.
+/// the output of every earlier step it can see (an earlier conditional one's only if it ran;
+/// in a group, none of the sibling branches'), and its compensation its own output when it
+/// succeeded.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     pub ledger: Arc<Ledger>,
     pub index: usize,
     /// Which steps have a condition: an earlier one may have been skipped.
     pub conditional: Arc<Vec<bool>>,
+    /// Each step's group and branch, if any.
+    pub groups: Arc<Vec<Option<(usize, usize)>>>,
+}
+
+impl Recorder {
+    /// Whether step `index` reads the output of the earlier step `earlier`: a step of an
+    /// earlier stage, or of its own branch.
+    fn sees(&self, earlier: usize) -> bool {
+        let (mine, theirs) = (self.groups[self.index], self.groups[earlier]);
+        match (mine, theirs) {
+            (Some((group, _)), Some((other, _))) if group == other => mine == theirs,
+            _ => true,
+        }
+    }
 }
 
 impl Step for Recorder {
@@ -95,9 +113,12 @@ impl Step for Recorder {
             .and_then(Value::as_object)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        let earlier: HashSet<String> = (0..self.index).map(step_name).collect();
+        let earlier: HashSet<String> = (0..self.index)
+            .filter(|&i| self.sees(i))
+            .map(step_name)
+            .collect();
         let always: HashSet<String> = (0..self.index)
-            .filter(|i| !self.conditional[*i])
+            .filter(|&i| self.sees(i) && !self.conditional[i])
             .map(step_name)
             .collect();
         if !(seen.is_subset(&earlier) && always.is_subset(&seen)) {
@@ -159,99 +180,6 @@ pub fn step_name(index: usize) -> String {
     format!("s{index}")
 }
 
-/// A retry policy in a form that shrinks to something readable.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Policy {
-    pub max_attempts: u32,
-    pub interval: u32,
-    pub rate: f64,
-    pub cap: Option<u32>,
-    pub full_jitter: bool,
-}
-
-impl Policy {
-    pub fn to_retry(self) -> RetryPolicy {
-        let mut p = RetryPolicy::new(self.max_attempts)
-            .interval_seconds(self.interval)
-            .backoff_rate(self.rate)
-            .jitter(if self.full_jitter {
-                JitterStrategy::Full
-            } else {
-                JitterStrategy::None
-            });
-        p.max_delay_seconds = self.cap;
-        p
-    }
-}
-
-/// One step of a random saga.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepShape {
-    pub kind: StepKind,
-    pub retry: Policy,
-    pub compensation_retry: Policy,
-    pub timeout: u32,
-    pub compensate_on_failure: bool,
-    pub condition: Option<ConditionShape>,
-}
-
-/// `definition` with every other step (the second, the fourth, ...) run by a Lambda function
-/// that Step Functions invokes directly, `fn<index>`: for the tests of what is generated.
-pub fn with_lambdas(mut definition: saga::SagaDefinition) -> saga::SagaDefinition {
-    for (index, step) in definition.steps.iter_mut().enumerate() {
-        if index % 2 == 1 {
-            step.participant = saga::Participant::lambda(format!("fn{index}"));
-        }
-    }
-    definition
-}
-
-/// A random saga: kinds obey the pivot rules (compensable*, pivot?, retriable*).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Shape {
-    pub steps: Vec<StepShape>,
-}
-
-impl Shape {
-    pub fn build(&self, name: &str, ledger: &Arc<Ledger>) -> Saga {
-        let mut builder = None;
-        let conditional: Arc<Vec<bool>> =
-            Arc::new(self.steps.iter().map(|s| s.condition.is_some()).collect());
-        for (index, shape) in self.steps.iter().enumerate() {
-            let step = Recorder {
-                ledger: ledger.clone(),
-                index,
-                conditional: conditional.clone(),
-            };
-            let name_i = step_name(index);
-            let b = match (builder.take(), shape.kind) {
-                (None, StepKind::Compensable) => Saga::builder(name).compensable(name_i, step),
-                (None, StepKind::Pivot) => Saga::builder(name).pivot(name_i, step),
-                (None, StepKind::Retriable) => Saga::builder(name).retriable(name_i, step),
-                (Some(b), StepKind::Compensable) => saga::StepBuilder::compensable(b, name_i, step),
-                (Some(b), StepKind::Pivot) => saga::StepBuilder::pivot(b, name_i, step),
-                (Some(b), StepKind::Retriable) => saga::StepBuilder::retriable(b, name_i, step),
-            };
-            let mut b = b
-                .participant(format!("svc{}", index % 3))
-                .retry(shape.retry.to_retry())
-                .compensation_retry(shape.compensation_retry.to_retry())
-                .timeout(std::time::Duration::from_secs(shape.timeout.into()));
-            if !shape.compensate_on_failure {
-                b = b.skip_compensation_on_failure();
-            }
-            if let Some(condition) = shape.condition {
-                b = b.when(condition.text(index));
-            }
-            builder = Some(b);
-        }
-        builder
-            .expect("at least one step")
-            .build()
-            .expect("generated shapes are valid")
-    }
-}
-
 /// A fault on a step, in a form that shrinks to something readable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultSpec {
@@ -287,80 +215,6 @@ impl Case {
             })
         })
     }
-}
-
-pub fn policy() -> impl Strategy<Value = Policy> {
-    (
-        0u32..=4,
-        1u32..=3,
-        prop::sample::select(vec![1.0, 1.5, 2.0, 3.0]),
-        prop::option::weighted(0.3, 1u32..=5),
-        prop::bool::weighted(0.2),
-    )
-        .prop_map(|(max_attempts, interval, rate, cap, full_jitter)| Policy {
-            max_attempts,
-            interval,
-            rate,
-            cap,
-            full_jitter,
-        })
-}
-
-/// Saga shapes of `min..=max` steps.
-pub fn shape(min: usize, max: usize) -> impl Strategy<Value = Shape> {
-    (min..=max)
-        .prop_flat_map(|n| (Just(n), 0..=n, any::<bool>()))
-        .prop_flat_map(|(n, compensable, pivot)| {
-            let kinds: Vec<StepKind> = (0..n)
-                .map(|i| {
-                    if i < compensable {
-                        StepKind::Compensable
-                    } else if i == compensable && pivot {
-                        StepKind::Pivot
-                    } else {
-                        StepKind::Retriable
-                    }
-                })
-                .collect();
-            let steps: Vec<_> = kinds
-                .into_iter()
-                .enumerate()
-                .map(|(index, kind)| {
-                    (
-                        policy(),
-                        policy(),
-                        2u32..=10,
-                        prop::bool::weighted(0.85),
-                        conditions::condition(index),
-                    )
-                        .prop_map(
-                            move |(
-                                retry,
-                                compensation_retry,
-                                timeout,
-                                compensate_on_failure,
-                                condition,
-                            )| StepShape {
-                                kind,
-                                retry,
-                                compensation_retry,
-                                timeout,
-                                compensate_on_failure,
-                                condition,
-                            },
-                        )
-                })
-                .collect();
-            steps.prop_map(|mut steps| {
-                // Some step always runs (a saga of conditional steps alone is refused).
-                if steps.iter().all(|s| s.condition.is_some())
-                    && let Some(last) = steps.last_mut()
-                {
-                    last.condition = None;
-                }
-                Shape { steps }
-            })
-        })
 }
 
 pub fn fault_effect() -> impl Strategy<Value = FaultEffect> {

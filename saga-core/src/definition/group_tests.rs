@@ -222,3 +222,32 @@ fn the_group_round_trips_through_json_and_is_absent_outside_groups() {
     let back: SagaDefinition = serde_json::from_value(json).unwrap();
     assert_eq!(back, trip);
 }
+
+#[test]
+fn one_error_per_mistake() {
+    use StepKind::*;
+    // A retriable step in a group before the pivot: out of the kinds' order, not also mixing.
+    let errors = saga(vec![
+        grouped("a", Compensable, "g", "a"),
+        grouped("b", Retriable, "g", "b"),
+        step("c", Pivot),
+    ])
+    .violations();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(
+        errors[0],
+        DefinitionError::RetriableBeforePivot { .. }
+    ));
+    // Two steps named alike in one group, each its own branch by name: a duplicate name only.
+    let errors = saga(vec![
+        grouped("a", Compensable, "g", "a"),
+        grouped("b", Compensable, "g", "b"),
+        grouped("a", Compensable, "g", "a"),
+    ])
+    .violations();
+    assert_eq!(
+        errors,
+        [DefinitionError::DuplicateStep { step: "a".into() }],
+        "{errors:?}"
+    );
+}

@@ -418,7 +418,30 @@ impl SagaDefinition {
                 });
             }
         }
-        errors.extend(self.group_violations());
+        // One error per mistake: a step out of the kinds' order does not also mix its group's
+        // kinds, and a second step of one name does not also split its branch.
+        let has = |errors: &[(Option<usize>, DefinitionError)],
+                   at: usize,
+                   f: fn(&DefinitionError) -> bool| {
+            errors.iter().any(|(i, e)| *i == Some(at) && f(e))
+        };
+        let linear = errors.clone();
+        errors.extend(self.group_violations().into_iter().filter(|(at, error)| {
+            let Some(at) = *at else { return true };
+            match error {
+                DefinitionError::GroupMixesKinds { .. } => !has(&linear, at, |e| {
+                    matches!(
+                        e,
+                        DefinitionError::KindOutOfOrder { .. }
+                            | DefinitionError::RetriableBeforePivot { .. }
+                    )
+                }),
+                DefinitionError::BranchNotContiguous { .. } => !has(&linear, at, |e| {
+                    matches!(e, DefinitionError::DuplicateStep { .. })
+                }),
+                _ => true,
+            }
+        }));
         // In declaration order: the saga's own errors first, then by step.
         errors.sort_by_key(|(index, _)| *index);
         errors
