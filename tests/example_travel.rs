@@ -1,0 +1,74 @@
+//! The travel example, run: the bookings in parallel, the car only when asked for, and what a
+//! failure in a branch or at the pivot compensates.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/travel.rs"]
+mod travel;
+
+use saga::{Action, InvocationResult, Outcome, SagaReport};
+
+fn ran(report: &SagaReport, step: &str, action: Action) -> bool {
+    report
+        .trace
+        .0
+        .iter()
+        .any(|i| i.step == step && i.action == action && i.result == InvocationResult::Succeeded)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trip_books_all_three_then_charges() {
+    let report = travel::run(&[], true).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed);
+    for step in travel::STEPS {
+        assert!(ran(&report, step, Action::Execute), "{step}");
+    }
+    assert_eq!(
+        travel::summary(&report),
+        [
+            "branch book_flight: booked",
+            "branch book_hotel: booked",
+            "branch book_car: booked"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_car_asked_for_skips_the_car_forward_and_back() {
+    let report = travel::run(&["charge_card".to_owned()], false)
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(failed_step, "charge_card");
+    assert!(ran(&report, "book_flight", Action::Compensate));
+    assert!(ran(&report, "book_hotel", Action::Compensate));
+    assert!(!report.trace.0.iter().any(|i| i.step == "book_car"
+        && i.result != InvocationResult::Skipped));
+    assert_eq!(travel::summary(&report)[2], "branch book_car: skipped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_hotel_cancels_the_whole_group() {
+    let report = travel::run(&["book_hotel".to_owned()], true)
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(failed_step, "book_hotel");
+    // Every booking of the group is compensated, the car's though it was still in flight.
+    let compensations: Vec<&str> = report
+        .trace
+        .0
+        .iter()
+        .filter(|i| i.action == Action::Compensate && i.result == InvocationResult::Succeeded)
+        .map(|i| i.step.as_str())
+        .collect();
+    assert_eq!(compensations, ["book_car", "book_hotel", "book_flight"]);
+    assert!(!ran(&report, "charge_card", Action::Execute));
+    assert_eq!(
+        travel::summary(&report)[1],
+        "branch book_hotel: failed, then compensated"
+    );
+}
