@@ -15,7 +15,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use saga::StepKind;
 use saga::analysis::{self, Cost};
-use saga::{Participant, SagaDefinition};
+use saga::{Condition, GroupBranch, Participant, SagaDefinition, Stage, StepDefinition};
 
 const STATELINT: &str = "@wmfs/statelint@1.30.0";
 const ASL_VALIDATOR: &str = "asl-validator@4.0.0";
@@ -102,10 +102,75 @@ fn generated_shapes() -> Vec<SagaDefinition> {
         .collect()
 }
 
+/// Sagas with parallel groups: a compensable group before the pivot (3 branches, one of 2
+/// steps, conditional steps) and a retriable one after it; a group as the first stage; a group
+/// after a conditional step only (its `steps` guard asks); and with Lambda participants.
+fn grouped_shapes() -> Vec<SagaDefinition> {
+    use StepKind::{Compensable as C, Pivot as P, Retriable as R};
+    let step = |name: &str, kind| StepDefinition::new(name, kind, Participant::queue("svc"));
+    let grouped = |name: &str, kind, group: &str, branch: &str| {
+        let mut step = step(name, kind);
+        step.group = Some(GroupBranch::new(group, branch));
+        step
+    };
+    let when = |mut step: StepDefinition, condition: &str| {
+        step.condition = Some(Condition::parse(condition).unwrap());
+        step
+    };
+    let saga = |name: &str, steps| {
+        let definition = SagaDefinition {
+            name: name.into(),
+            version: 1,
+            steps,
+        };
+        definition.validate().expect("a valid grouped saga");
+        definition
+    };
+    let travel = saga(
+        "travel",
+        vec![
+            step("reserve", C),
+            grouped("flight", C, "bookings", "air"),
+            when(grouped("seat", C, "bookings", "air"), "vip"),
+            grouped("hotel", C, "bookings", "hotel"),
+            when(grouped("car", C, "bookings", "car"), "car"),
+            step("charge", P),
+            grouped("mail", R, "notify", "mail"),
+            when(grouped("sms", R, "notify", "sms"), "phone"),
+            step("archive", R),
+        ],
+    );
+    let first = saga(
+        "group-first",
+        vec![
+            grouped("a", C, "g", "a"),
+            grouped("b", C, "g", "b"),
+            grouped("b2", C, "g", "b"),
+            step("p", P),
+        ],
+    );
+    let after_condition = saga(
+        "group-after-condition",
+        vec![
+            when(step("c", C), "c"),
+            grouped("a", C, "g", "a"),
+            when(grouped("b", C, "g", "b"), "b"),
+            step("p", P),
+            grouped("r1", R, "after", "r1"),
+            grouped("r2", R, "after", "r2"),
+        ],
+    );
+    let lambdas = support::with_lambdas(travel.clone());
+    vec![travel, first, after_condition, lambdas]
+}
+
 #[test]
 fn validators_accept_every_generated_definition() {
     let dir = scratch("asl-accepted");
     let mut files = vec![write(&dir, "order", &order::OrderSaga::definition())];
+    for definition in grouped_shapes() {
+        files.push(write(&dir, &definition.name.clone(), &definition));
+    }
     let shapes = generated_shapes();
     assert!(
         shapes.iter().any(|d| d
@@ -117,7 +182,7 @@ fn validators_accept_every_generated_definition() {
     for (i, definition) in shapes.iter().enumerate() {
         files.push(write(&dir, &format!("generated-{i}"), definition));
     }
-    assert!(files.len() > 50);
+    assert!(files.len() > 54);
     let (statelint, asl_validator, output) = validate(&files);
     assert!(
         statelint && asl_validator,
@@ -246,10 +311,124 @@ fn transitions_are_the_minimum_for_every_example_and_shape() {
         conditional >= 10,
         "only {conditional} of the shapes have conditions"
     );
+    let grouped = shapes
+        .iter()
+        .filter(|d| d.steps.iter().any(|s| s.group.is_some()));
+    eprintln!("{} of the shapes have groups", grouped.count());
     for definition in shapes {
-        assert_minimal(&definition);
+        if definition.steps.iter().any(|s| s.group.is_some()) {
+            assert_group_costs(&definition);
+        } else {
+            assert_minimal(&definition);
+        }
         analysis::check(&definition).expect("generated shapes fit the limits");
     }
+}
+
+/// Success and each failure, every condition holding, through groups (the formulas of
+/// `saga_core::asl`'s parallel docs): success is N steps + their conditions + one `Parallel`
+/// per group + the `steps` guard of a group (1 for a first stage: `<group>.steps`; 1 where
+/// earlier steps might not have run: `<group>.has_steps`, `steps` being there). A failure at a
+/// step of a group: the stages before it, the guard, the `Parallel`, its own branch up to the
+/// step and every other branch to its end (the worst case), then, before the pivot, every
+/// compensation of [`SagaDefinition::compensation_order`] with one `Choice` per conditional
+/// one, and the `Fail` end; after it, the report and the stuck end.
+fn assert_group_costs(definition: &SagaDefinition) {
+    let cost = Cost::of(&definition.state_machine());
+    let steps = &definition.steps;
+    let stages = definition.stages();
+    let states = |indices: &mut dyn Iterator<Item = usize>| -> u64 {
+        indices
+            .map(|i| 1 + u64::from(steps[i].condition.is_some()))
+            .sum()
+    };
+    let guard = |position: usize| -> u64 {
+        match &stages[position] {
+            Stage::Group(_) => u64::from(!stages[..position].iter().any(|s| match s {
+                Stage::Group(_) => true,
+                Stage::Step(i) => steps[*i].condition.is_none(),
+            })),
+            Stage::Step(_) => 0,
+        }
+    };
+    let groups = stages
+        .iter()
+        .filter(|s| matches!(s, Stage::Group(_)))
+        .count() as u64;
+    let guards: u64 = (0..stages.len()).map(guard).sum();
+    let n = steps.len() as u64;
+    assert_eq!(
+        cost.success().transitions,
+        n + conditions(steps) + groups + guards,
+        "{}: success",
+        definition.name
+    );
+    let mut before = 0;
+    for (position, stage) in stages.iter().enumerate() {
+        let here = before + guard(position);
+        let failures: Vec<(usize, u64)> = match stage {
+            Stage::Step(index) => vec![(*index, here + states(&mut (*index..index + 1)))],
+            Stage::Group(group) => group
+                .branches
+                .iter()
+                .enumerate()
+                .flat_map(|(b, branch)| {
+                    let siblings: u64 = (group.branches.iter().enumerate())
+                        .filter(|(o, _)| *o != b)
+                        .map(|(_, other)| states(&mut other.steps.iter().copied()))
+                        .sum();
+                    (0..branch.steps.len()).map(move |j| {
+                        let own = states(&mut branch.steps[..=j].iter().copied());
+                        (branch.steps[j], here + 1 + siblings + own)
+                    })
+                })
+                .collect(),
+        };
+        for (index, forward) in failures {
+            let step = &steps[index];
+            let path = cost
+                .failure_at(&step.name)
+                .expect("a path per failing step");
+            let expected = if step.kind == StepKind::Retriable {
+                forward + 2
+            } else {
+                let in_group = definition.group_of(index).is_some();
+                let order: Vec<_> = definition.compensation_order(index).collect();
+                let choices = order
+                    .iter()
+                    .filter(|s| s.condition.is_some() && (in_group || s.name != step.name))
+                    .count() as u64;
+                forward + order.len() as u64 + choices + 1
+            };
+            assert_eq!(
+                path.transitions, expected,
+                "{}: {} fails: {:?}",
+                definition.name, step.name, path.states
+            );
+        }
+        before = here
+            + match stage {
+                Stage::Step(index) => states(&mut (*index..index + 1)),
+                Stage::Group(group) => 1 + states(&mut group.steps.clone()),
+            };
+    }
+}
+
+#[test]
+fn transitions_through_groups_follow_the_formulas() {
+    for definition in grouped_shapes() {
+        assert_group_costs(&definition);
+        analysis::check(&definition).expect("grouped shapes fit the limits");
+    }
+}
+
+#[test]
+fn snapshots_of_a_grouped_saga() {
+    let travel = grouped_shapes().remove(0);
+    let machine = travel.state_machine();
+    insta::assert_snapshot!("travel_state_machine", machine.to_json_pretty());
+    insta::assert_snapshot!("travel_mermaid", saga::render::mermaid(&machine));
+    insta::assert_snapshot!("travel_cost", Cost::of(&machine).to_string());
 }
 
 #[test]

@@ -91,3 +91,81 @@ async fn a_definite_path_through_an_array_element_is_the_value_itself() {
         })
     );
 }
+
+/// A parallel group's `Parallel` state as the generator emits it: three branches (one of two
+/// states, one whose only state is skipped by its Choice into a branch-local `Succeed`), the
+/// `steps` guard before it, and its `ResultSelector` merging the branch documents back into
+/// one (`saga_core::asl::merged_document`): the group's input members once, every branch's
+/// outputs under `steps`, values with quotes and braces intact, and nothing else.
+#[tokio::test]
+async fn a_parallel_state_merges_its_branch_documents_into_one() {
+    let pass = |path: &str, value: Value, next: Option<&str>| {
+        let mut state = json!({"Type": "Pass", "Result": value, "ResultPath": path});
+        match next {
+            Some(next) => state["Next"] = json!(next),
+            None => state["End"] = json!(true),
+        }
+        state
+    };
+    let definition = json!({
+        "StartAt": "bookings.has_steps",
+        "States": {
+            "bookings.has_steps": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.steps", "IsPresent": true, "Next": "bookings"}],
+                "Default": "bookings.steps",
+            },
+            "bookings.steps": pass("$.steps", json!({}), Some("bookings")),
+            "bookings": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "flight", "States": {
+                        "flight": pass("$.steps.flight", json!({"pnr": "A\"1'{}\\"}), Some("seat")),
+                        "seat": pass("$.steps.seat", json!(12), None),
+                    }},
+                    {"StartAt": "hotel", "States": {
+                        "hotel": pass("$.steps.hotel", json!({"nights": [1, 2]}), None),
+                    }},
+                    {"StartAt": "car.when", "States": {
+                        "car.when": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$.car", "IsPresent": true, "Next": "car"}],
+                            "Default": "bookings.car.done",
+                        },
+                        "car": pass("$.steps.car", json!("C"), None),
+                        "bookings.car.done": {"Type": "Succeed"},
+                    }},
+                ],
+                "ResultSelector": {"doc.$": saga_core::asl::merged_document(3)},
+                "ResultPath": "$",
+                "OutputPath": "$.doc",
+                "End": true,
+            },
+        }
+    });
+    let flight = json!({"pnr": "A\"1'{}\\"});
+    let hotel = json!({"nights": [1, 2]});
+    // `steps` present before the group: kept, the branches' outputs added.
+    let output = run(
+        definition.clone(),
+        json!({"order": 7, "steps": {"reserve": {"id": "r"}}}),
+    )
+    .await;
+    assert_eq!(
+        output,
+        json!({
+            "order": 7,
+            "steps": {"reserve": {"id": "r"}, "flight": flight, "seat": 12, "hotel": hotel},
+        })
+    );
+    // No `steps` before the group: it starts with `steps: {}`.
+    let output = run(definition, json!({"order": 8, "car": true})).await;
+    assert_eq!(
+        output,
+        json!({
+            "order": 8,
+            "car": true,
+            "steps": {"flight": flight, "seat": 12, "hotel": hotel, "car": "C"},
+        })
+    );
+}

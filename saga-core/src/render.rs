@@ -1,69 +1,90 @@
 //! Pictures of a saga: its state machine as Mermaid or Graphviz DOT, with the forward path, the
-//! compensation path and the outcomes. Solid edges are successes, dashed edges failures.
+//! compensation path and the outcomes. Solid edges are successes, dashed edges failures; a
+//! parallel group is a fork (its `Parallel` state) into its branches and a join after them.
 
 use std::fmt::Write;
 
 use crate::asl::{State, StateMachine, Transition};
 use crate::protocol::ERROR_COMPENSATED;
 
-struct Edge<'a> {
-    from: &'a str,
-    to: &'a str,
+struct Edge {
+    from: String,
+    to: String,
     failure: bool,
     /// The edge's label: why a failure edge is taken, which way a condition went.
     label: &'static str,
 }
 
-fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
+fn edges(machine: &StateMachine) -> Vec<Edge> {
     let mut edges = Vec::new();
-    for (name, state) in &machine.states.0 {
-        if let State::Choice(choice) = state {
-            for rule in &choice.choices {
-                edges.push(Edge {
-                    from: name,
-                    to: end(machine, &rule.next),
-                    failure: false,
-                    label: "when",
-                });
-            }
-            edges.push(Edge {
-                from: name,
-                to: end(machine, &choice.default),
-                failure: false,
-                label: "otherwise",
-            });
-        }
-        if let State::Task(task) = state {
-            let to = match &task.transition {
-                Transition::Next { next } => end(machine, next),
-                Transition::End { .. } => "Completed",
-            };
-            edges.push(Edge {
-                from: name,
-                to,
-                failure: false,
-                label: "",
-            });
-            for catcher in &task.catch {
-                let unread = catcher.error_equals == [crate::protocol::ERROR_INVALID_INPUT];
-                edges.push(Edge {
-                    from: name,
-                    to: &catcher.next,
-                    failure: true,
-                    label: if unread { "input unreadable" } else { "fails" },
-                });
-            }
-        }
-    }
+    frame_edges(machine, "Completed", &mut edges);
     edges
 }
 
-/// The node an edge to `next` ends at: `Completed` for the `Succeed` state, drawn as the end
-/// every path that completes reaches.
-fn end<'a>(machine: &'a StateMachine, next: &'a str) -> &'a str {
-    match machine.state(next) {
-        Some(State::Succeed(_)) => "Completed",
-        _ => next,
+/// The join node drawn after a `Parallel` state's branches (the fork is the state itself).
+fn join(parallel: &str) -> String {
+    format!("{parallel}.join")
+}
+
+/// The edges of the states of `frame` (the machine, or a `Parallel` state's branch), where an
+/// end (`End`, a `Succeed` state) goes to `finish`: `Completed`, drawn as the end every path
+/// that completes reaches, for the machine; the join of its `Parallel` for a branch.
+fn frame_edges(frame: &StateMachine, finish: &str, edges: &mut Vec<Edge>) {
+    let end = |next: &str| match frame.state(next) {
+        Some(State::Succeed(_)) => finish.to_owned(),
+        _ => next.to_owned(),
+    };
+    let after = |transition: &Transition| match transition {
+        Transition::Next { next } => end(next),
+        Transition::End { .. } => finish.to_owned(),
+    };
+    let mut push = |from: &str, to: String, failure: bool, label: &'static str| {
+        edges.push(Edge {
+            from: from.to_owned(),
+            to,
+            failure,
+            label,
+        });
+    };
+    for (name, state) in &frame.states.0 {
+        match state {
+            State::Choice(choice) => {
+                for rule in &choice.choices {
+                    push(name, end(&rule.next), false, "when");
+                }
+                push(name, end(&choice.default), false, "otherwise");
+            }
+            State::Task(task) => {
+                push(name, after(&task.transition), false, "");
+                for catcher in &task.catch {
+                    let unread = catcher.error_equals == [crate::protocol::ERROR_INVALID_INPUT];
+                    let label = if unread { "input unreadable" } else { "fails" };
+                    push(name, catcher.next.clone(), true, label);
+                }
+            }
+            State::Pass(pass) => push(name, after(&pass.transition), false, ""),
+            State::Parallel(parallel) => {
+                // Fork into every branch, join, go on; a branch that fails fails the group.
+                let joined = join(name);
+                let mut inner = Vec::new();
+                for branch in &parallel.branches {
+                    let start = match branch.state(&branch.start_at) {
+                        Some(State::Succeed(_)) => joined.clone(),
+                        _ => branch.start_at.clone(),
+                    };
+                    push(name, start, false, "");
+                    frame_edges(branch, &joined, &mut inner);
+                }
+                for edge in inner {
+                    push(&edge.from, edge.to, edge.failure, edge.label);
+                }
+                push(&joined, after(&parallel.transition), false, "");
+                for catcher in &parallel.catch {
+                    push(name, catcher.next.clone(), true, "a branch fails");
+                }
+            }
+            State::Fail(_) | State::Succeed(_) => {}
+        }
     }
 }
 
@@ -88,7 +109,7 @@ fn id(name: &str) -> String {
 pub fn mermaid(machine: &StateMachine) -> String {
     let mut out = String::from("flowchart TD\n");
     let _ = writeln!(out, "    start([start]) --> {}", id(&machine.start_at));
-    for (name, state) in &machine.states.0 {
+    for (name, state) in machine.all_states() {
         let node = match state {
             State::Task(_) if name.ends_with(".compensate") => {
                 format!("{}[/\"{}\"/]", id(name), name)
@@ -101,7 +122,12 @@ pub fn mermaid(machine: &StateMachine) -> String {
             State::Choice(choice) => {
                 format!("{}{{\"{}\"}}", id(name), choice_label(name, choice))
             }
-            // Drawn as `Completed`.
+            State::Pass(_) => format!("{}[\"{}\"]", id(name), name),
+            State::Parallel(_) => {
+                let _ = writeln!(out, "    {}[[\"{name}: fork\"]]", id(name));
+                format!("{}[[\"{name}: join\"]]", id(&join(name)))
+            }
+            // Drawn as `Completed`, or as its branch's join.
             State::Succeed(_) => continue,
         };
         let _ = writeln!(out, "    {node}");
@@ -115,7 +141,7 @@ pub fn mermaid(machine: &StateMachine) -> String {
         } else {
             format!("-- {} -->", edge.label)
         };
-        let _ = writeln!(out, "    {} {arrow} {}", id(edge.from), id(edge.to));
+        let _ = writeln!(out, "    {} {arrow} {}", id(&edge.from), id(&edge.to));
     }
     out
 }
@@ -128,7 +154,7 @@ pub fn dot(machine: &StateMachine) -> String {
         out,
         "    start [shape=circle, label=\"\", width=0.2, style=filled, fillcolor=black];"
     );
-    for (name, state) in &machine.states.0 {
+    for (name, state) in machine.all_states() {
         let attrs = match state {
             State::Task(_) if name.ends_with(".compensate") => {
                 "shape=box, style=\"rounded,dashed\""
@@ -141,6 +167,19 @@ pub fn dot(machine: &StateMachine) -> String {
             State::Choice(choice) => {
                 let label = choice_label(name, choice);
                 let _ = writeln!(out, "    \"{name}\" [shape=diamond, label=\"{label}\"];");
+                continue;
+            }
+            State::Pass(_) => "shape=box",
+            State::Parallel(_) => {
+                let _ = writeln!(
+                    out,
+                    "    \"{name}\" [shape=invtrapezium, label=\"{name}: fork\"];"
+                );
+                let joined = join(name);
+                let _ = writeln!(
+                    out,
+                    "    \"{joined}\" [shape=trapezium, label=\"{name}: join\"];"
+                );
                 continue;
             }
             State::Succeed(_) => continue,

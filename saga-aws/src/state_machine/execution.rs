@@ -42,9 +42,11 @@ impl ExecutionState {
     /// when it ended some other way than the state machine's own ends (timed out as a whole,
     /// aborted by an operator).
     ///
-    /// `Saga.Compensated` names the step whose execution failed last; `Saga.CompensationFailed`
-    /// the last invocation, the one that gave up: a compensation, or a retriable step after the
-    /// pivot.
+    /// `Saga.Compensated` names the step whose execution failed last (in a group: the step
+    /// that failed it, see [`trace_from_history`](super::trace_from_history));
+    /// `Saga.CompensationFailed` the last invocation that failed, the one that gave up: a
+    /// compensation, or a retriable step after the pivot (in a group, its step, not the group
+    /// its report names).
     pub fn outcome(&self, trace: &Trace) -> Option<Outcome> {
         let last_failure = |action: Action| {
             trace.0.iter().rev().find_map(|i| match &i.result {
@@ -62,14 +64,15 @@ impl ExecutionState {
             }
             (Status::Stuck, _)
             | (Status::Failed, Some(saga_core::protocol::ERROR_COMPENSATION_FAILED)) => {
-                // What gave up is the last thing that failed.
-                let last = trace.0.last()?;
-                let InvocationResult::Failed(error) = &last.result else {
-                    return None;
-                };
+                // What gave up is the last thing that failed (in a group after the pivot, a
+                // sibling may have succeeded after it).
+                let (step, action, error) = trace.0.iter().rev().find_map(|i| match &i.result {
+                    InvocationResult::Failed(error) => Some((i.step.clone(), i.action, error)),
+                    _ => None,
+                })?;
                 Some(Outcome::CompensationFailed {
-                    step: last.step.clone(),
-                    action: last.action,
+                    step,
+                    action,
                     error: error.clone(),
                 })
             }

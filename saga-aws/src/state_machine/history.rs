@@ -1,7 +1,8 @@
 //! An execution's history read back: the invocations (the same [`Trace`] the in-memory
 //! executor returns) and the task still running.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 use saga_core::{Action, Invocation, InvocationResult, StepFailure, Trace};
@@ -9,10 +10,9 @@ use saga_core::{Action, Invocation, InvocationResult, StepFailure, Trace};
 /// The step and action of a `TaskStateEntered` event: `<step>` executes, `<step>.compensate`
 /// compensates. Step names are identifiers; the generator's own tasks (`<step>.report`, which
 /// puts an event on the bus) are not invocations.
-fn invocation_entered(event: &HistoryEvent) -> Option<(String, Action)> {
-    let name = event.state_entered_event_details.as_ref()?.name.clone();
+fn invocation_entered(name: &str) -> Option<(String, Action)> {
     match name.split_once('.') {
-        None => Some((name, Action::Execute)),
+        None => Some((name.to_owned(), Action::Execute)),
         Some((step, "compensate")) => Some((step.to_owned(), Action::Compensate)),
         Some(_) => None,
     }
@@ -30,7 +30,7 @@ fn reported_step(event: &HistoryEvent) -> Option<&str> {
 pub(super) fn trace_and_running(events: &[HistoryEvent]) -> (Trace, Option<(String, Action, u32)>) {
     let reader = Reader::read(events);
     let running = reader.running();
-    (Trace(reader.invocations), running)
+    (reader.trace(), running)
 }
 
 /// The saga document of an execution that has stopped: the input of the last state of kind
@@ -49,7 +49,7 @@ pub(super) fn document_from_history(
 }
 
 /// The timing of the task that runs now.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct TaskTiming {
     timeout_seconds: u32,
     heartbeat_seconds: u32,
@@ -84,25 +84,55 @@ impl TaskTiming {
 /// TaskFailed (`Saga.Retryable` / `Saga.Terminal`, cause `code: message`) or TaskTimedOut. A
 /// condition's Choice (`<step>.when`) followed by another state than the step's skipped it.
 pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
-    Trace(Reader::read(events).invocations)
+    Reader::read(events).trace()
 }
 
 /// One pass over a history: the invocations that ended, and the task still open.
+///
+/// Events are attributed by their chain, not by their order: in a `Parallel` state the
+/// branches' events interleave, and each event's `previousEventId` leads back to the state
+/// entered in its own branch (the state a Task's events belong to is named after its step).
+///
+/// A step that fails for good fails its branch, and so the `Parallel`, which stops the other
+/// branches. Of the failures in a `Parallel` that failed, those no retry followed are the last
+/// of their steps; the first of them failed the group, and the others are siblings stopped
+/// because of it (the emulator reports a stopped branch's task as timed out or failed, even
+/// after the `Parallel` has ended, and a failed step's task once more after its branch ended):
+/// they are no failures of their steps, and are left out of the trace.
 #[derive(Debug, Default)]
 struct Reader {
-    invocations: Vec<Invocation>,
-    /// The step and action of the Task state entered last, if it is an invocation.
-    current: Option<(String, Action)>,
-    /// Whether `current` has a task scheduled that has not ended.
-    open: bool,
+    invocations: Vec<Entry>,
+    /// Per event id, the state entered last on its chain (the event's own, for a state
+    /// entered).
+    chain: HashMap<i64, Rc<str>>,
+    /// The state entered last, for an event whose chain is unknown.
+    last: Option<Rc<str>>,
+    /// Per open invocation, its task's timing (from when it was scheduled).
+    open: Vec<((String, Action), TaskTiming)>,
     /// The attempts each (step, action) has ended.
     attempts: BTreeMap<(String, Action), u32>,
-    /// The running task's `TimeoutSeconds`, `HeartbeatSeconds` and start, for the failure of a
-    /// task that timed out.
-    task: TaskTiming,
-    /// The step whose condition's `Choice` (`<step>.when`) was entered last: skipped unless
-    /// the next state entered is the step's own.
-    deciding: Option<String>,
+    /// Every run of a `Parallel` state so far; the last one may be running.
+    parallels: Vec<ParallelRun>,
+}
+
+/// An invocation read, with what tells a stopped sibling from a failure.
+#[derive(Debug)]
+struct Entry {
+    invocation: Invocation,
+    /// The `Parallel` run it ran in (an index into `parallels`).
+    run: Option<usize>,
+    /// Whether its step's task was scheduled again in that run after it (a retry).
+    retried: bool,
+}
+
+/// One run of a `Parallel` state.
+#[derive(Debug, Default)]
+struct ParallelRun {
+    /// The steps whose Task was entered in it.
+    steps: HashSet<String>,
+    /// Whether it has ended (and its failure, if it failed).
+    ended: bool,
+    failed: bool,
 }
 
 impl Reader {
@@ -114,96 +144,183 @@ impl Reader {
         reader
     }
 
+    /// The trace: every invocation but the stopped siblings of a failed group.
+    fn trace(&self) -> Trace {
+        let mut stopped = HashSet::new();
+        for (run, parallel) in self.parallels.iter().enumerate() {
+            if !parallel.failed {
+                continue;
+            }
+            let last_failures = (self.invocations.iter().enumerate()).filter(|(_, e)| {
+                e.run == Some(run)
+                    && !e.retried
+                    && matches!(e.invocation.result, InvocationResult::Failed(_))
+            });
+            stopped.extend(last_failures.skip(1).map(|(at, _)| at));
+        }
+        Trace(
+            (self.invocations.iter().enumerate())
+                .filter(|(at, _)| !stopped.contains(at))
+                .map(|(_, e)| e.invocation.clone())
+                .collect(),
+        )
+    }
+
+    /// The `Parallel` run step `step`'s execution is in, if it is in the one running.
+    fn run_of(&self, (step, action): &(String, Action)) -> Option<usize> {
+        let run = self.parallels.len().checked_sub(1)?;
+        let parallel = &self.parallels[run];
+        (*action == Action::Execute && parallel.steps.contains(step)).then_some(run)
+    }
+
+    /// The state entered last on `event`'s chain.
+    fn state_of(&mut self, event: &HistoryEvent) -> Option<Rc<str>> {
+        let entered = event.state_entered_event_details.as_ref().map(|d| &d.name);
+        let state = match entered {
+            Some(name) => {
+                let name: Rc<str> = Rc::from(name.as_str());
+                self.last = Some(name.clone());
+                Some(name)
+            }
+            None => {
+                (self.chain.get(&event.previous_event_id).cloned()).or_else(|| self.last.clone())
+            }
+        };
+        if let Some(state) = &state {
+            self.chain.insert(event.id, state.clone());
+        }
+        state
+    }
+
     fn feed(&mut self, event: &HistoryEvent) {
-        if let Some(step) = self.deciding.take() {
-            let entered = event.state_entered_event_details.as_ref().map(|d| &d.name);
-            let ended = matches!(
-                event.r#type,
-                HistoryEventType::ExecutionSucceeded | HistoryEventType::ExecutionFailed
-            );
-            match entered {
-                Some(name) if *name == step => {}
-                Some(_) => self.skipped(step),
-                None if ended => self.skipped(step),
-                None => self.deciding = Some(step),
-            }
-        }
-        if event.r#type == HistoryEventType::ChoiceStateEntered {
-            let name = event.state_entered_event_details.as_ref().map(|d| &d.name);
-            if let Some(step) = name.and_then(|n| n.strip_suffix(".when"))
+        // The state entered before this one on its chain: a condition's `Choice`
+        // (`<step>.when`) followed by another state than the step's skipped it.
+        if let Some(details) = &event.state_entered_event_details {
+            let before = self.chain.get(&event.previous_event_id).cloned();
+            if let Some(step) = before.as_deref().and_then(|n| n.strip_suffix(".when"))
                 && !step.contains('.')
+                && details.name != step
             {
-                self.deciding = Some(step.to_owned());
+                self.skipped(step.to_owned());
             }
         }
+        let state = self.state_of(event);
         match event.r#type {
-            HistoryEventType::TaskScheduled => {
-                let details = event.task_scheduled_event_details.as_ref();
-                let seconds = |s: Option<i64>| s.and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
-                self.task = TaskTiming {
-                    timeout_seconds: seconds(details.and_then(|d| d.timeout_in_seconds)),
-                    heartbeat_seconds: seconds(details.and_then(|d| d.heartbeat_in_seconds)),
-                    scheduled_at: event.timestamp.as_secs_f64(),
-                };
-                self.open = self.current.is_some();
+            HistoryEventType::ParallelStateEntered => self.parallels.push(ParallelRun::default()),
+            HistoryEventType::ParallelStateFailed => {
+                if let Some(run) = self.parallels.last_mut() {
+                    run.failed = true;
+                }
             }
+            HistoryEventType::ParallelStateExited => {
+                if let Some(run) = self.parallels.last_mut() {
+                    run.ended = true;
+                }
+            }
+            // A step's report: if an operator recovers the saga, the action that gave up runs
+            // again from attempt 1, as Step Functions counts a state entered anew.
             HistoryEventType::TaskStateEntered => {
-                self.current = invocation_entered(event);
-                self.open = self.current.is_some();
-                // A step's report: if an operator recovers the saga, the action that gave up
-                // runs again from attempt 1, as Step Functions counts a state entered anew.
                 if let Some(step) = reported_step(event) {
                     self.attempts.retain(|(s, _), _| s != step);
                 }
             }
+            _ => {}
+        }
+        let Some(invocation) = state.as_deref().and_then(invocation_entered) else {
+            return;
+        };
+        match event.r#type {
+            HistoryEventType::TaskStateEntered => {
+                if let Some(run) = self.parallels.last_mut().filter(|r| !r.ended)
+                    && invocation.1 == Action::Execute
+                {
+                    run.steps.insert(invocation.0.clone());
+                }
+                self.open.retain(|(open, _)| *open != invocation);
+                self.open.push((invocation, TaskTiming::default()));
+            }
+            HistoryEventType::TaskScheduled => {
+                let details = event.task_scheduled_event_details.as_ref();
+                let seconds = |s: Option<i64>| s.and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+                let timing = TaskTiming {
+                    timeout_seconds: seconds(details.and_then(|d| d.timeout_in_seconds)),
+                    heartbeat_seconds: seconds(details.and_then(|d| d.heartbeat_in_seconds)),
+                    scheduled_at: event.timestamp.as_secs_f64(),
+                };
+                // A retry, in a group: the failure before it was not for good.
+                let run = self.run_of(&invocation);
+                if run.is_some()
+                    && let Some(before) = (self.invocations.iter_mut().rev()).find(|e| {
+                        e.run == run
+                            && e.invocation.step == invocation.0
+                            && e.invocation.action == invocation.1
+                    })
+                {
+                    before.retried = true;
+                }
+                self.open.retain(|(open, _)| *open != invocation);
+                self.open.push((invocation, timing));
+            }
             HistoryEventType::TaskSucceeded
             | HistoryEventType::TaskFailed
-            | HistoryEventType::TaskTimedOut => {
-                self.open = false;
-                let Some((step, action)) = self.current.clone() else {
-                    return;
-                };
-                let attempt = self.attempts.entry((step.clone(), action)).or_insert(0);
-                *attempt += 1;
-                let result = match event.r#type {
-                    HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
-                    HistoryEventType::TaskTimedOut => {
-                        InvocationResult::Failed(self.task.timed_out(event))
-                    }
-                    _ => {
-                        let details = event.task_failed_event_details.as_ref();
-                        let error = details.and_then(|d| d.error.clone()).unwrap_or_default();
-                        let cause = details.and_then(|d| d.cause.clone()).unwrap_or_default();
-                        InvocationResult::Failed(StepFailure::from_task_failure(&error, &cause))
-                    }
-                };
-                self.invocations.push(Invocation {
-                    step,
-                    action,
-                    attempt: *attempt,
-                    result,
-                });
-            }
+            | HistoryEventType::TaskTimedOut => self.ended(event, invocation),
             _ => {}
         }
     }
 
-    /// A step its condition skipped, in the trace where the saga passed it.
-    fn skipped(&mut self, step: String) {
-        self.invocations.push(Invocation {
-            step,
-            action: Action::Execute,
-            attempt: 0,
-            result: InvocationResult::Skipped,
+    /// A task of `invocation` ended with `event`.
+    fn ended(&mut self, event: &HistoryEvent, invocation: (String, Action)) {
+        let position = self.open.iter().position(|(open, _)| *open == invocation);
+        let timing = position
+            .map(|at| self.open.remove(at).1)
+            .unwrap_or_default();
+        let result = match event.r#type {
+            HistoryEventType::TaskSucceeded => InvocationResult::Succeeded,
+            HistoryEventType::TaskTimedOut => InvocationResult::Failed(timing.timed_out(event)),
+            _ => {
+                let details = event.task_failed_event_details.as_ref();
+                let error = details.and_then(|d| d.error.clone()).unwrap_or_default();
+                let cause = details.and_then(|d| d.cause.clone()).unwrap_or_default();
+                InvocationResult::Failed(StepFailure::from_task_failure(&error, &cause))
+            }
+        };
+        let run = self.run_of(&invocation);
+        let (step, action) = invocation;
+        let attempt = self.attempts.entry((step.clone(), action)).or_insert(0);
+        *attempt += 1;
+        self.invocations.push(Entry {
+            invocation: Invocation {
+                step,
+                action,
+                attempt: *attempt,
+                result,
+            },
+            run,
+            retried: false,
         });
     }
 
-    /// The invocation running now, with its attempt.
+    /// A step its condition skipped, in the trace where the saga passed it.
+    fn skipped(&mut self, step: String) {
+        self.invocations.push(Entry {
+            invocation: Invocation {
+                step,
+                action: Action::Execute,
+                attempt: 0,
+                result: InvocationResult::Skipped,
+            },
+            run: None,
+            retried: false,
+        });
+    }
+
+    /// The invocation running now (the one scheduled last of those still open), with its
+    /// attempt.
     fn running(&self) -> Option<(String, Action, u32)> {
-        let (step, action) = self.current.clone().filter(|_| self.open)?;
-        let done = (self.attempts.get(&(step.clone(), action)))
+        let ((step, action), _) = self.open.last()?;
+        let done = (self.attempts.get(&(step.clone(), *action)))
             .copied()
             .unwrap_or(0);
-        Some((step, action, done.saturating_add(1)))
+        Some((step.clone(), *action, done.saturating_add(1)))
     }
 }

@@ -1,10 +1,19 @@
 //! What a saga costs on Step Functions: state transitions per path, read off the generated
 //! state machine. Standard workflows are billed per state transition, retries included.
+//!
+//! A parallel group's `Parallel` state costs one transition, plus the states each branch
+//! enters. Its paths: success with every combination of its branches' conditions; and, per
+//! step of the group, that step failing (with its branch's conditions before it either way)
+//! while every OTHER branch runs to its end with every condition holding: the worst case, since
+//! a sibling may have finished, or entered any of its states, before Step Functions stops it.
+//! A conditional step of the group its failed branch never reached is counted as compensated
+//! (its condition reads only what came before the group, and may well hold).
 
 use std::fmt;
 
 use serde::Serialize;
 
+use crate::asl::ParallelState;
 use crate::asl::{State, StateMachine, Transition};
 
 /// The public price of one Standard-workflow state transition in USD ($0.025 per 1,000, most
@@ -67,7 +76,7 @@ impl Cost {
     }
 
     /// The path where step `step` fails and every compensation succeeds (every condition
-    /// before it holding).
+    /// before it holding; in a group, every other branch run to its end: the worst case).
     pub fn failure_at(&self, step: &str) -> Option<&PathCost> {
         let description = format!("{step} fails");
         self.paths.iter().find(|p| p.description == description)
@@ -97,6 +106,16 @@ struct Visit {
 }
 
 impl Visit {
+    fn copy(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            retries: self.retries,
+            failed: self.failed,
+            is_compensation: self.is_compensation,
+            skipped: self.skipped.clone(),
+        }
+    }
+
     /// A state entered once, without retries, and left on success.
     fn passing(name: &str) -> Self {
         Self {
@@ -132,7 +151,24 @@ fn walk(
                 Some(step) => (true, step),
                 None => (false, step),
             };
-            let ran = trail.iter().any(|v| v.state == step);
+            if name.ends_with(".has_steps") {
+                // Before a group, the document has `steps` if a step ran.
+                let ran = trail
+                    .iter()
+                    .any(|v| matches!(machine.find(&v.state), Some(State::Task(_))));
+                let next = match ran {
+                    true => choice.choices.first().map_or(&choice.default, |r| &r.next),
+                    false => &choice.default,
+                };
+                trail.push(Visit::passing(name));
+                walk(machine, next, trail, paths);
+                trail.pop();
+                return;
+            }
+            // A step whose condition was never decided (later in a failed group branch than the
+            // failure) is compensated if it holds: counted so, the worst case.
+            let decided = trail.iter().any(|v| v.state == format!("{step}.when"));
+            let ran = !decided || trail.iter().any(|v| v.state == step);
             if !compensation || ran {
                 trail.push(Visit::passing(name));
                 for rule in &choice.choices {
@@ -159,6 +195,15 @@ fn walk(
             paths.push(path(trail, end));
             trail.pop();
         }
+        State::Pass(pass) => {
+            trail.push(Visit::passing(name));
+            match &pass.transition {
+                Transition::Next { next } => walk(machine, next, trail, paths),
+                Transition::End { .. } => paths.push(path(trail, PathEnd::Completed)),
+            }
+            trail.pop();
+        }
+        State::Parallel(parallel) => walk_parallel(machine, name, parallel, trail, paths),
         State::Task(task) => {
             let retries = u64::from(task.max_retries());
             let is_compensation = name.ends_with(".compensate");
@@ -200,6 +245,135 @@ fn walk(
             trail.pop();
         }
     }
+}
+
+/// One way through a branch of a `Parallel` state: the states it enters, and whether its last
+/// task failed (failing the branch).
+struct BranchRun {
+    visits: Vec<Visit>,
+    failed: bool,
+}
+
+/// Every way through `branch` from state `name` (each condition either way, each task
+/// succeeding or failing after its retries), after `before`.
+fn branch_runs(branch: &StateMachine, name: &str, before: Vec<Visit>, runs: &mut Vec<BranchRun>) {
+    let Some(state) = branch.state(name) else {
+        return;
+    };
+    let with = |visit: Visit| {
+        let mut visits: Vec<Visit> = before.iter().map(Visit::copy).collect();
+        visits.push(visit);
+        visits
+    };
+    match state {
+        State::Choice(choice) => {
+            let step = name.trim_end_matches(".when");
+            for rule in &choice.choices {
+                branch_runs(branch, &rule.next, with(Visit::passing(name)), runs);
+            }
+            let skipped = Visit {
+                skipped: Some(step.to_owned()),
+                ..Visit::passing(name)
+            };
+            branch_runs(branch, &choice.default, with(skipped), runs);
+        }
+        State::Task(task) => {
+            let retries = u64::from(task.max_retries());
+            let ran = Visit {
+                retries,
+                ..Visit::passing(name)
+            };
+            match &task.transition {
+                Transition::Next { next } => branch_runs(branch, next, with(ran), runs),
+                Transition::End { .. } => runs.push(BranchRun {
+                    visits: with(ran),
+                    failed: false,
+                }),
+            }
+            let failed = Visit {
+                retries,
+                failed: true,
+                ..Visit::passing(name)
+            };
+            runs.push(BranchRun {
+                visits: with(failed),
+                failed: true,
+            });
+        }
+        // The generator puts only steps, their conditions and a branch's end in a branch.
+        _ => runs.push(BranchRun {
+            visits: with(Visit::passing(name)),
+            failed: false,
+        }),
+    }
+}
+
+/// A `Parallel` state: one transition, then its branches' states. Success: every
+/// combination of the branches' successful runs. A failure: each failed run of a branch, with
+/// every other branch's longest successful run (the worst case), into the `Catch`.
+fn walk_parallel(
+    machine: &StateMachine,
+    name: &str,
+    parallel: &ParallelState,
+    trail: &mut Vec<Visit>,
+    paths: &mut Vec<(usize, PathCost)>,
+) {
+    let runs: Vec<Vec<BranchRun>> = (parallel.branches.iter())
+        .map(|branch| {
+            let mut runs = Vec::new();
+            branch_runs(branch, &branch.start_at, Vec::new(), &mut runs);
+            runs
+        })
+        .collect();
+    let length = trail.len();
+    trail.push(Visit::passing(name));
+    // Every combination of successful runs, one branch after the other.
+    let mut combinations: Vec<Vec<&BranchRun>> = vec![Vec::new()];
+    for branch in &runs {
+        combinations = (combinations.into_iter())
+            .flat_map(|taken| {
+                (branch.iter().filter(|r| !r.failed)).map(move |run| {
+                    let mut taken = taken.clone();
+                    taken.push(run);
+                    taken
+                })
+            })
+            .collect();
+    }
+    for combination in combinations {
+        trail.extend(
+            combination
+                .iter()
+                .flat_map(|r| r.visits.iter().map(Visit::copy)),
+        );
+        match &parallel.transition {
+            Transition::Next { next } => walk(machine, next, trail, paths),
+            Transition::End { .. } => paths.push(path(trail, PathEnd::Completed)),
+        }
+        trail.truncate(length + 1);
+    }
+    let longest = |branch: &[BranchRun]| -> Vec<Visit> {
+        (branch.iter().filter(|r| !r.failed))
+            .max_by_key(|r| r.visits.iter().filter(|v| v.skipped.is_none()).count())
+            .map(|r| r.visits.iter().map(Visit::copy).collect())
+            .unwrap_or_default()
+    };
+    for (failing, branch) in runs.iter().enumerate() {
+        for run in branch.iter().filter(|r| r.failed) {
+            for (other, sibling) in runs.iter().enumerate() {
+                if other == failing {
+                    trail.extend(run.visits.iter().map(Visit::copy));
+                } else {
+                    trail.extend(longest(sibling));
+                }
+            }
+            for catcher in &parallel.catch {
+                walk(machine, &catcher.next, trail, paths);
+            }
+            trail.truncate(length + 1);
+        }
+    }
+    trail.truncate(length);
 }
 
 /// The path walked so far, keyed by the position of its first failure (success: 0).

@@ -88,18 +88,22 @@ pub struct Limits {
 
 /// Estimated history events of an execution along `path`: ExecutionStarted and its end; per
 /// task state entered, StateEntered and StateExited; per attempt, TaskScheduled, TaskStarted,
-/// TaskSubmitted and the result; StateEntered and StateExited for a Choice or Succeed state,
-/// one event for a Fail state. An upper bound, on purpose.
+/// TaskSubmitted and the result; StateEntered and StateExited for a Choice, Pass or Succeed
+/// state, one event for a Fail state; ParallelStateEntered, -Started, -Succeeded (or -Failed)
+/// and -Exited for a `Parallel` state, whose branches' states are on the path as well (on a
+/// failure in a group, every sibling branch run to its end: see [`Cost`]). An upper bound, on
+/// purpose.
 fn history_events(machine: &StateMachine, path: &super::cost::PathCost) -> u64 {
     let per_state: u64 = path
         .states
         .iter()
-        .map(|name| match machine.state(name) {
+        .map(|name| match machine.find(name) {
             Some(State::Task(task)) => {
                 let retries = u64::from(task.max_retries());
                 2 + 4 * (1 + retries)
             }
-            Some(State::Choice(_) | State::Succeed(_)) => 2,
+            Some(State::Choice(_) | State::Succeed(_) | State::Pass(_)) => 2,
+            Some(State::Parallel(_)) => 4,
             _ => 1,
         })
         .sum();
@@ -113,14 +117,14 @@ pub fn check(definition: &SagaDefinition) -> Result<Limits, Vec<LimitError>> {
 
     // One error per step: the longest of its generated state names that is invalid.
     let mut by_step: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for (state, _) in &machine.states.0 {
+    for (state, _) in machine.all_states() {
         if let Err(reason) = check_name(state) {
             let step = state.split('.').next().unwrap_or(state).to_owned();
             let entry = by_step
                 .entry(step)
-                .or_insert_with(|| (state.clone(), reason.clone()));
+                .or_insert_with(|| (state.to_owned(), reason.clone()));
             if state.len() > entry.0.len() {
-                *entry = (state.clone(), reason);
+                *entry = (state.to_owned(), reason);
             }
         }
     }

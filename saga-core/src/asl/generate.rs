@@ -9,22 +9,22 @@
 //! saga passes it, whatever it decides. The failed step's own Catch goes straight to its
 //! compensation (it ran). A skipped last step ends in the `Succeed` state `Saga.completed`,
 //! the only path that enters it.
+//!
+//! A parallel group is ONE `Parallel` state named after it (see [`super::parallel`]:
+//! branches, the merge of their documents, the `steps` rule, and the transition formulas of a
+//! group). Only where `steps` may be missing when a group starts does it cost a `Pass`
+//! (`<group>.steps`), and a `Choice` (`<group>.has_steps`) before it where it depends on
+//! which conditional steps ran.
 
 use std::collections::HashSet;
 
-use super::model::{
-    Catcher, ChoiceRule, ChoiceState, FailState, ResultPath, Retrier, State, StateMachine, States,
-    SucceedState, TaskState, Transition,
-};
-use super::parameters::parameters;
-use crate::definition::{Participant, SagaDefinition, StepDefinition, StepKind};
+use super::model::{FailState, ResultPath, State, StateMachine, States, SucceedState, Transition};
+use super::parallel::{self, StepsAtGroup};
+use super::task::{catchers, choice, report, task};
+use crate::definition::{SagaDefinition, Stage, StepDefinition, StepKind};
 use crate::error::StepFailure;
 use crate::idempotency::Action;
-use crate::protocol::{
-    ERROR_COMPENSATED, ERROR_COMPENSATION_FAILED, ERROR_INVALID_INPUT, ERROR_RETRYABLE,
-    ERROR_TIMEOUT, events,
-};
-use crate::retry::{JitterStrategy, RetryPolicy};
+use crate::protocol::{ERROR_COMPENSATED, ERROR_COMPENSATION_FAILED};
 
 /// The SQS callback integration: send the command, wait for SendTaskSuccess / SendTaskFailure.
 pub const SQS_CALLBACK: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
@@ -58,35 +58,32 @@ pub fn compensate_when_state(step: &str) -> String {
 }
 
 /// Where the saga goes on to run step `index`: its `Choice` if it has a condition, else its
-/// Task; `None` past the last step.
-fn forward_entry(definition: &SagaDefinition, index: usize) -> Option<String> {
-    let step = definition.steps.get(index)?;
-    Some(match step.condition {
+/// Task.
+pub(super) fn step_entry(step: &StepDefinition) -> String {
+    match step.condition {
         Some(_) => when_state(&step.name),
         None => step.name.clone(),
+    }
+}
+
+/// Where the saga goes on to run stage `position` of `stages`: its first step's entry, or a
+/// group's (see [`parallel::group_entry`]); `None` past the last stage.
+fn stage_entry(definition: &SagaDefinition, stages: &[Stage], position: usize) -> Option<String> {
+    Some(match stages.get(position)? {
+        Stage::Step(index) => step_entry(&definition.steps[*index]),
+        Stage::Group(group) => {
+            parallel::group_entry(group, StepsAtGroup::of(definition, stages, position))
+        }
     })
 }
 
 /// Where the compensation chain goes on to compensate `step` (unless it is the step that
 /// failed): its `Choice` if it has a condition, else its compensation.
-fn compensation_target(step: &StepDefinition) -> String {
+pub(super) fn compensation_target(step: &StepDefinition) -> String {
     match step.condition {
         Some(_) => compensate_when_state(&step.name),
         None => compensate_state(&step.name),
     }
-}
-
-/// A `Choice` state going to `then` when `step`'s condition holds, else to `otherwise`.
-fn choice(step: &StepDefinition, then: String, otherwise: String) -> State {
-    let condition = step.condition.as_ref().expect("a conditional step");
-    let serde_json::Value::Object(rule) = condition.choice_rule() else {
-        unreachable!("a Choice rule is an object")
-    };
-    State::Choice(ChoiceState {
-        comment: Some(format!("when {condition}")),
-        choices: vec![ChoiceRule { rule, next: then }],
-        default: otherwise,
-    })
 }
 
 /// The state that runs `step`'s compensation.
@@ -110,109 +107,6 @@ pub fn stuck_state(step: &str) -> String {
     format!("{step}.failed")
 }
 
-fn retrier(policy: &RetryPolicy) -> Vec<Retrier> {
-    if policy.max_attempts == 0 {
-        return Vec::new();
-    }
-    vec![Retrier {
-        error_equals: vec![ERROR_RETRYABLE.to_owned(), ERROR_TIMEOUT.to_owned()],
-        interval_seconds: policy.interval_seconds,
-        max_attempts: policy.max_attempts,
-        backoff_rate: policy.backoff_rate,
-        max_delay_seconds: policy.max_delay_seconds,
-        jitter_strategy: match policy.jitter {
-            JitterStrategy::None => None,
-            JitterStrategy::Full => Some("FULL".to_owned()),
-        },
-    }]
-}
-
-fn task(
-    (saga, version): (&str, u32),
-    step: &StepDefinition,
-    action: Action,
-    result_path: ResultPath,
-    catch: Vec<Catcher>,
-    transition: Transition,
-) -> State {
-    State::Task(Box::new(TaskState {
-        resource: match step.participant {
-            Participant::Queue(_) => SQS_CALLBACK,
-            Participant::Lambda(_) => LAMBDA_CALLBACK,
-        }
-        .to_owned(),
-        parameters: parameters(saga, version, step, action),
-        timeout_seconds: step.timeout_seconds,
-        heartbeat_seconds: Some(step.heartbeat_seconds),
-        result_path,
-        retry: retrier(step.policy(action)),
-        catch,
-        transition,
-    }))
-}
-
-/// The Task publishing `SagaCompensationFailed` (with the saga id, the step, its action that
-/// gave up, the error and the task token) on the bus bound to `${EventBusName}`, then waiting
-/// for an operator: `recover` answers the token and the saga continues at `resume` (the action
-/// that gave up, again); when [`RECOVERY_WINDOW_SECONDS`] pass unanswered, or the event cannot
-/// be published, it ends at `end`.
-fn report(saga: &str, step: &StepDefinition, end: String, resume: String) -> State {
-    let action = match step.kind {
-        StepKind::Retriable => Action::Execute,
-        _ => Action::Compensate,
-    };
-    let parameters = serde_json::json!({
-        "Entries": [{
-            "Source": events::SOURCE,
-            "DetailType": events::COMPENSATION_FAILED,
-            "EventBusName": format!("${{{EVENT_BUS_KEY}}}"),
-            "Detail": {
-                "type": events::COMPENSATION_FAILED,
-                "saga": saga,
-                "saga_id.$": "$$.Execution.Name",
-                "step": step.name,
-                "action": action.as_str(),
-                "error.$": "$.error",
-                "task_token.$": "$$.Task.Token",
-            },
-        }],
-    });
-    State::Task(Box::new(TaskState {
-        resource: EVENTS_PUT.to_owned(),
-        parameters,
-        timeout_seconds: RECOVERY_WINDOW_SECONDS,
-        heartbeat_seconds: None,
-        // The operator's answer is dropped: the action runs again on the document it had.
-        result_path: ResultPath::Discard,
-        retry: vec![
-            // The window is over: no second one.
-            Retrier {
-                error_equals: vec![ERROR_TIMEOUT.to_owned()],
-                interval_seconds: 1,
-                max_attempts: 0,
-                backoff_rate: 1.0,
-                max_delay_seconds: None,
-                jitter_strategy: None,
-            },
-            // Publishing failed: try again.
-            Retrier {
-                error_equals: vec!["States.ALL".to_owned()],
-                interval_seconds: 1,
-                max_attempts: 3,
-                backoff_rate: 2.0,
-                max_delay_seconds: None,
-                jitter_strategy: None,
-            },
-        ],
-        catch: vec![Catcher {
-            error_equals: vec!["States.ALL".to_owned()],
-            result_path: "$.report_error".to_owned(),
-            next: end,
-        }],
-        transition: Transition::next(resume),
-    }))
-}
-
 /// Where the compensation of a failure at step `index` starts: the first compensation in
 /// [`SagaDefinition::compensation_order`] (the failed step's own directly: it ran), or the
 /// clean end if there is none.
@@ -223,28 +117,11 @@ fn compensation_entry(definition: &SagaDefinition, index: usize) -> String {
     }
 }
 
-fn entry(first: Option<&StepDefinition>) -> String {
+pub(super) fn entry(first: Option<&StepDefinition>) -> String {
     match first {
         Some(step) => compensation_target(step),
         None => COMPENSATED_STATE.to_owned(),
     }
-}
-
-/// A Task's `Catch`: every error to `next`, and, when `unread` differs from it, the error of a
-/// step that could not read its input (it applied nothing) to `unread`, past its own
-/// compensation.
-fn catchers(next: String, unread: Option<String>) -> Vec<Catcher> {
-    let catcher = |error: &str, next: String| Catcher {
-        error_equals: vec![error.to_owned()],
-        result_path: "$.error".to_owned(),
-        next,
-    };
-    let mut catch = Vec::new();
-    if let Some(unread) = unread.filter(|unread| *unread != next) {
-        catch.push(catcher(ERROR_INVALID_INPUT, unread));
-    }
-    catch.push(catcher("States.ALL", next));
-    catch
 }
 
 /// Generates the state machine for a (valid) definition.
@@ -266,21 +143,20 @@ fn catchers(next: String, unread: Option<String>) -> Vec<Catcher> {
 pub fn generate(definition: &SagaDefinition) -> StateMachine {
     let saga = definition.name.as_str();
     let steps = &definition.steps;
+    let stages = definition.stages();
     let mut states = Vec::new();
 
-    for (index, step) in steps.iter().enumerate() {
-        let next = forward_entry(definition, index + 1);
-        if step.condition.is_some() {
-            let otherwise = next.clone().unwrap_or_else(|| COMPLETED_STATE.to_owned());
-            states.push((
-                when_state(&step.name),
-                choice(step, step.name.clone(), otherwise),
-            ));
-        }
-        let transition = match next {
-            Some(next) => Transition::next(next),
-            None => Transition::end(),
+    for (position, stage) in stages.iter().enumerate() {
+        let next = stage_entry(definition, &stages, position + 1);
+        let index = match stage {
+            Stage::Step(index) => *index,
+            Stage::Group(group) => {
+                let at = StepsAtGroup::of(definition, &stages, position);
+                states.extend(parallel::group(definition, group, at, next));
+                continue;
+            }
         };
+        let step = &steps[index];
         let catch = match step.kind {
             StepKind::Retriable => catchers(report_state(&step.name), None),
             StepKind::Compensable | StepKind::Pivot => {
@@ -289,17 +165,12 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
                 catchers(compensation_entry(definition, index), Some(unread))
             }
         };
-        let result_path = ResultPath::Path(format!("$.steps.{}", step.name));
-        states.push((
-            step.name.clone(),
-            task(
-                (saga, definition.version),
-                step,
-                Action::Execute,
-                result_path,
-                catch,
-                transition,
-            ),
+        states.extend(step_states(
+            definition,
+            index,
+            next,
+            COMPLETED_STATE.to_owned(),
+            catch,
         ));
     }
 
@@ -347,14 +218,32 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
     // passes, or if publishing fails). Only stuck paths pay for it; success and clean
     // compensation keep their minimal transitions.
     for step in steps.iter().filter(|s| s.kind != StepKind::Pivot) {
-        let (end, resume) = match step.kind {
-            StepKind::Retriable => (stuck_state(&step.name), step.name.clone()),
+        let (end, resume, action) = match step.kind {
+            // A retriable step in a group: the group's report, below.
+            StepKind::Retriable if step.group.is_some() => continue,
+            StepKind::Retriable => (stuck_state(&step.name), step.name.clone(), Action::Execute),
             _ => (
                 compensation_failed_state(&step.name),
                 compensate_state(&step.name),
+                Action::Compensate,
             ),
         };
-        states.push((report_state(&step.name), report(saga, step, end, resume)));
+        let subject = (step.name.as_str(), action);
+        states.push((report_state(&step.name), report(saga, subject, end, resume)));
+    }
+    let retriable_groups: Vec<String> = (stages.iter())
+        .filter_map(|stage| match stage {
+            Stage::Group(group) if steps[group.steps.start].kind == StepKind::Retriable => {
+                Some(group.name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    for group in &retriable_groups {
+        // Recovery runs the whole group again: what completed answers its stored outcome.
+        let (end, resume) = (stuck_state(group), group.clone());
+        let subject = (group.as_str(), Action::Execute);
+        states.push((report_state(group), report(saga, subject, end, resume)));
     }
     for step in &compensable {
         states.push((
@@ -368,7 +257,10 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             ),
         ));
     }
-    for step in steps.iter().filter(|s| s.kind == StepKind::Retriable) {
+    let stuck_steps = steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Retriable && s.group.is_none());
+    for step in stuck_steps {
         states.push((
             stuck_state(&step.name),
             fail(
@@ -380,13 +272,24 @@ pub fn generate(definition: &SagaDefinition) -> StateMachine {
             ),
         ));
     }
+    for group in &retriable_groups {
+        states.push((
+            stuck_state(group),
+            fail(
+                ERROR_COMPENSATION_FAILED,
+                format!(
+                    "a step of group `{group}` gave up after the pivot; the saga needs an operator"
+                ),
+            ),
+        ));
+    }
 
     let machine = StateMachine {
         comment: Some(format!(
             "Saga `{saga}` version {}, generated by saga from its declaration.",
             definition.version
         )),
-        start_at: forward_entry(definition, 0).unwrap_or_default(),
+        start_at: stage_entry(definition, &stages, 0).unwrap_or_default(),
         states: States(states),
     };
     prune_unreachable(machine)
@@ -410,8 +313,58 @@ pub fn successors(state: &State) -> Vec<&str> {
             .map(|rule| rule.next.as_str())
             .chain([choice.default.as_str()])
             .collect(),
+        State::Parallel(parallel) => {
+            let next = match &parallel.transition {
+                Transition::Next { next } => Some(next.as_str()),
+                Transition::End { .. } => None,
+            };
+            next.into_iter()
+                .chain(parallel.catch.iter().map(|c| c.next.as_str()))
+                .collect()
+        }
+        State::Pass(pass) => match &pass.transition {
+            Transition::Next { next } => vec![next.as_str()],
+            Transition::End { .. } => Vec::new(),
+        },
         State::Fail(_) | State::Succeed(_) => Vec::new(),
     }
+}
+
+/// The forward states of step `index`: its condition's `Choice` (to the Task, or past it to
+/// `next`, or to `skipped_end` when it is the last), and its Task (`ResultPath
+/// $.steps.<name>`, its Retry, `catch`), going on at `next` or ending.
+pub(super) fn step_states(
+    definition: &SagaDefinition,
+    index: usize,
+    next: Option<String>,
+    skipped_end: String,
+    catch: Vec<super::model::Catcher>,
+) -> Vec<(String, State)> {
+    let step = &definition.steps[index];
+    let mut states = Vec::new();
+    if step.condition.is_some() {
+        let otherwise = next.clone().unwrap_or(skipped_end);
+        states.push((
+            when_state(&step.name),
+            choice(step, step.name.clone(), otherwise),
+        ));
+    }
+    let transition = match next {
+        Some(next) => Transition::next(next),
+        None => Transition::end(),
+    };
+    let result_path = ResultPath::Path(format!("$.steps.{}", step.name));
+    let version = (definition.name.as_str(), definition.version);
+    let state = task(
+        version,
+        step,
+        Action::Execute,
+        result_path,
+        catch,
+        transition,
+    );
+    states.push((step.name.clone(), state));
+    states
 }
 
 /// Drops states no path reaches (e.g. the compensation of the last compensable step when it
@@ -436,7 +389,7 @@ fn prune_unreachable(mut machine: StateMachine) -> StateMachine {
 
 #[cfg(test)]
 mod trace_context {
-    use super::*;
+    use crate::Participant;
 
     /// The state machine of saga `order` with one step `a` run by `participant`, as JSON.
     fn one_step(participant: Participant) -> serde_json::Value {

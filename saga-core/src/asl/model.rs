@@ -21,13 +21,37 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// The state called `name`.
+    /// The state called `name` at the top level.
     pub fn state(&self, name: &str) -> Option<&State> {
         self.states
             .0
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s)
+    }
+
+    /// The state called `name` anywhere: at the top level or in a `Parallel` state's branch.
+    pub fn find(&self, name: &str) -> Option<&State> {
+        self.state(name).or_else(|| {
+            self.states.0.iter().find_map(|(_, state)| match state {
+                State::Parallel(parallel) => parallel.branches.iter().find_map(|b| b.find(name)),
+                _ => None,
+            })
+        })
+    }
+
+    /// Every state with its name, branches' states after their `Parallel` state, depth first.
+    pub fn all_states(&self) -> Vec<(&str, &State)> {
+        let mut all = Vec::new();
+        for (name, state) in &self.states.0 {
+            all.push((name.as_str(), state));
+            if let State::Parallel(parallel) = state {
+                for branch in &parallel.branches {
+                    all.extend(branch.all_states());
+                }
+            }
+        }
+        all
     }
 
     /// The definition as pretty JSON.
@@ -86,8 +110,49 @@ pub enum State {
     Fail(FailState),
     /// Goes on at the first rule's `Next` that holds, else at `Default`.
     Choice(ChoiceState),
-    /// Ends the execution as succeeded.
+    /// Ends the execution (or, in a `Parallel` branch, the branch) as succeeded.
     Succeed(SucceedState),
+    /// Runs branches at the same time and goes on when all have ended.
+    Parallel(Box<ParallelState>),
+    /// Puts a fixed value into the document.
+    Pass(PassState),
+}
+
+/// A `Parallel` state: its branches (each a state machine of its own, with state names unique
+/// across the whole definition), how the array of their outputs becomes its output, and where
+/// a failure of any branch goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParallelState {
+    /// The branches, in declaration order (the output array's order).
+    pub branches: Vec<StateMachine>,
+    /// A payload template over the array of branch outputs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result_selector: Option<Value>,
+    /// Where the (selected) result goes.
+    pub result_path: ResultPath,
+    /// The part of the document the state passes on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_path: Option<String>,
+    /// Catchers: a branch that fails fails the whole state.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub catch: Vec<Catcher>,
+    /// The next state, or the end.
+    #[serde(flatten)]
+    pub transition: Transition,
+}
+
+/// A `Pass` state putting `Result` at `ResultPath`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PassState {
+    /// The value.
+    pub result: Value,
+    /// Where it goes.
+    pub result_path: ResultPath,
+    /// The next state, or the end.
+    #[serde(flatten)]
+    pub transition: Transition,
 }
 
 /// A `Choice` state.
