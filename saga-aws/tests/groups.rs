@@ -233,3 +233,88 @@ async fn siblings_stopped_by_a_failure_are_compensated_and_are_no_failures() {
         ["car", "hotel", "seat", "flight", "reserve"]
     );
 }
+
+/// A notification: its execute fails for good while `broken` is set (a worker with a bug).
+#[derive(Clone)]
+struct Notify {
+    ledger: Ledger,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Step for Notify {
+    type Input = Value;
+    type Output = Value;
+
+    async fn execute(&self, cx: &StepContext<'_>, _: Value) -> Result<Value, StepError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StepError::terminal("Bounced", "the address bounced"));
+        }
+        let entry = (cx.step().to_owned(), Action::Execute);
+        self.ledger.lock().unwrap().push(entry);
+        Ok(json!({ "sent": cx.step() }))
+    }
+}
+
+/// A retriable group after the pivot that gives up is stuck at the group's report; once the
+/// worker is fixed, `recover` runs the group again: the step that gave up runs, its sibling
+/// answers its stored outcome (applied once), and the saga completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_group_after_the_pivot_recovers_once_fixed() {
+    let ledger = Ledger::default();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let notify = |fails: bool| Notify {
+        ledger: ledger.clone(),
+        broken: match fails {
+            true => broken.clone(),
+            false => Arc::default(),
+        },
+    };
+    broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let saga = Saga::builder(Emulator::unique("notify"))
+        .pivot("charge", notify(false))
+        .participant("notify")
+        .retriable("mail", notify(true))
+        .participant("notify")
+        .retry(RetryPolicy::none())
+        .in_group("messages")
+        .retriable("sms", notify(false))
+        .participant("notify")
+        .in_group("messages")
+        .build()
+        .expect("a valid saga");
+    let config = Emulator::shared().config().await;
+    let deployed = DeployedSaga::builder(&config, &saga)
+        .role_arn(Emulator::ROLE_ARN)
+        .deploy()
+        .await
+        .expect("deployed");
+    let workers = deployed
+        .spawn_workers_with(|worker| worker.wait_time(Duration::from_secs(1)))
+        .await
+        .expect("workers");
+    let minute = Duration::from_secs(60);
+    let stuck = tokio::time::timeout(minute, deployed.run("n-1", &json!({})))
+        .await
+        .expect("stuck within a minute")
+        .expect("a report");
+    assert!(
+        matches!(&stuck.outcome, Outcome::CompensationFailed { step, action: Action::Execute, .. } if step == "mail"),
+        "{:?}\n{:?}",
+        stuck.outcome,
+        stuck.trace
+    );
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let recovered = tokio::time::timeout(minute, deployed.recover("n-1"))
+        .await
+        .expect("recovered within a minute")
+        .expect("a report");
+    workers.stop().await.expect("workers stop");
+    assert_eq!(
+        recovered.outcome,
+        Outcome::Completed,
+        "{:?}",
+        recovered.trace
+    );
+    assert_eq!(executed(&ledger), ["charge", "mail", "sms"]);
+    assert_eq!(recovered.output["steps"]["sms"], json!({ "sent": "sms" }));
+}

@@ -290,3 +290,50 @@ async fn a_crash_at_any_log_position_resumes_to_the_same_outcome() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_group_after_the_pivot_recovers_once_fixed() {
+    let ledger = Ledger::default();
+    let b = || Booking {
+        ledger: ledger.clone(),
+    };
+    let saga = || {
+        Saga::builder("notify")
+            .pivot("charge", b())
+            .retriable("mail", b())
+            .retry(saga_core::RetryPolicy::none())
+            .in_group("messages")
+            .retriable("sms", b())
+            .in_group("messages")
+            .build()
+            .unwrap()
+    };
+    let bounced = FaultPlan::new().fail(
+        "mail",
+        Action::Execute,
+        StepError::terminal("Bounced", "bounced"),
+        1,
+    );
+    let first = InMemoryExecutor::builder()
+        .saga(saga())
+        .faults(bounced)
+        .build();
+    let stuck = first.run("notify", "n-1", &json!({})).await.unwrap();
+    assert!(
+        matches!(&stuck.outcome, Outcome::CompensationFailed { step, action: Action::Execute, .. } if step == "mail"),
+        "{:?}",
+        stuck.outcome
+    );
+    // Fixed: the same log and store, without the fault.
+    let fixed = InMemoryExecutor::builder()
+        .saga(saga())
+        .log(first.log().clone())
+        .store(first.store().clone())
+        .build();
+    let recovered = fixed.recover("n-1").await.unwrap();
+    assert_eq!(recovered.outcome, Outcome::Completed);
+    for step in ["charge", "mail", "sms"] {
+        assert_eq!(ledger.count(step), (1, 0), "{step}");
+        assert_eq!(recovered.output["steps"][step]["booked"], step);
+    }
+}

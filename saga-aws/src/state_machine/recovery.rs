@@ -71,6 +71,32 @@ pub(super) fn stuck_from_history(events: &[HistoryEvent]) -> Option<Stuck> {
     })
 }
 
+/// What a recovery runs again. A step's report names the step; a parallel group's (after the
+/// pivot, `<group>.report`) names the group, whose `Parallel` the recovery runs again whole: its
+/// steps that succeeded answer their stored outcome, and the ones whose execute gave up (found
+/// in the trace) run again. Returns the stuck point with the step that gave up first, as the
+/// in-memory executor names it, and the steps whose stored failure to forget.
+fn gave_up(mut stuck: Stuck, trace: &saga_core::Trace) -> (Stuck, Vec<String>) {
+    let is_step = trace.0.iter().any(|i| i.step == stuck.step);
+    if stuck.action != Action::Execute || is_step {
+        let step = stuck.step.clone();
+        return (stuck, vec![step]);
+    }
+    let mut failed: Vec<String> = Vec::new();
+    for invocation in &trace.0 {
+        if invocation.action == Action::Execute
+            && matches!(invocation.result, saga_core::InvocationResult::Failed(_))
+            && !failed.contains(&invocation.step)
+        {
+            failed.push(invocation.step.clone());
+        }
+    }
+    if let Some(first) = failed.first() {
+        stuck.step = first.clone();
+    }
+    (stuck, failed)
+}
+
 impl StepFunctions {
     /// Whether a running execution waits at a report for an operator: its newest history
     /// event, one `GetExecutionHistory` call.
@@ -121,14 +147,17 @@ impl StepFunctions {
             });
         };
         let saga_id = execution_arn.rsplit(':').next().unwrap_or_default();
-        let key = IdempotencyKey::new(saga_id, &stuck.step, stuck.action);
-        store
-            .forget_failure(&key)
-            .await
-            .map_err(|source| AwsError::Store {
-                key: key.to_string(),
-                source,
-            })?;
+        let (stuck, forget) = gave_up(stuck, &super::history::trace_from_history(&events));
+        for step in forget {
+            let key = IdempotencyKey::new(saga_id, &step, stuck.action);
+            store
+                .forget_failure(&key)
+                .await
+                .map_err(|source| AwsError::Store {
+                    key: key.to_string(),
+                    source,
+                })?;
+        }
         self.client
             .send_task_success()
             .task_token(&stuck.task_token)
@@ -200,6 +229,45 @@ mod tests {
         let text = Value::String(detail.to_string());
         assert_eq!(stuck_from_history(&[scheduled(text)]), Some(expected));
         assert_eq!(stuck_from_history(&[]), None);
+    }
+
+    #[test]
+    fn a_group_s_report_recovers_the_steps_of_it_that_gave_up() {
+        use saga_core::{Invocation, InvocationResult, StepFailure, Trace};
+        let invocation = |step: &str, result| Invocation {
+            step: step.into(),
+            action: Action::Execute,
+            attempt: 1,
+            result,
+        };
+        let failed = || InvocationResult::Failed(StepFailure::invalid_input("bounced"));
+        let trace = Trace(vec![
+            invocation("charge", InvocationResult::Succeeded),
+            invocation("mail", failed()),
+            invocation("sms", InvocationResult::Succeeded),
+        ]);
+        let stuck = |step: &str, action| Stuck {
+            step: step.into(),
+            action,
+            task_token: "t".into(),
+        };
+        // The report of the group `notify`: its step `mail` gave up.
+        let (named, forget) = gave_up(stuck("notify", Action::Execute), &trace);
+        assert_eq!(
+            (named.step.as_str(), forget),
+            ("mail", vec!["mail".to_owned()])
+        );
+        // A step's own report names the step.
+        let (named, forget) = gave_up(stuck("sms", Action::Execute), &trace);
+        assert_eq!(
+            (named.step.as_str(), forget),
+            ("sms", vec!["sms".to_owned()])
+        );
+        let (named, forget) = gave_up(stuck("notify", Action::Compensate), &trace);
+        assert_eq!(
+            (named.step.as_str(), forget),
+            ("notify", vec!["notify".to_owned()])
+        );
     }
 
     #[test]
