@@ -6,6 +6,9 @@
 #[path = "../examples/order/main.rs"]
 mod order;
 mod support;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/travel.rs"]
+mod travel;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -167,7 +170,10 @@ fn grouped_shapes() -> Vec<SagaDefinition> {
 #[test]
 fn validators_accept_every_generated_definition() {
     let dir = scratch("asl-accepted");
-    let mut files = vec![write(&dir, "order", &order::OrderSaga::definition())];
+    let mut files = vec![
+        write(&dir, "order", &order::OrderSaga::definition()),
+        write(&dir, "travel-example", &travel::TravelSaga::definition()),
+    ];
     for definition in grouped_shapes() {
         files.push(write(&dir, &definition.name.clone(), &definition));
     }
@@ -416,7 +422,11 @@ fn assert_group_costs(definition: &SagaDefinition) {
 
 #[test]
 fn transitions_through_groups_follow_the_formulas() {
-    for definition in grouped_shapes() {
+    // The travel example: 5 steps, one group, one condition.
+    let example = travel::TravelSaga::definition();
+    let cost = Cost::of(&example.state_machine());
+    assert_eq!(cost.success().transitions, 5 + 1 + 1 + 1, "{cost}");
+    for definition in grouped_shapes().into_iter().chain([example]) {
         assert_group_costs(&definition);
         analysis::check(&definition).expect("grouped shapes fit the limits");
     }
