@@ -264,7 +264,9 @@ pub fn summary(report: &SagaReport) -> Vec<String> {
         };
         let ran = is(Action::Execute, |r| *r == InvocationResult::Succeeded);
         let skipped = is(Action::Execute, |r| *r == InvocationResult::Skipped);
-        let failed = is(Action::Execute, |r| matches!(r, InvocationResult::Failed(_)));
+        let failed = is(Action::Execute, |r| {
+            matches!(r, InvocationResult::Failed(_))
+        });
         let compensated = is(Action::Compensate, |r| *r == InvocationResult::Succeeded);
         let state = match (ran, skipped, compensated) {
             (_, true, _) => "skipped",
@@ -295,15 +297,22 @@ pub async fn run(failing: &[String], car_wanted: bool) -> Result<SagaReport, sag
     executor.run("travel", &trip.trip_id, &trip).await
 }
 
-/// Books one trip on Step Functions at `AWS_ENDPOINT_URL` (the local emulator or an account),
-/// with the participants' workers in this process.
-async fn run_on_aws(failing: &[String], car_wanted: bool) -> Result<SagaReport, String> {
+/// Books one trip on Step Functions at the endpoint of `config` (`AWS_ENDPOINT_URL`: the local
+/// emulator, or an account): deploys the state machine `name` with its participants' queues,
+/// runs their workers in this process, and runs the trip to its report.
+pub async fn run_on_aws(
+    config: &saga::aws::SdkConfig,
+    name: &str,
+    failing: &[String],
+    car_wanted: bool,
+) -> Result<SagaReport, String> {
     use saga::aws::DeployedSaga;
-    let config = saga::aws::config::from_env().await;
-    let saga = travel_saga(failing);
+    let saga = travel_saga(failing)
+        .renamed(name)
+        .map_err(|e| e.to_string())?;
     let role = std::env::var(saga::aws::ROLE_ENV)
         .unwrap_or_else(|_| "arn:aws:iam::123456789012:role/saga-travel".to_owned());
-    let deployed = DeployedSaga::builder(&config, &saga)
+    let deployed = DeployedSaga::builder(config, &saga)
         .role_arn(role)
         .deploy()
         .await
@@ -390,7 +399,10 @@ fn main() -> ExitCode {
         .expect("a runtime");
     let report = runtime.block_on(async {
         match aws {
-            true => run_on_aws(&failing, car).await,
+            true => {
+                let config = saga::aws::config::from_env().await;
+                run_on_aws(&config, "travel", &failing, car).await
+            }
             false => run(&failing, car).await.map_err(|e| e.to_string()),
         }
     });

@@ -43,16 +43,19 @@ async fn no_car_asked_for_skips_the_car_forward_and_back() {
     assert_eq!(failed_step, "charge_card");
     assert!(ran(&report, "book_flight", Action::Compensate));
     assert!(ran(&report, "book_hotel", Action::Compensate));
-    assert!(!report.trace.0.iter().any(|i| i.step == "book_car"
-        && i.result != InvocationResult::Skipped));
+    assert!(
+        !report
+            .trace
+            .0
+            .iter()
+            .any(|i| i.step == "book_car" && i.result != InvocationResult::Skipped)
+    );
     assert_eq!(travel::summary(&report)[2], "branch book_car: skipped");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_full_hotel_cancels_the_whole_group() {
-    let report = travel::run(&["book_hotel".to_owned()], true)
-        .await
-        .unwrap();
+    let report = travel::run(&["book_hotel".to_owned()], true).await.unwrap();
     let Outcome::Compensated { failed_step, .. } = &report.outcome else {
         panic!("{:?}", report.outcome)
     };
@@ -71,4 +74,30 @@ async fn a_full_hotel_cancels_the_whole_group() {
         travel::summary(&report)[1],
         "branch book_hotel: failed, then compensated"
     );
+}
+
+/// The same trip on Step Functions (the local emulator): the bookings in one `Parallel`, and
+/// a full hotel compensating the whole group, the car's skipped booking untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_travel_saga_runs_on_step_functions() {
+    let config = saga_aws::testing::Emulator::shared().config().await;
+    let name = saga_aws::testing::Emulator::unique("travel");
+    let report = travel::run_on_aws(&config, &name, &[], true).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.trace);
+    for step in travel::STEPS {
+        assert!(ran(&report, step, Action::Execute), "{step}");
+    }
+
+    let name = saga_aws::testing::Emulator::unique("travel");
+    let report = travel::run_on_aws(&config, &name, &["book_hotel".to_owned()], false)
+        .await
+        .unwrap();
+    let Outcome::Compensated { failed_step, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(failed_step, "book_hotel");
+    assert!(ran(&report, "book_flight", Action::Compensate));
+    assert!(ran(&report, "book_hotel", Action::Compensate));
+    assert!(!ran(&report, "book_car", Action::Compensate));
+    assert_eq!(travel::summary(&report)[2], "branch book_car: skipped");
 }
