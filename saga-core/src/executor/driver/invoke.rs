@@ -22,7 +22,8 @@ impl Driver<'_> {
         document: &Value,
     ) -> Result<Value, StepFailure> {
         let step = &self.saga.definition().steps[index];
-        let key = IdempotencyKey::new(self.saga_id, &step.name, action);
+        // Only an injected fault that answers behind the store needs the key here.
+        let key = || IdempotencyKey::new(self.saga_id, &step.name, action);
         let (input_hash, error) = {
             let book = self.book();
             let input_hash = book
@@ -65,7 +66,7 @@ impl Driver<'_> {
                 // a stored outcome is answered instead, a terminal error is stored as the
                 // key's outcome (a late delivery finds it), a retryable one releases the key.
                 Some(FaultEffect::Fail(error)) => {
-                    run_idempotent(store, &key, input_hash, timeout, |_| async {
+                    run_idempotent(store, &key(), input_hash, timeout, |_| async {
                         Err(error.clone())
                     })
                     .await
@@ -89,7 +90,7 @@ impl Driver<'_> {
                     deliver().await
                 }
                 Some(FaultEffect::Panic) => {
-                    run_idempotent(store, &key, input_hash, timeout, |_| async {
+                    run_idempotent(store, &key(), input_hash, timeout, |_| async {
                         panic!("injected panic in {} of step `{}`", action, step.name)
                     })
                     .await
