@@ -16,8 +16,8 @@ use saga_aws::testing::Emulator;
 use saga_aws::testing::conformance::{CaseFile, Conformance, Run, Verdict};
 use saga_core::testing::{Fault, FaultEffect, FaultPlan};
 use saga_core::{
-    Action, FailureKind, InvocationResult, JitterStrategy, Participant, RetryPolicy,
-    SagaDefinition, StepDefinition, StepError, StepKind,
+    Action, FailureKind, GroupBranch, InvocationResult, JitterStrategy, Participant, RetryPolicy,
+    SagaDefinition, Stage, StepDefinition, StepError, StepKind,
 };
 use serde_json::json;
 
@@ -53,9 +53,10 @@ fn policy() -> impl Strategy<Value = RetryPolicy> {
         })
 }
 
-/// A condition for step `i`, over the input's `flags` and `n` and the earlier steps' outputs,
-/// or none (about 2 steps in 5).
-fn condition(i: usize) -> BoxedStrategy<Option<String>> {
+/// A condition for step `i`, over the input's `flags` and `n` and the outputs of the steps
+/// before `earlier` (those of the earlier stages: a step in a group reads none of its own
+/// group's), or none (about 2 steps in 5).
+fn condition(i: usize, earlier: usize) -> BoxedStrategy<Option<String>> {
     let flag = format!("flags.s{i}");
     let mut forms = vec![
         Just(flag.clone()).boxed(),
@@ -66,9 +67,9 @@ fn condition(i: usize) -> BoxedStrategy<Option<String>> {
             .prop_map(move |t| format!("{flag} || n == {t}"))
             .boxed(),
     ];
-    if i > 0 {
+    if earlier > 0 {
         forms.push(
-            (0..i)
+            (0..earlier)
                 .prop_map(|j| format!("present(steps.s{j}) && steps.s{j}.step == \"s{j}\""))
                 .boxed(),
         );
@@ -76,26 +77,101 @@ fn condition(i: usize) -> BoxedStrategy<Option<String>> {
     prop::option::weighted(0.4, prop::strategy::Union::new(forms)).boxed()
 }
 
-/// 1 to 8 steps: compensable ones, then at most one pivot, then retriable ones; some with a
-/// condition (never all).
+/// Where a generated step stands: its kind, its group and branch (if any), and how many steps
+/// the stages before its own hold (the outputs its condition may read).
+#[derive(Debug, Clone)]
+struct Slot {
+    kind: StepKind,
+    group: Option<GroupBranch>,
+    earlier: usize,
+}
+
+/// The stages of one side of the pivot, each as its branches' lengths (a single step is one
+/// branch of one step): up to `singles` single steps and, on about one side in three, a group
+/// of 2 to 4 branches of 1 to 3 steps at a random place among them.
+fn side(singles: usize) -> impl Strategy<Value = Vec<Vec<usize>>> {
+    (
+        0..=singles,
+        prop::option::weighted(0.35, prop::collection::vec(1usize..=3, 2..=4)),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(singles, group, at)| {
+            let mut stages = vec![vec![1]; singles];
+            if let Some(branches) = group {
+                stages.insert(at.index(singles + 1), branches);
+            }
+            stages
+        })
+}
+
+/// Appends the steps of `stages`, all of `kind`, to `slots`; groups are named `g1`, `g2`, ...
+fn push_stages(slots: &mut Vec<Slot>, stages: Vec<Vec<usize>>, kind: StepKind) {
+    for branches in stages {
+        let earlier = slots.len();
+        let group = (branches.len() > 1).then(|| {
+            let groups = slots
+                .iter()
+                .filter_map(|s| s.group.as_ref())
+                .map(|g| &g.group);
+            let count = groups.collect::<std::collections::HashSet<_>>().len();
+            format!("g{}", count + 1)
+        });
+        for (b, &length) in branches.iter().enumerate() {
+            for _ in 0..length {
+                let grouped = group
+                    .as_ref()
+                    .map(|g| GroupBranch::new(g, format!("{g}b{b}")));
+                let earlier = if grouped.is_some() {
+                    earlier
+                } else {
+                    slots.len()
+                };
+                slots.push(Slot {
+                    kind,
+                    group: grouped,
+                    earlier,
+                });
+            }
+        }
+    }
+}
+
+/// The slots of a saga (at least one): compensable stages, at most one pivot, retriable
+/// stages; a group before the pivot holds compensable steps, one after it retriable ones.
+fn layout() -> impl Strategy<Value = Vec<Slot>> {
+    (side(4), any::<bool>(), side(3)).prop_map(|(before, pivot, after)| {
+        let mut slots = Vec::new();
+        push_stages(&mut slots, before, StepKind::Compensable);
+        if pivot {
+            push_stages(&mut slots, vec![vec![1]], StepKind::Pivot);
+        }
+        push_stages(&mut slots, after, StepKind::Retriable);
+        if slots.is_empty() {
+            push_stages(&mut slots, vec![vec![1]], StepKind::Compensable);
+        }
+        slots
+    })
+}
+
+/// Compensable stages, then at most one pivot, then retriable ones, some of them parallel
+/// groups; some steps with a condition (never all).
 fn definition() -> impl Strategy<Value = SagaDefinition> {
-    (1usize..=8)
-        .prop_flat_map(|n| (Just(n), 0..=n, any::<bool>()))
-        .prop_flat_map(|(n, compensable, pivot)| {
-            let steps: Vec<_> = (0..n)
-                .map(|i| {
-                    let kind = if i < compensable {
-                        StepKind::Compensable
-                    } else if i == compensable && pivot {
-                        StepKind::Pivot
-                    } else {
-                        StepKind::Retriable
-                    };
-                    (policy(), policy(), prop::bool::weighted(0.85), condition(i)).prop_map(
+    layout().prop_flat_map(|slots| {
+        let steps: Vec<_> = slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                (
+                    policy(),
+                    policy(),
+                    prop::bool::weighted(0.85),
+                    condition(i, slot.earlier),
+                )
+                    .prop_map(
                         move |(retry, compensation_retry, compensate_on_failure, condition)| {
                             let mut step = StepDefinition::new(
                                 format!("s{i}"),
-                                kind,
+                                slot.kind,
                                 Participant::queue(format!("svc{}", i % 3)),
                             );
                             step.retry = retry;
@@ -103,29 +179,86 @@ fn definition() -> impl Strategy<Value = SagaDefinition> {
                             // The heartbeat is what a lost command waits for; it leaves the
                             // worker a few seconds to answer under load.
                             step.set_timing(Some(6), Some(5));
-                            step.compensate_on_failure = compensate_on_failure;
+                            // A step in a group cannot opt out of its compensation on failure.
+                            step.compensate_on_failure =
+                                compensate_on_failure || slot.group.is_some();
                             step.condition = condition.map(|text| {
                                 saga_core::Condition::parse(&text)
                                     .expect("generated conditions parse")
                             });
+                            step.group = slot.group.clone();
                             step
                         },
                     )
-                })
-                .collect();
-            steps.prop_map(|mut steps| {
-                if steps.iter().all(|s| s.condition.is_some())
-                    && let Some(last) = steps.last_mut()
-                {
-                    last.condition = None;
-                }
-                SagaDefinition {
-                    name: "differential".to_owned(),
-                    version: 1,
-                    steps,
-                }
             })
+            .collect();
+        steps.prop_map(|mut steps| {
+            if steps.iter().all(|s| s.condition.is_some())
+                && let Some(last) = steps.last_mut()
+            {
+                last.condition = None;
+            }
+            SagaDefinition {
+                name: "differential".to_owned(),
+                version: 1,
+                steps,
+            }
         })
+    })
+}
+
+/// How `step`'s execute may end under `plan`, read off the faults of the attempts its policy
+/// allows (an over-estimate of failure: an attempt after a lost answer finds the stored
+/// outcome whatever its fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Some attempt meets no failing fault.
+    Succeeds,
+    /// It may fail for good, on a failure answered.
+    Fails,
+    /// It may fail for good on a timeout (its last attempt gets no answer).
+    TimesOut,
+}
+
+fn end(plan: &FaultPlan, step: &StepDefinition) -> End {
+    let last = step.retry.max_attempts.saturating_add(1);
+    for attempt in 1..=last {
+        match plan.effect(&step.name, Action::Execute, attempt) {
+            None | Some(FaultEffect::Duplicate | FaultEffect::Slow(_)) => return End::Succeeds,
+            Some(FaultEffect::Fail(error)) if error.is_terminal() => return End::Fails,
+            Some(FaultEffect::Timeout | FaultEffect::Late | FaultEffect::LoseAnswer)
+                if attempt == last =>
+            {
+                return End::TimesOut;
+            }
+            Some(_) => {}
+        }
+    }
+    End::Fails
+}
+
+/// Whether `plan` suits the groups of `definition`: at most one branch of a group may fail for
+/// good (two could fail at once, and which one the saga reports failed is then a race), and
+/// none on a timeout: moto 5.2.5 fails a `Parallel` whose branch failed with `States.Timeout`
+/// with `States.Runtime` (its `BranchesDecl` re-raises the branch's error as a
+/// `CustomErrorName`, which refuses the `States.` prefix), where AWS fails it with
+/// `States.Timeout` for its `Catch` to take.
+fn suits_groups(definition: &SagaDefinition, plan: &FaultPlan) -> bool {
+    definition.stages().iter().all(|stage| match stage {
+        Stage::Step(_) => true,
+        Stage::Group(group) => {
+            let ends = |branch: &saga_core::Branch| -> Vec<End> {
+                (branch.steps.iter())
+                    .map(|&i| end(plan, &definition.steps[i]))
+                    .collect()
+            };
+            let ends: Vec<Vec<End>> = group.branches.iter().map(ends).collect();
+            let failing = ends
+                .iter()
+                .filter(|b| b.iter().any(|e| *e != End::Succeeds));
+            failing.count() <= 1 && ends.iter().flatten().all(|e| *e != End::TimesOut)
+        }
+    })
 }
 
 fn effect() -> impl Strategy<Value = FaultEffect> {
@@ -140,7 +273,8 @@ fn effect() -> impl Strategy<Value = FaultEffect> {
     ]
 }
 
-/// A definition and up to four faults on its steps, at chosen attempts (mostly the first).
+/// A definition and up to four faults on its steps, at chosen attempts (mostly the first), at
+/// most one branch of a group able to fail for good, and none on a timeout.
 fn case_file() -> impl Strategy<Value = CaseFile> {
     definition().prop_flat_map(|definition| {
         let n = definition.steps.len();
@@ -160,6 +294,14 @@ fn case_file() -> impl Strategy<Value = CaseFile> {
         let flags = prop::collection::vec(any::<bool>(), n);
         (prop::collection::vec(fault, 0..=4), flags, 0u8..=4).prop_map(
             move |(faults, flags, number)| {
+                // A fault that `suits_groups` refuses is left out.
+                let mut plan = FaultPlan::default();
+                for fault in faults {
+                    let more = plan.clone().with(fault);
+                    if suits_groups(&definition, &more) {
+                        plan = more;
+                    }
+                }
                 let flags: serde_json::Map<String, serde_json::Value> = flags
                     .into_iter()
                     .enumerate()
@@ -167,10 +309,7 @@ fn case_file() -> impl Strategy<Value = CaseFile> {
                     .collect();
                 CaseFile {
                     definition: definition.clone(),
-                    plan: FaultPlan {
-                        faults,
-                        crash_at: None,
-                    },
+                    plan,
                     input: json!({ "order": 42, "flags": flags, "n": number }),
                 }
             },
@@ -202,8 +341,9 @@ fn target_dir() -> PathBuf {
 }
 
 /// Runs `files` on both engines; writes each disagreement as a case file named
-/// `<label>-<index>.json` and fails, listing them with the command that replays one.
-async fn check(label: &str, files: &[CaseFile]) -> Vec<Verdict> {
+/// `<label>-<index>.json` and lists them, with the command that replays one, in the error
+/// (for the test to fail with once it has said what its cases covered).
+async fn check(label: &str, files: &[CaseFile]) -> (Vec<Verdict>, Result<(), String>) {
     let config = Emulator::shared().config().await;
     let cases = files
         .iter()
@@ -235,12 +375,16 @@ async fn check(label: &str, files: &[CaseFile]) -> Vec<Verdict> {
         "differential ({label}): {} cases, {disagreements} disagreements",
         verdicts.len()
     );
-    assert!(
-        report.is_empty(),
-        "{disagreements} of {} cases disagree:{report}",
-        verdicts.len()
-    );
-    verdicts
+    let agreed = if report.is_empty() {
+        Ok(())
+    } else {
+        eprintln!("{report}");
+        Err(format!(
+            "{disagreements} of {} cases disagree:{report}",
+            verdicts.len()
+        ))
+    };
+    (verdicts, agreed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +398,7 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
     let count = env_number("SAGA_DIFF_CASES").unwrap_or(100) as usize;
     eprintln!("differential: seed {seed} (SAGA_DIFF_SEED={seed} replays these cases)");
     let files = random_cases(seed, count);
-    let verdicts = check(&format!("seed-{seed}"), &files).await;
+    let (verdicts, agreed) = check(&format!("seed-{seed}"), &files).await;
     // The cases must reach the paths that matter, or agreeing proves little.
     let outcomes = |name: &str| {
         verdicts
@@ -293,6 +437,34 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
         })
         .count();
     eprintln!("differential: {conditional} cases with a condition, {skipping} skip a step");
+    // And parallel groups, some of them failing while their siblings run.
+    let grouped = files
+        .iter()
+        .filter(|f| f.definition.steps.iter().any(|s| s.group.is_some()))
+        .count();
+    let failing_in_group = verdicts
+        .iter()
+        .filter(|v| {
+            let definition = &files[v.index].definition;
+            // A step of a group that gave up: failed terminally, or on its last attempt.
+            v.in_memory
+                .trace
+                .0
+                .iter()
+                .any(|i| match (&i.result, definition.step(&i.step)) {
+                    (InvocationResult::Failed(error), Some((_, step))) => {
+                        i.action == Action::Execute
+                            && step.group.is_some()
+                            && (error.kind == FailureKind::Terminal
+                                || i.attempt > step.retry.max_attempts)
+                    }
+                    _ => false,
+                })
+        })
+        .count();
+    eprintln!(
+        "differential: {grouped} cases with a parallel group, {failing_in_group} failing in one"
+    );
     if count >= 100 {
         for name in ["Completed", "Compensated", "CompensationFailed"] {
             assert!(
@@ -306,7 +478,12 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
             conditional * 3 >= count && skipping * 5 >= count,
             "{conditional} cases with a condition, {skipping} skipping one"
         );
+        assert!(
+            grouped * 3 >= count && failing_in_group >= 2,
+            "{grouped} cases with a group, {failing_in_group} failing in one"
+        );
     }
+    agreed.unwrap_or_else(|report| panic!("{report}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +500,8 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
         .iter()
         .map(|p| CaseFile::read(p).unwrap_or_else(|e| panic!("{e}")))
         .collect();
-    let verdicts = check("corpus", &files).await;
+    let (verdicts, agreed) = check("corpus", &files).await;
+    agreed.unwrap_or_else(|report| panic!("{report}"));
     // Both engines' runs of the corpus case `name`.
     let runs = |name: &str| -> [&Run; 2] {
         let index = paths
@@ -407,6 +585,111 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
             "the saga's end is published though its last step was skipped: {:?}",
             run.events
         );
+    }
+    // Parallel groups, on both engines. A failed group is compensated whole, in reverse
+    // declaration order, then the earlier steps; what remains applied at the end is what the
+    // semantics say, whatever ran in the sibling branches meanwhile.
+    let compensations = |run: &Run| -> Vec<String> {
+        (run.applied.iter())
+            .filter(|(_, action)| *action == Action::Compensate)
+            .map(|(step, _)| step.clone())
+            .collect()
+    };
+    let actions = |run: &Run, step: &str| -> Vec<Action> {
+        (run.applied.iter())
+            .filter(|(s, _)| s == step)
+            .map(|(_, action)| *action)
+            .collect()
+    };
+    let failed_at = |run: &Run, step: &str| {
+        let outcome = &run.outcome;
+        matches!(outcome, saga_core::Outcome::Compensated { failed_step, .. } if failed_step == step)
+    };
+    // `hotel` fails for good while `flight`'s execute still runs: `flight`'s compensation waits
+    // for it (`ExecuteInProgress`, retried), then undoes it.
+    for run in runs("group-failure-while-sibling-in-flight.json") {
+        assert!(failed_at(run, "hotel"), "{:?}", run.outcome);
+        assert_eq!(compensations(run), ["flight", "car", "hotel", "reserve"]);
+        assert_eq!(
+            actions(run, "flight"),
+            [Action::Execute, Action::Compensate],
+            "{:?}",
+            run.applied
+        );
+        assert!(
+            run.trace.0.iter().any(|i| i.step == "flight"
+                && i.action == Action::Compensate
+                && matches!(&i.result, InvocationResult::Failed(e) if e.code == "ExecuteInProgress")),
+            "the compensation of `flight` met its execute running: {:?}",
+            run.trace
+        );
+    }
+    // `flight`'s execute arrives after the saga's end, after its compensation: refused.
+    for run in runs("group-late-execute-after-compensation.json") {
+        assert!(failed_at(run, "hotel"), "{:?}", run.outcome);
+        assert_eq!(compensations(run), ["hotel", "flight", "reserve"]);
+        assert_eq!(
+            actions(run, "flight"),
+            [Action::Compensate],
+            "{:?}",
+            run.applied
+        );
+    }
+    // A conditional step second in its branch: skipped forward and back, or run and undone.
+    for run in runs("group-condition-false-skips.json") {
+        assert!(failed_at(run, "charge"), "{:?}", run.outcome);
+        assert!(!touched(run, "seat"), "{:?}", run.applied);
+        assert!(
+            run.trace
+                .0
+                .iter()
+                .any(|i| i.step == "seat" && i.result == InvocationResult::Skipped),
+            "{:?}",
+            run.trace
+        );
+        assert_eq!(compensations(run), ["hotel", "flight", "reserve"]);
+    }
+    for run in runs("group-condition-true-runs.json") {
+        assert!(failed_at(run, "charge"), "{:?}", run.outcome);
+        assert_eq!(actions(run, "seat"), [Action::Execute, Action::Compensate]);
+        assert_eq!(compensations(run), ["hotel", "seat", "flight", "reserve"]);
+    }
+    // `seat` fails; the group's compensation gives up at `flight`: stuck, loudly, and
+    // `reserve` is never compensated.
+    for run in runs("group-compensation-fails-in-branch.json") {
+        assert!(
+            matches!(&run.outcome, saga_core::Outcome::CompensationFailed { step, action: Action::Compensate, .. } if step == "flight"),
+            "{:?}",
+            run.outcome
+        );
+        assert_eq!(compensations(run), ["hotel", "seat"]);
+        assert_eq!(actions(run, "flight"), [Action::Execute]);
+        assert_eq!(actions(run, "reserve"), [Action::Execute]);
+        assert!(
+            run.events
+                .iter()
+                .any(|e| e.detail_type() == "SagaCompensationFailed"),
+            "{:?}",
+            run.events
+        );
+    }
+    // Every branch's output, before and after the pivot, in the final document.
+    for run in runs("group-success.json") {
+        assert_eq!(run.outcome.name(), "Completed");
+        let steps = [
+            "reserve", "flight", "seat", "hotel", "car", "charge", "email", "sms",
+        ];
+        let expected: serde_json::Map<String, serde_json::Value> = steps
+            .iter()
+            .map(|&step| (step.to_owned(), json!({ "step": step })))
+            .collect();
+        let output = run.output.as_ref().expect("a completed saga's document");
+        assert_eq!(
+            output["steps"],
+            serde_json::Value::Object(expected),
+            "{output}"
+        );
+        assert!(compensations(run).is_empty(), "{:?}", run.applied);
     }
     // A late execute of a step whose retry failed terminally finds that failure in the store
     // and applies nothing: the saga ended without the effect, and nothing will undo one.

@@ -227,7 +227,8 @@ impl Lab {
 }
 
 /// Forwards commands from the relay queue to the participant queue: none for a `Timeout` of
-/// the plan (the command is lost), two for a `Duplicate`, one otherwise.
+/// the plan (the command is lost), two for a `Duplicate`, one otherwise (a `Slow` one is slow
+/// in the handler, see `Recorded`).
 async fn relay_commands(
     sqs: aws_sdk_sqs::Client,
     from: String,
@@ -266,6 +267,8 @@ async fn relay_commands(
                             1
                         }
                         Some(FaultEffect::Duplicate) => 2,
+                        // Waited out in the handler, once the worker has claimed the key.
+                        Some(FaultEffect::Slow(_)) => 1,
                         _ => 1,
                     }
                 }

@@ -5,6 +5,9 @@
 //! handler ran and applied its effect (recorded by the handlers themselves, so a duplicate
 //! answered from the idempotency store does not count twice); the final saga document of a
 //! completed saga; and the saga events published, as a multiset (EventBridge keeps no order).
+//! A saga with parallel groups is compared on what does not depend on timing: the
+//! compensations in order, the net effect, the executes but those of sibling branches racing a
+//! failure (see [`compare`]).
 //! The in-memory executor publishes nothing, so its events are what
 //! [`run_notifications`] says AWS publishes for its trace and outcome: a
 //! disagreement there is a publisher that lost or duplicated an event.
@@ -28,6 +31,10 @@
 //!   before it answered: the relay notes the task token, and an interceptor on the worker's
 //!   Step Functions client refuses to send that answer; the message is left for redelivery,
 //!   the task times out and its retry finds the stored outcome.
+//! - `Slow(pause)`: the handler wrapper waits `pause` before the handler runs, after the worker
+//!   claimed the key, as the in-memory participant waits after its claim: the step is in flight
+//!   (its compensation's semantic lock answers `ExecuteInProgress`) and the worker heartbeats
+//!   meanwhile. The relay forwards its command once.
 //! - A crash position (of the executor) is not reproduced: Step Functions does not crash, so
 //!   a case that has one is refused.
 //!
@@ -63,8 +70,8 @@ use futures_util::future::join_all;
 use saga_core::handler::{BoxFuture, StepHandler};
 use saga_core::testing::{FaultEffect, FaultPlan};
 use saga_core::{
-    Action, InMemoryExecutor, Outcome, Participant, Saga, SagaDefinition, StepContext, StepError,
-    Trace,
+    Action, FailureKind, InMemoryExecutor, InvocationResult, Outcome, Participant, Saga,
+    SagaDefinition, StepContext, StepError, Trace,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -178,7 +185,8 @@ impl Ledger {
 }
 
 /// A handler that records the effects of the one it wraps and, on the emulator, answers the
-/// plan's `Fail` and `Panic` faults as the in-memory participant does.
+/// plan's `Fail` and `Panic` faults and waits out its `Slow` ones as the in-memory participant
+/// does.
 #[derive(Debug)]
 struct Recorded {
     inner: Arc<dyn StepHandler>,
@@ -187,12 +195,17 @@ struct Recorded {
 }
 
 impl Recorded {
-    fn inject(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
+    async fn inject(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
         let Some(plan) = &self.faults else {
             return Ok(());
         };
         match plan.effect(cx.step(), cx.action(), cx.attempt()) {
             Some(FaultEffect::Fail(error)) => Err(error.clone()),
+            // The worker has claimed the key: the step is in flight, its compensation waits.
+            Some(FaultEffect::Slow(pause)) => {
+                tokio::time::sleep(*pause).await;
+                Ok(())
+            }
             // The in-memory executor's message, so both failures read the same.
             Some(FaultEffect::Panic) => {
                 panic!("injected panic in {} of step `{}`", cx.action(), cx.step())
@@ -205,7 +218,7 @@ impl Recorded {
 impl StepHandler for Recorded {
     fn execute<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<Value, StepError>> {
         Box::pin(async move {
-            self.inject(cx)?;
+            self.inject(cx).await?;
             let output = self.inner.execute(cx).await?;
             self.ledger.push(cx.saga_id(), cx.step(), Action::Execute);
             Ok(output)
@@ -214,7 +227,7 @@ impl StepHandler for Recorded {
 
     fn compensate<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            self.inject(cx)?;
+            self.inject(cx).await?;
             self.inner.compensate(cx).await?;
             self.ledger
                 .push(cx.saga_id(), cx.step(), Action::Compensate);
@@ -281,8 +294,28 @@ impl Verdict {
     }
 }
 
-/// Each way `emulator` differs from `in_memory`.
-pub fn compare(in_memory: &Run, emulator: &Run) -> Vec<String> {
+/// Each way `emulator` differs from `in_memory`, two runs of a saga of `definition`.
+///
+/// A saga without parallel groups is compared exactly: the outcome, the applied effects in
+/// order, the final document of a completed saga and the events (as a multiset, see
+/// [`comparable`]).
+///
+/// A saga with groups is compared on what its semantics decide, not on timing. Branches run at
+/// once, so the executes of different branches have no order. And when a step of a group fails
+/// for good, which of its sibling branches' executes ran before the group stopped is a race
+/// (on Step Functions a stopped branch's command may still reach the worker, before or after
+/// its compensation's semantic lock; in memory a branch that has not yet been polled never
+/// starts), and so is how often a compensation met its step's execute still running
+/// (`ExecuteInProgress`, retried). Call the steps of the other branches of a group in which a
+/// step failed for good (in either run) *racing*. Compared, then: the outcome; the
+/// compensations, in order; the executes of every step but the racing ones, as a multiset;
+/// the net effect, which steps remain applied at the end (executed and not compensated
+/// afterwards), over every step but a racing one that no compensation reached (none of a
+/// compensated group remains: a racing step's effect, applied or not, was undone); the final
+/// document of a completed saga; and the events, without the racing steps' execute events and
+/// the compensations' `ExecuteInProgress` failures. The generator of random cases lets at
+/// most one branch of a group fail for good, so that the step that failed is no race either.
+pub fn compare(definition: &SagaDefinition, in_memory: &Run, emulator: &Run) -> Vec<String> {
     let mut found = Vec::new();
     if in_memory.outcome != emulator.outcome {
         found.push(format!(
@@ -290,11 +323,64 @@ pub fn compare(in_memory: &Run, emulator: &Run) -> Vec<String> {
             in_memory.outcome, emulator.outcome
         ));
     }
-    if in_memory.applied != emulator.applied {
-        found.push(format!(
-            "applied effects: in memory {:?}, on Step Functions {:?}",
-            in_memory.applied, emulator.applied
-        ));
+    let grouped = definition.steps.iter().any(|s| s.group.is_some());
+    let racing = if grouped {
+        racing_steps(definition, [in_memory, emulator])
+    } else {
+        Vec::new()
+    };
+    if !grouped {
+        if in_memory.applied != emulator.applied {
+            found.push(format!(
+                "applied effects: in memory {:?}, on Step Functions {:?}",
+                in_memory.applied, emulator.applied
+            ));
+        }
+    } else {
+        let compensations = |run: &Run| -> Vec<String> {
+            (run.applied.iter())
+                .filter(|(_, action)| *action == Action::Compensate)
+                .map(|(step, _)| step.clone())
+                .collect()
+        };
+        let (ours, theirs) = (compensations(in_memory), compensations(emulator));
+        if ours != theirs {
+            found.push(format!(
+                "compensations: in memory {ours:?}, on Step Functions {theirs:?}"
+            ));
+        }
+        let executes = |run: &Run| -> Vec<String> {
+            let mut steps: Vec<String> = (run.applied.iter())
+                .filter(|(step, action)| *action == Action::Execute && !racing.contains(step))
+                .map(|(step, _)| step.clone())
+                .collect();
+            steps.sort();
+            steps
+        };
+        let (ours, theirs) = (executes(in_memory), executes(emulator));
+        if ours != theirs {
+            found.push(format!(
+                "executes (racing siblings {racing:?} left out): in memory {ours:?}, on Step \
+                 Functions {theirs:?}"
+            ));
+        }
+        let undone = |step: &String| {
+            [in_memory, emulator].iter().any(|run| {
+                (run.applied.iter()).any(|(s, action)| s == step && *action == Action::Compensate)
+            })
+        };
+        let net = |run: &Run| -> Vec<String> {
+            let left = remaining(&run.applied);
+            left.into_iter()
+                .filter(|step| !racing.contains(step) || undone(step))
+                .collect()
+        };
+        let (ours, theirs) = (net(in_memory), net(emulator));
+        if ours != theirs {
+            found.push(format!(
+                "effects remaining at the end: in memory {ours:?}, on Step Functions {theirs:?}"
+            ));
+        }
     }
     if in_memory.output != emulator.output {
         found.push(format!(
@@ -303,6 +389,10 @@ pub fn compare(in_memory: &Run, emulator: &Run) -> Vec<String> {
             json!(emulator.output)
         ));
     }
+    let comparable = |events: &[SagaNotification]| {
+        let kept = events.iter().filter(|event| !racy(event, &racing));
+        comparable(&kept.cloned().collect::<Vec<_>>())
+    };
     let (ours, theirs) = (comparable(&in_memory.events), comparable(&emulator.events));
     if ours != theirs {
         found.push(format!(
@@ -310,6 +400,72 @@ pub fn compare(in_memory: &Run, emulator: &Run) -> Vec<String> {
         ));
     }
     found
+}
+
+/// The steps of the other branches of each group in which a step failed for good (terminally,
+/// or on the last attempt its policy allows) in one of `runs`.
+fn racing_steps(definition: &SagaDefinition, runs: [&Run; 2]) -> Vec<String> {
+    let mut racing = Vec::new();
+    for invocation in runs.iter().flat_map(|run| &run.trace.0) {
+        let InvocationResult::Failed(error) = &invocation.result else {
+            continue;
+        };
+        let Some((index, step)) = definition.step(&invocation.step) else {
+            continue;
+        };
+        let gave_up =
+            error.kind == FailureKind::Terminal || invocation.attempt > step.retry.max_attempts;
+        if invocation.action != Action::Execute || !gave_up {
+            continue;
+        }
+        let (Some(group), Some(own)) = (definition.group_of(index), &step.group) else {
+            continue;
+        };
+        for sibling in &definition.steps[group.steps] {
+            if sibling
+                .group
+                .as_ref()
+                .is_some_and(|g| g.branch != own.branch)
+                && !racing.contains(&sibling.name)
+            {
+                racing.push(sibling.name.clone());
+            }
+        }
+    }
+    racing
+}
+
+/// The steps whose effect remains at the end of `applied`: executed, and not compensated
+/// after it, sorted.
+fn remaining(applied: &[(String, Action)]) -> Vec<String> {
+    let mut left: Vec<String> = Vec::new();
+    for (step, action) in applied {
+        match action {
+            Action::Execute if !left.contains(step) => left.push(step.clone()),
+            Action::Compensate => left.retain(|s| s != step),
+            _ => {}
+        }
+    }
+    left.sort();
+    left
+}
+
+/// Whether `event` is left out of a grouped saga's comparison: an execute event of a racing
+/// step, or a compensation that found its step's execute still running.
+fn racy(event: &SagaNotification, racing: &[String]) -> bool {
+    match event {
+        SagaNotification::StepSucceeded { step, .. } => racing.contains(step),
+        SagaNotification::StepFailed {
+            step,
+            action,
+            error,
+            ..
+        } => match action {
+            Action::Execute => racing.contains(step),
+            Action::Compensate => error.code == saga_core::invocation::codes::EXECUTE_IN_PROGRESS,
+        },
+        _ => false,
+    }
 }
 
 /// Events as compared: a stuck saga's last error keeps only its kind when it is a timeout,
@@ -387,6 +543,8 @@ impl Conformance {
     /// Functions gets a verdict saying why.
     pub async fn check(&self, cases: Vec<Case>) -> Result<Vec<Verdict>, AwsError> {
         let mut verdicts = Vec::with_capacity(cases.len());
+        let definitions: Vec<SagaDefinition> =
+            cases.iter().map(|c| c.saga.definition().clone()).collect();
         let mut runnable = Vec::new();
         for (index, mut case) in cases.into_iter().enumerate() {
             let saga_id = format!("case-{index}");
@@ -429,7 +587,7 @@ impl Conformance {
         }
         for verdict in &mut verdicts {
             verdict.disagreements = match &verdict.emulator {
-                Ok(run) => compare(&verdict.in_memory, run),
+                Ok(run) => compare(&definitions[verdict.index], &verdict.in_memory, run),
                 Err(why) => vec![format!("did not run on Step Functions: {why}")],
             };
         }
