@@ -161,6 +161,7 @@ fn grouped_shapes() -> Vec<SagaDefinition> {
             step("p", P),
             grouped("r1", R, "after", "r1"),
             grouped("r2", R, "after", "r2"),
+            step("r3", R),
         ],
     );
     let lambdas = support::with_lambdas(travel.clone());

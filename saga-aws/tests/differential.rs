@@ -149,6 +149,17 @@ fn layout() -> impl Strategy<Value = Vec<Slot>> {
         if slots.is_empty() {
             push_stages(&mut slots, vec![vec![1]], StepKind::Compensable);
         }
+        // A step that always runs follows every group (its answer tells the saga's end): one
+        // more step of the last kind when a group ends the saga.
+        if let Some(last) = slots.last()
+            && last.group.is_some()
+        {
+            let kind = match last.kind {
+                StepKind::Compensable => StepKind::Compensable,
+                _ => StepKind::Retriable,
+            };
+            push_stages(&mut slots, vec![vec![1]], kind);
+        }
         slots
     })
 }
@@ -193,6 +204,12 @@ fn definition() -> impl Strategy<Value = SagaDefinition> {
             })
             .collect();
         steps.prop_map(|mut steps| {
+            // The step after a group always runs.
+            for i in 1..steps.len() {
+                if steps[i - 1].group.is_some() && steps[i].group != steps[i - 1].group {
+                    steps[i].condition = None;
+                }
+            }
             if steps.iter().all(|s| s.condition.is_some())
                 && let Some(last) = steps.last_mut()
             {

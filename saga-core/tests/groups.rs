@@ -305,6 +305,7 @@ async fn a_stuck_group_after_the_pivot_recovers_once_fixed() {
             .in_group("messages")
             .retriable("sms", b())
             .in_group("messages")
+            .retriable("archive", b())
             .build()
             .unwrap()
     };
@@ -332,7 +333,7 @@ async fn a_stuck_group_after_the_pivot_recovers_once_fixed() {
         .build();
     let recovered = fixed.recover("n-1").await.unwrap();
     assert_eq!(recovered.outcome, Outcome::Completed);
-    for step in ["charge", "mail", "sms"] {
+    for step in ["charge", "mail", "sms", "archive"] {
         assert_eq!(ledger.count(step), (1, 0), "{step}");
         assert_eq!(recovered.output["steps"][step]["booked"], step);
     }

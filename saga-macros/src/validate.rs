@@ -179,6 +179,10 @@ fn definition_rules(cx: &Ctxt, ast: &SagaAst) {
                 step.branch.as_ref().map_or_else(|| group_tokens(step), |b| b.tokens.clone()),
                 error.to_string(),
             ),
+            (E::GroupEndsTheSaga { group }, Some(step)) => (
+                group_tokens(step),
+                format!("group `{group}` ends the saga: declare a step after it that always runs (no `when`), whose answer tells the saga has completed (no branch knows whether its siblings are done)"),
+            ),
             (E::PivotInGroup { step: name, group }, Some(step)) => (
                 group_tokens(step),
                 format!("the pivot `{name}` is in group `{group}`: the pivot is a stage of its own, remove `group = \"{group}\"` from it"),

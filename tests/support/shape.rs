@@ -145,6 +145,8 @@ impl Shape {
     /// compensation on failure, a condition reading its own group reads a flag instead, and
     /// its retries wait without jitter (so the oracle knows when each branch gets where).
     fn group(&mut self, id: usize, start: usize, end: usize, sizes: &[usize]) {
+        // A step that always runs follows every group (it tells the saga's end).
+        let end = end.min(self.steps.len() - 1);
         let mut fitting = Vec::new();
         let mut at = start;
         for (k, &size) in sizes.iter().enumerate() {
@@ -161,6 +163,7 @@ impl Shape {
             return;
         }
         let members = start..at;
+        self.steps[at].condition = None;
         for (branch, range) in fitting.into_iter().enumerate() {
             for index in range {
                 let step = &mut self.steps[index];

@@ -267,4 +267,14 @@ pub enum DefinitionError {
         /// The group.
         group: String,
     },
+    /// A group with no step that always runs after it: the saga's end would be decided
+    /// inside the group, where no branch knows whether its siblings are done.
+    #[error(
+        "group `{group}` ends the saga: add a step after it that always runs (no condition); \
+         that step's answer tells the saga has completed"
+    )]
+    GroupEndsTheSaga {
+        /// The group.
+        group: String,
+    },
 }

@@ -184,6 +184,19 @@ impl SagaDefinition {
                     ));
                 }
             }
+            // The step after a group that always runs is the one whose answer tells the
+            // saga's end (its `SagaCompleted`); a branch cannot, not knowing its siblings'.
+            if !self.steps[group.steps.end..]
+                .iter()
+                .any(|s| s.condition.is_none())
+            {
+                errors.push((
+                    Some(first),
+                    DefinitionError::GroupEndsTheSaga {
+                        group: name.clone(),
+                    },
+                ));
+            }
             let kind = self.steps[first].kind;
             for index in group.steps.clone() {
                 let step = &self.steps[index];

@@ -174,7 +174,12 @@ fn refuses_each_broken_rule_on_the_step_at_fault() {
     );
     let mut reads_sibling = grouped("b", Compensable, "g", "b");
     reads_sibling.condition = Some(Condition::parse("present(steps.a)").unwrap());
-    let errors = saga(vec![grouped("a", Compensable, "g", "a"), reads_sibling]).violations();
+    let errors = saga(vec![
+        grouped("a", Compensable, "g", "a"),
+        reads_sibling,
+        step("c", Pivot),
+    ])
+    .violations();
     assert_eq!(
         errors,
         [DefinitionError::ConditionReadsOwnGroup {
@@ -187,6 +192,7 @@ fn refuses_each_broken_rule_on_the_step_at_fault() {
     let errors = saga(vec![
         grouped("a", Compensable, "bad name", "a"),
         grouped("b", Compensable, "bad name", "b c"),
+        step("c", Pivot),
     ])
     .violations();
     assert!(
@@ -243,6 +249,7 @@ fn one_error_per_mistake() {
         grouped("a", Compensable, "g", "a"),
         grouped("b", Compensable, "g", "b"),
         grouped("a", Compensable, "g", "a"),
+        step("c", Pivot),
     ])
     .violations();
     assert_eq!(
@@ -250,4 +257,25 @@ fn one_error_per_mistake() {
         [DefinitionError::DuplicateStep { step: "a".into() }],
         "{errors:?}"
     );
+}
+
+#[test]
+fn a_group_does_not_end_the_saga() {
+    use StepKind::*;
+    let group = || {
+        vec![
+            grouped("a", Compensable, "g", "a"),
+            grouped("b", Compensable, "g", "b"),
+        ]
+    };
+    let ends = DefinitionError::GroupEndsTheSaga { group: "g".into() };
+    assert_eq!(saga(group()).violations(), [ends.clone()]);
+    // A conditional step after it does not tell the end either; one that always runs does.
+    let mut after = step("c", Pivot);
+    after.condition = Some(Condition::parse("flag").unwrap());
+    let mut steps = group();
+    steps.push(after.clone());
+    assert_eq!(saga(steps.clone()).violations(), [ends]);
+    steps.push(step("d", Retriable));
+    assert_eq!(saga(steps).validate(), Ok(()));
 }

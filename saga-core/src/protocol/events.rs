@@ -237,7 +237,8 @@ pub fn invocation_notifications(
 /// `document` (which decides the steps' conditions as they were decided): `SagaStarted`
 /// (when `saga_aws::StepFunctions::start` has a publisher), the events of
 /// each answered invocation ([`invocation_notifications`]; timeouts have none), and
-/// `SagaCompensationFailed` when the saga ended stuck. EventBridge does not keep their order.
+/// `SagaCompensationFailed` when the saga ended stuck (naming the group, for a group after the
+/// pivot, as its report does). EventBridge does not keep their order.
 pub fn run_notifications(
     definition: &SagaDefinition,
     saga_id: &str,
@@ -260,10 +261,16 @@ pub fn run_notifications(
         error,
     } = outcome
     {
+        // A group after the pivot is stuck as a whole: its report names the group (a
+        // `Parallel`'s `Catch` does not say which branch gave up; the outcome names the step).
+        let at = match (action, definition.step(step)) {
+            (Action::Execute, Some((index, _))) => definition.group_of(index).map(|g| g.name),
+            _ => None,
+        };
         notices.push(SagaNotification::SagaCompensationFailed {
             saga: definition.name.clone(),
             saga_id: saga_id.to_owned(),
-            step: step.clone(),
+            step: at.unwrap_or_else(|| step.clone()),
             action: Some(*action),
             error: Some(error.clone()),
             task_token: None,

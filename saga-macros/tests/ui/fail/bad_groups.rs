@@ -112,6 +112,9 @@ impl PivotInGroup {
 
     #[pivot(group = "bookings")]
     async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    #[retriable]
+    async fn notify(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
 
 // No pivot: a compensable and a retriable step in one group.
@@ -125,6 +128,24 @@ impl GroupMixesKinds {
 
     #[retriable(group = "bookings")]
     async fn notify(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    #[retriable]
+    async fn archive(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+}
+
+// A group that ends the saga: no step after it tells the saga's end.
+struct GroupEndsTheSaga;
+
+#[saga]
+impl GroupEndsTheSaga {
+    #[pivot]
+    async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    #[retriable(group = "notices")]
+    async fn email(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    #[retriable(group = "notices")]
+    async fn sms(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
 
 // A retriable step in a group before the pivot: one error, the order's, not a second one for the group.

@@ -2,7 +2,8 @@ use saga::{saga, GroupBranch, Stage, StepContext, StepError};
 
 struct Trip;
 
-/// bookings { air: [flight, seat], hotel: [hotel], car: [car] }; charge; notices { email, sms }.
+/// bookings { air: [flight, seat], hotel: [hotel], car: [car] }; charge; notices { email, sms };
+/// archive.
 #[saga]
 impl Trip {
     #[compensable(compensate = cancel_flight, group = "bookings", branch = "air")]
@@ -34,6 +35,10 @@ impl Trip {
 
     #[retriable(group = "notices")]
     async fn sms(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    // The step after a group that always runs, whose answer tells the saga's end.
+    #[retriable]
+    async fn archive(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
 
 fn main() {
@@ -52,10 +57,11 @@ fn main() {
             ("charge", None),
             ("email", at("notices", "email")),
             ("sms", at("notices", "sms")),
+            ("archive", None),
         ]
     );
     let stages = d.stages();
-    assert_eq!(stages.len(), 3, "{stages:?}");
+    assert_eq!(stages.len(), 4, "{stages:?}");
     let Stage::Group(bookings) = &stages[0] else { panic!("{stages:?}") };
     assert_eq!(bookings.name, "bookings");
     assert_eq!(bookings.steps, 0..4);
@@ -66,5 +72,6 @@ fn main() {
     assert_eq!((notices.name.as_str(), notices.steps.clone()), ("notices", 5..7));
     let branches: Vec<_> = notices.branches.iter().map(|b| (b.name.as_str(), b.steps.clone())).collect();
     assert_eq!(branches, [("email", vec![5]), ("sms", vec![6])]);
+    assert_eq!(stages[3], Stage::Step(7));
     let _saga = Trip.into_saga();
 }
