@@ -23,6 +23,7 @@ import moto_apigateway  # noqa: E402,F401  (and its front door)
 import moto_stepfunctions_versions  # noqa: E402,F401  (state machine versions and aliases)
 import moto_jsonpath  # noqa: E402,F401  (`$[1].steps` is the object, not a list of it)
 import moto_intrinsics  # noqa: E402,F401  (`States.Format` with escaped braces)
+import moto_parallel  # noqa: E402,F401  (a branch's `States.Timeout` fails its `Parallel` with it)
 from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402

@@ -255,11 +255,7 @@ fn end(plan: &FaultPlan, step: &StepDefinition) -> End {
 }
 
 /// Whether `plan` suits the groups of `definition`: at most one branch of a group may fail for
-/// good (two could fail at once, and which one the saga reports failed is then a race), and
-/// none on a timeout: moto 5.2.5 fails a `Parallel` whose branch failed with `States.Timeout`
-/// with `States.Runtime` (its `BranchesDecl` re-raises the branch's error as a
-/// `CustomErrorName`, which refuses the `States.` prefix), where AWS fails it with
-/// `States.Timeout` for its `Catch` to take.
+/// good (two could fail at once, and which one the saga reports failed is then a race).
 fn suits_groups(definition: &SagaDefinition, plan: &FaultPlan) -> bool {
     definition.stages().iter().all(|stage| match stage {
         Stage::Step(_) => true,
@@ -273,7 +269,7 @@ fn suits_groups(definition: &SagaDefinition, plan: &FaultPlan) -> bool {
             let failing = ends
                 .iter()
                 .filter(|b| b.iter().any(|e| *e != End::Succeeds));
-            failing.count() <= 1 && ends.iter().flatten().all(|e| *e != End::TimesOut)
+            failing.count() <= 1
         }
     })
 }
@@ -291,7 +287,7 @@ fn effect() -> impl Strategy<Value = FaultEffect> {
 }
 
 /// A definition and up to four faults on its steps, at chosen attempts (mostly the first), at
-/// most one branch of a group able to fail for good, and none on a timeout.
+/// most one branch of a group able to fail for good.
 fn case_file() -> impl Strategy<Value = CaseFile> {
     definition().prop_flat_map(|definition| {
         let n = definition.steps.len();

@@ -169,3 +169,50 @@ async fn a_parallel_state_merges_its_branch_documents_into_one() {
         })
     );
 }
+
+/// A branch whose Task times out fails its `Parallel` with `States.Timeout`, which the
+/// `Parallel`'s `Catch` takes (AWS: "Parallel" and "Handling errors" in the Step Functions
+/// guide). moto re-raised the branch's error as a custom name, refused for its `States.`
+/// prefix, and failed the execution with `States.Runtime` instead.
+#[tokio::test]
+async fn a_branch_that_times_out_fails_its_parallel_with_states_timeout() {
+    let config = Emulator::shared().config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name(Emulator::unique("silent"))
+        .send()
+        .await
+        .expect("a queue")
+        .queue_url
+        .expect("its url");
+    // Nobody answers the command: its task times out after a second.
+    let silent = json!({
+        "StartAt": "wait",
+        "States": {
+            "wait": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": { "QueueUrl": queue, "MessageBody": { "token.$": "$$.Task.Token" } },
+                "TimeoutSeconds": 1,
+                "End": true
+            }
+        }
+    });
+    let quick = json!({ "StartAt": "ok", "States": { "ok": { "Type": "Pass", "End": true } } });
+    let definition = json!({
+        "StartAt": "group",
+        "States": {
+            "group": {
+                "Type": "Parallel",
+                "Branches": [quick, silent],
+                "Catch": [{ "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "caught" }],
+                "End": true
+            },
+            "caught": { "Type": "Pass", "End": true }
+        }
+    });
+    let output = run(definition, json!({ "trip": 7 })).await;
+    assert_eq!(output["error"]["Error"], "States.Timeout", "{output}");
+    assert_eq!(output["trip"], 7);
+}

@@ -52,6 +52,12 @@
 //! - DynamoDB conditional writes were not atomic: requests are serialised.
 //! - A definite JSONPath through an array element (`$[1].steps`) selected a one-element list,
 //!   not the value (`moto_jsonpath.py`).
+//! - Intrinsic functions got their arguments' raw JSON text, and `States.Format` failed on
+//!   escaped braces (`moto_intrinsics.py`): a group's merge needs both.
+//! - A `Parallel` whose branch failed with a `States.*` error (a Task's `States.Timeout`)
+//!   failed with `States.Runtime`, past its `Catch` (`moto_parallel.py`).
+//! - Not fixed, and left out of the comparison: a stopped branch's task still takes its
+//!   answer (on AWS every branch of a failed `Parallel` is stopped and its token refused).
 //! - CloudFormation (`moto_cloudformation.py`, for the template's stack) created the state
 //!   machine out of the Step Functions API's sight and without its substitutions, broke every
 //!   rule on a custom bus, and skipped alarms and queue policies: fixed.
