@@ -59,7 +59,9 @@ fn the_emulator_exits_when_its_owner_exits() {
         .spawn()
         .unwrap();
     let answers = || TcpStream::connect(("127.0.0.1", port)).is_ok();
-    let up = (0..100).any(|_| {
+    // Loading moto (and the launcher's fixes to its interpreter) takes a few seconds, more on a
+    // loaded machine.
+    let up = (0..300).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         answers()
     });

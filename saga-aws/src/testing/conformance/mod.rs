@@ -304,7 +304,7 @@ impl Verdict {
 ///
 /// A saga without parallel groups is compared exactly: the outcome, the applied effects in
 /// order, the final document of a completed saga and the events (as a multiset, see
-/// [`comparable`]).
+/// `comparable`).
 ///
 /// A saga with groups is compared on what its semantics decide, not on timing. Branches run at
 /// once, so the executes of different branches have no order. And when a step of a group fails
