@@ -66,7 +66,29 @@ fn target_dir() -> PathBuf {
 /// emulator's load rather than the saga.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Keeps a failure's report readable: the panics the fault plans inject (caught, and answered
+/// as `Panic` failures) print nothing, and any other panic prints its message and place
+/// without a backtrace, which would otherwise bury the report of the disagreements.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !message.starts_with("injected panic") {
+                let place = info.location().map(|l| l.to_string()).unwrap_or_default();
+                eprintln!("panicked at {place}:\n{message}");
+            }
+        }));
+    });
+}
+
 async fn check(label: &str, files: &[CaseFile]) -> (Vec<Verdict>, Result<(), String>) {
+    quiet_panics();
     let _turn = ONE_AT_A_TIME.lock().await;
     let config = Emulator::shared().config().await;
     let cases = files

@@ -18,16 +18,36 @@ const TAKE_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3
 /// The resource type of the one kind of task that calls EventBridge: a step's report.
 const EVENTS: &str = "events";
 
-/// Whether the history's last event is a report submitted and waiting for its token: the
-/// execution runs, but only an operator can move it on.
-pub(super) fn waits_for_operator(last: Option<&HistoryEvent>) -> bool {
-    last.is_some_and(|event| {
-        event.r#type == HistoryEventType::TaskSubmitted
+/// How many of an execution's newest events [`StepFunctions::waits_for_operator`] reads.
+const NEWEST_EVENTS: i32 = 100;
+
+/// Whether an execution, whose events `newest_first` lists from its newest, waits at a report
+/// for an operator: its newest report submission has no answer yet (no later event follows
+/// from it). On AWS nothing else comes after that submission; moto also records the answers
+/// that workers still send for the tasks of a failed `Parallel`'s stopped branches (AWS refuses
+/// them: "Parallel workflow state", a failed branch stops the others), and those follow from
+/// their own tasks, not from the report.
+pub(super) fn waits_for_operator<'e>(
+    newest_first: impl IntoIterator<Item = &'e HistoryEvent>,
+) -> bool {
+    waiting_report(newest_first).is_some()
+}
+
+/// The id of the report submission [`waits_for_operator`] finds waiting, if any.
+fn waiting_report<'e>(newest_first: impl IntoIterator<Item = &'e HistoryEvent>) -> Option<i64> {
+    let mut answered_from = Vec::new();
+    for event in newest_first {
+        let submitted_report = event.r#type == HistoryEventType::TaskSubmitted
             && event
                 .task_submitted_event_details
                 .as_ref()
-                .is_some_and(|d| d.resource_type == EVENTS)
-    })
+                .is_some_and(|d| d.resource_type == EVENTS);
+        if submitted_report {
+            return (!answered_from.contains(&event.id)).then_some(event.id);
+        }
+        answered_from.push(event.previous_event_id);
+    }
+    None
 }
 
 /// What a stuck execution waits on: the step and action that gave up, and the task token.
@@ -102,21 +122,21 @@ impl StepFunctions {
     /// event, one `GetExecutionHistory` call.
     pub(super) async fn waits_for_operator(&self, execution_arn: &str) -> Result<bool, AwsError> {
         Ok(waits_for_operator(
-            self.newest_event(execution_arn).await?.as_ref(),
+            &self.newest_events(execution_arn).await?,
         ))
     }
 
-    async fn newest_event(&self, execution_arn: &str) -> Result<Option<HistoryEvent>, AwsError> {
+    async fn newest_events(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, AwsError> {
         let page = self
             .client
             .get_execution_history()
             .execution_arn(execution_arn)
             .reverse_order(true)
-            .max_results(1)
+            .max_results(NEWEST_EVENTS)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
-        Ok(page.events.into_iter().next())
+        Ok(page.events)
     }
 
     /// Recovers a stuck saga once the operator has fixed what made it give up: forgets the
@@ -133,10 +153,10 @@ impl StepFunctions {
         execution_arn: &str,
         store: &dyn IdempotencyStore,
     ) -> Result<Stuck, AwsError> {
-        // One read of the history: a saga waits for an operator while its newest event is the
-        // report's submission (an ended execution's is its end).
+        // One read of the history: a saga waits for an operator while its newest report's
+        // submission has no answer (an ended execution's newest event is its end).
         let events = self.history(execution_arn).await?;
-        let stuck = waits_for_operator(events.last())
+        let stuck = waits_for_operator(events.iter().rev())
             .then(|| stuck_from_history(&events))
             .flatten();
         let Some(stuck) = stuck else {
@@ -167,9 +187,10 @@ impl StepFunctions {
             .map_err(|e| AwsError::from_sdk("SendTaskSuccess", e))?;
         // Step Functions takes the answer asynchronously: return once the execution has moved
         // past the report, so that a wait that follows sees the saga going on, not stuck.
-        let waited_at = events.last().map(|e| e.id);
+        // (It may be stuck again later, at another report.)
+        let answered = waiting_report(events.iter().rev());
         let deadline = tokio::time::Instant::now() + TAKE_ANSWER_WITHIN;
-        while self.newest_event(execution_arn).await?.map(|e| e.id) == waited_at {
+        while waiting_report(&self.newest_events(execution_arn).await?) == answered {
             if tokio::time::Instant::now() > deadline {
                 return Err(AwsError::StillRunning {
                     execution: execution_arn.to_owned(),
@@ -287,5 +308,38 @@ mod tests {
         assert!(!waits_for_operator(Some(&submitted("sqs"))));
         assert!(!waits_for_operator(Some(&scheduled(Value::Null))));
         assert!(!waits_for_operator(None));
+    }
+
+    #[test]
+    fn a_stopped_branchs_late_answer_does_not_hide_the_waiting_report() {
+        // Newest first: the report submitted as event 10; moto then recorded a sibling
+        // branch's task answer (event 11, from that task's event 7).
+        let report = |id: i64| {
+            let details = TaskSubmittedEventDetails::builder()
+                .resource_type(EVENTS)
+                .resource("x")
+                .build()
+                .unwrap();
+            event(HistoryEventType::TaskSubmitted)
+                .id(id)
+                .previous_event_id(id - 1)
+                .task_submitted_event_details(details)
+                .build()
+                .unwrap()
+        };
+        let answer = |id: i64, from: i64| {
+            event(HistoryEventType::TaskSucceeded)
+                .id(id)
+                .previous_event_id(from)
+                .build()
+                .unwrap()
+        };
+        assert!(waits_for_operator(&[answer(11, 7), report(10)]));
+        // The operator's answer follows from the report itself: it waits no more.
+        assert!(!waits_for_operator(&[
+            answer(12, 10),
+            answer(11, 7),
+            report(10)
+        ]));
     }
 }
