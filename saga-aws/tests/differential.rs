@@ -73,12 +73,7 @@ fn quiet_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let message = info.payload_as_str().unwrap_or_default();
             if !message.starts_with("injected panic") {
                 let place = info.location().map(|l| l.to_string()).unwrap_or_default();
                 eprintln!("panicked at {place}:\n{message}");

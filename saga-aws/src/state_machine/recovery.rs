@@ -118,8 +118,8 @@ fn gave_up(mut stuck: Stuck, trace: &saga_core::Trace) -> (Stuck, Vec<String>) {
 }
 
 impl StepFunctions {
-    /// Whether a running execution waits at a report for an operator: its newest history
-    /// event, one `GetExecutionHistory` call.
+    /// Whether a running execution waits at a report for an operator (see
+    /// [`waits_for_operator`]): one `GetExecutionHistory` call for its newest events.
     pub(super) async fn waits_for_operator(&self, execution_arn: &str) -> Result<bool, AwsError> {
         Ok(waits_for_operator(
             &self.newest_events(execution_arn).await?,
@@ -217,6 +217,21 @@ mod tests {
             .timestamp(DateTime::from_secs(0))
     }
 
+    /// A task of `resource_type` submitted as event `id`, after event `id - 1`.
+    fn submitted(resource_type: &str, id: i64) -> HistoryEvent {
+        let details = TaskSubmittedEventDetails::builder()
+            .resource_type(resource_type)
+            .resource("x")
+            .build()
+            .unwrap();
+        event(HistoryEventType::TaskSubmitted)
+            .id(id)
+            .previous_event_id(id - 1)
+            .task_submitted_event_details(details)
+            .build()
+            .unwrap()
+    }
+
     fn scheduled(detail: Value) -> HistoryEvent {
         let parameters = serde_json::json!({ "Entries": [{ "Detail": detail }] });
         let details = TaskScheduledEventDetails::builder()
@@ -293,17 +308,7 @@ mod tests {
 
     #[test]
     fn only_a_submitted_report_waits_for_an_operator() {
-        let submitted = |resource_type: &str| {
-            let details = TaskSubmittedEventDetails::builder()
-                .resource_type(resource_type)
-                .resource("x")
-                .build()
-                .unwrap();
-            event(HistoryEventType::TaskSubmitted)
-                .task_submitted_event_details(details)
-                .build()
-                .unwrap()
-        };
+        let submitted = |resource_type: &str| submitted(resource_type, 1);
         assert!(waits_for_operator(Some(&submitted(EVENTS))));
         assert!(!waits_for_operator(Some(&submitted("sqs"))));
         assert!(!waits_for_operator(Some(&scheduled(Value::Null))));
@@ -314,19 +319,7 @@ mod tests {
     fn a_stopped_branchs_late_answer_does_not_hide_the_waiting_report() {
         // Newest first: the report submitted as event 10; moto then recorded a sibling
         // branch's task answer (event 11, from that task's event 7).
-        let report = |id: i64| {
-            let details = TaskSubmittedEventDetails::builder()
-                .resource_type(EVENTS)
-                .resource("x")
-                .build()
-                .unwrap();
-            event(HistoryEventType::TaskSubmitted)
-                .id(id)
-                .previous_event_id(id - 1)
-                .task_submitted_event_details(details)
-                .build()
-                .unwrap()
-        };
+        let report = |id: i64| submitted(EVENTS, id);
         let answer = |id: i64, from: i64| {
             event(HistoryEventType::TaskSucceeded)
                 .id(id)
