@@ -13,6 +13,7 @@ use saga::testing::{Fault, FaultEffect, FaultPlan};
 use saga::{Action, Compensable, FailureKind, Outcome, Step, StepContext, StepError, StepKind};
 use serde_json::{Value, json};
 
+mod checks;
 mod conditions;
 mod oracle;
 mod shape;
@@ -23,7 +24,9 @@ pub use conditions::{ConditionShape, Inputs};
 #[allow(unused_imports)]
 pub use shape::{Policy, Shape, StepShape, policy, shape, with_lambdas};
 
-// Only the property tests ask the oracle.
+// Only the property tests ask the oracle and check runs.
+#[allow(unused_imports)]
+pub use checks::{check_atomicity, check_prediction, step_action};
 #[allow(unused_imports)]
 pub use oracle::*;
 
