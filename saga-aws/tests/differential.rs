@@ -432,6 +432,25 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
         );
         assert!(compensations(run).is_empty(), "{:?}", run.applied);
     }
+    // The payload limit, on both engines: an output that fits one state alone but not its
+    // share of a group's result, or not the document it grows, fails its step terminally
+    // (`DataLimitExceeded`, which the state machine catches), and what ran is undone.
+    for (case, step) in [
+        ("group-branch-output-over-its-share.json", "hotel"),
+        ("document-grows-past-the-limit.json", "charge"),
+    ] {
+        for run in runs(case) {
+            assert!(
+                matches!(&run.outcome, saga_core::Outcome::Compensated { failed_step, error } if failed_step == step && error.code == "DataLimitExceeded"),
+                "{case}: {:?}",
+                run.outcome
+            );
+            assert_eq!(
+                actions(run, "reserve"),
+                [Action::Execute, Action::Compensate]
+            );
+        }
+    }
     // A late execute of a step whose retry failed terminally finds that failure in the store
     // and applies nothing: the saga ended without the effect, and nothing will undo one.
     for run in runs("late-execute-after-terminal-failure.json") {

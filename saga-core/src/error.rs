@@ -257,6 +257,27 @@ impl StepFailure {
         (error, self.cause())
     }
 
+    /// This failure with its cause (`code: message`) cut to at most
+    /// [`MAX_CAUSE_BYTES`](crate::analysis::payload::MAX_CAUSE_BYTES) of JSON, as the one
+    /// invocation path answers it on both engines: `SendTaskFailure` refuses a cause over
+    /// 32,768 characters, and a long one could push the document a `Catch` adds it to past
+    /// Step Functions' payload limit. A code keeps at most 256 bytes; a cut message ends in
+    /// `[cut]`.
+    pub fn bounded(mut self) -> Self {
+        use crate::analysis::payload::{MAX_CAUSE_BYTES, cut_escaped, payload_size};
+        const CODE_BYTES: usize = 256;
+        const CUT: &str = " [cut]";
+        if payload_size(&self.code) + payload_size(&self.message) <= MAX_CAUSE_BYTES {
+            return self;
+        }
+        cut_escaped(&mut self.code, CODE_BYTES);
+        // The cause's JSON: its quotes, the code, `: `, the message.
+        let room = MAX_CAUSE_BYTES - 2 - (payload_size(&self.code) - 2) - 2 - CUT.len();
+        cut_escaped(&mut self.message, room);
+        self.message.push_str(CUT);
+        self
+    }
+
     /// A step that could not read its input (code [`protocol::INVALID_INPUT_CODE`]).
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! The participant's side of one invocation, the one path of both engines: [`invoke`] builds
 //! the step's context, claims the idempotency key, runs the handler with panics caught and
 //! bounded by the step's timeout, records the outcome ([`run_idempotent`]) and refuses an
-//! output Step Functions could not carry. The in-memory executor and the AWS participants
+//! output Step Functions could not carry ([`admit`]). The in-memory executor and the AWS participants
 //! (SQS worker, Lambda) call it for every command, so a duplicate never applies an effect
 //! twice on either, and both answer alike.
 
@@ -33,8 +33,8 @@ pub mod codes {
     pub const COMPENSATED: &str = "Compensated";
     /// The idempotency store failed (retryable).
     pub const STORE: &str = "IdempotencyStore";
-    /// The output (or the saga document it grows) is over Step Functions' 256 KiB (terminal,
-    /// as `States.DataLimitExceeded` on AWS).
+    /// The saga document the output grows is over its share of Step Functions' 256 KiB
+    /// (terminal; see [`payload`](crate::analysis::payload)).
     pub const DATA_LIMIT_EXCEEDED: &str = "DataLimitExceeded";
 }
 
@@ -51,8 +51,12 @@ pub struct Call<'a> {
     pub action: Action,
     /// The attempt, from 1.
     pub attempt: u32,
-    /// The saga document the step reads its input from.
+    /// The saga document the step reads its input from (on Step Functions, the state's
+    /// input: in a group, the branch's document).
     pub document: &'a Value,
+    /// The size of `document` as compact JSON ([`payload_size`](crate::analysis::payload_size)),
+    /// which the payload limit on the output starts from.
+    pub document_bytes: usize,
     /// [`PayloadHash::of_input`] of `document`, which the key is claimed with: the same for
     /// every invocation of one saga, so an executor computes it once per saga.
     pub input_hash: PayloadHash,
@@ -61,19 +65,22 @@ pub struct Call<'a> {
 }
 
 /// Runs one invocation: the step's context, then [`run_idempotent`] with the step's timeout
-/// as the lease, then the payload limit on the output (a terminal `DataLimitExceeded`, as Step
-/// Functions would refuse it, before it is answered).
+/// as the lease, then the payload limit (see [`admit`]); a failure is answered
+/// [bounded](StepFailure::bounded).
 pub async fn invoke(store: &dyn IdempotencyStore, call: Call<'_>) -> Result<Value, StepFailure> {
-    invoke_after(store, call, Duration::ZERO).await
+    invoke_after(store, call, Duration::ZERO)
+        .await
+        .map(|(output, _)| output)
 }
 
-/// [`invoke`], with the handler started only `pause` after its key was claimed: a slow
-/// participant, for fault injection (a step still running when its sibling fails).
+/// [`invoke`], with the output's size (see [`admit`]), and the handler started only `pause`
+/// after its key was claimed: a slow participant, for fault injection (a step still running
+/// when its sibling fails).
 pub(crate) async fn invoke_after(
     store: &dyn IdempotencyStore,
     call: Call<'_>,
     pause: Duration,
-) -> Result<Value, StepFailure> {
+) -> Result<(Value, usize), StepFailure> {
     let step = &call.saga.definition().steps[call.index];
     let handler = call.saga.handler_at(call.index);
     let key = IdempotencyKey::new(call.saga_id, &step.name, call.action);
@@ -99,15 +106,43 @@ pub(crate) async fn invoke_after(
             Action::Compensate => handler.compensate(&cx).await.map(|()| Value::Null),
         }
     })
-    .await?;
-    if let Err(e) = crate::analysis::check_payload("the step's output", &output) {
+    .await
+    .map_err(StepFailure::bounded)?;
+    admit(&call, output)
+}
+
+/// The payload limit on what an invocation answers, with the output's size in bytes (0 for a
+/// compensation): an execute's output is refused, with a terminal `DataLimitExceeded` (as
+/// Step Functions would fail the state, but one its `Catch` catches), unless the document it
+/// grows (`call.document_bytes` and the output's entry) fits the step's budget: see
+/// [`payload`](crate::analysis::payload). Every answer an engine takes from a participant, a
+/// stored outcome's too, passes here.
+pub fn admit(call: &Call<'_>, output: Value) -> Result<(Value, usize), StepFailure> {
+    use crate::analysis::payload::{budget, output_bytes, payload_size};
+    if call.action == Action::Compensate {
+        return Ok((output, 0));
+    }
+    let step = &call.saga.definition().steps[call.index];
+    let size = payload_size(&output);
+    let bytes = call
+        .document_bytes
+        .saturating_add(output_bytes(&step.name, size, call.document));
+    let copies = call.saga.document_copies(call.index);
+    let limit = budget(copies);
+    if bytes > limit {
+        let refused = crate::analysis::LimitError::DocumentTooLarge {
+            what: format!("the saga document with the output of `{}`", step.name),
+            bytes,
+            limit,
+            copies,
+        };
         return Err(failure(
             FailureKind::Terminal,
             codes::DATA_LIMIT_EXCEEDED,
-            e.to_string(),
+            refused.to_string(),
         ));
     }
-    Ok(output)
+    Ok((output, size))
 }
 
 /// Runs `handler` at most once per idempotency key and returns its answer.
@@ -223,7 +258,7 @@ fn store_failure(err: &IdempotencyError) -> StepFailure {
 
 /// What a step span records as `saga.outcome`: `succeeded`, or the failure's kind and code
 /// (`terminal: PaymentDeclined`). Both engines use it.
-pub fn span_outcome(answer: &Result<Value, StepFailure>) -> String {
+pub fn span_outcome<T>(answer: &Result<T, StepFailure>) -> String {
     match answer {
         Ok(_) => "succeeded".to_owned(),
         Err(failure) => format!(

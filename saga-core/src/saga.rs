@@ -44,6 +44,8 @@ use crate::step::{Compensable, Step, StepHandler, compensable_handler, forward_h
 pub struct Saga {
     definition: SagaDefinition,
     handlers: Vec<Arc<dyn StepHandler>>,
+    /// Per step, the copies of the document it grows one state may carry (the payload limit).
+    copies: Arc<[usize]>,
 }
 
 impl Saga {
@@ -69,6 +71,7 @@ impl Saga {
             "one handler per step"
         );
         Ok(Self {
+            copies: crate::analysis::payload::copies(&definition).into(),
             definition,
             handlers,
         })
@@ -92,13 +95,23 @@ impl Saga {
         &self.definition.name
     }
 
-    /// Checks that the saga can start on `input` (its first document): that the first step
-    /// can read its input from it. Both engines call it before anything runs, so a malformed
-    /// input (`{"trip_id": 1}` where a string is expected) is refused with the reason instead
-    /// of failing the first step. Later steps read outputs of earlier ones too, so they are
-    /// checked when they run; one that cannot read its input applied nothing and is not
-    /// compensated.
+    /// How many copies of the document step `index` grows one Step Functions state may carry
+    /// (see [`payload::copies`](crate::analysis::payload::copies)).
+    pub fn document_copies(&self, index: usize) -> usize {
+        self.copies.get(index).copied().unwrap_or(1)
+    }
+
+    /// Checks that the saga can start on `input` (its first document): that it fits Step
+    /// Functions' payload limit as often as a group's result may carry it
+    /// ([`payload::check_input`](crate::analysis::payload::check_input)), and that the first
+    /// step can read its input from it. Both engines call it before anything runs, so a
+    /// malformed input (`{"trip_id": 1}` where a string is expected) is refused with the
+    /// reason instead of failing the first step. Later steps read outputs of earlier ones too,
+    /// so they are checked when they run; one that cannot read its input applied nothing and
+    /// is not compensated.
     pub fn check_input(&self, input: &serde_json::Value) -> Result<(), String> {
+        crate::analysis::payload::check_input(&self.definition, input)
+            .map_err(|e| e.to_string())?;
         let Some(first) = self.handlers.first() else {
             return Ok(());
         };

@@ -75,7 +75,11 @@ impl Step for Booking {
             .lock()
             .unwrap()
             .push((step.clone(), "execute"));
-        Ok(json!({ "booked": step }))
+        // `pad.<step>` in the input: an output that many bytes larger.
+        match cx.document()["pad"][&step].as_u64() {
+            Some(bytes) => Ok(json!({ "booked": step, "pad": "x".repeat(bytes as usize) })),
+            None => Ok(json!({ "booked": step })),
+        }
     }
 }
 
@@ -337,4 +341,38 @@ async fn a_stuck_group_after_the_pivot_recovers_once_fixed() {
         assert_eq!(ledger.count(step), (1, 0), "{step}");
         assert_eq!(recovered.output["steps"][step]["booked"], step);
     }
+}
+
+/// A `Parallel` state's result carries every branch's document, and Step Functions fails an
+/// execution whose state is over 256 KiB past every `Catch`: a branch's output is held to its
+/// share of the limit, and over it fails its step, which is compensated with every started one.
+#[tokio::test]
+async fn a_branch_output_over_its_share_of_the_payload_limit_fails_and_compensates() {
+    let ledger = Ledger::default();
+    let executor = executor(&ledger, FaultPlan::new());
+    // 100 kB fits one state, but not a third of one (three branches).
+    let input = json!({ "car_wanted": false, "pad": { "hotel": 100_000 } });
+    let report = executor.run("trip", "t-big", &input).await.unwrap();
+    let Outcome::Compensated { failed_step, error } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(
+        (failed_step.as_str(), error.code.as_str()),
+        ("hotel", "DataLimitExceeded")
+    );
+    assert!(error.message.contains("(3 here)"), "{}", error.message);
+    // hotel's effect was applied, so it is undone with the rest; car was skipped.
+    assert_eq!(ledger.count("hotel"), (1, 1));
+    assert_eq!(ledger.count("order"), (1, 1));
+    assert_eq!(ledger.count("car"), (0, 0));
+    assert_eq!(ledger.count("charge"), (0, 0));
+
+    // An input of 100 kB is refused before anything runs: a result of the group would carry
+    // it three times.
+    let err = executor
+        .run("trip", "t-wide", &json!({ "blob": "x".repeat(100_000) }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("(3 here)"), "{err}");
+    assert_eq!(ledger.count("order"), (1, 1), "nothing ran");
 }

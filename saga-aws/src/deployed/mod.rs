@@ -187,9 +187,10 @@ impl DeployedSaga {
         crate::state_machine::execution_arn(&self.arn, saga_id)
     }
 
-    /// Starts the saga `saga_id` with `input` (once: see [`StepFunctions::start`]). With the
-    /// saga's handlers, an input its first step cannot read is refused before anything starts
-    /// (see `Saga::check_input`), as the in-memory executor refuses it.
+    /// Starts the saga `saga_id` with `input` (once: see [`StepFunctions::start`]). An input
+    /// over its share of the payload limit (a group's result carries a copy per branch), and,
+    /// with the saga's handlers, one its first step cannot read, is refused before anything
+    /// starts (see `Saga::check_input`), as the in-memory executor refuses it.
     pub async fn start<I: Serialize + ?Sized>(
         &self,
         saga_id: &str,
@@ -199,8 +200,9 @@ impl DeployedSaga {
             what: "the saga input",
             source,
         })?;
-        if let Some(saga) = &self.saga {
-            saga.check_input(&input).map_err(AwsError::InvalidInput)?;
+        match &self.saga {
+            Some(saga) => saga.check_input(&input).map_err(AwsError::InvalidInput)?,
+            None => saga_core::analysis::payload::check_input(&self.definition, &input)?,
         }
         self.sfn.start(&self.start_arn, saga_id, &input).await
     }

@@ -281,6 +281,7 @@ impl Runner {
             action: command.action,
             attempt: command.attempt(),
             document: &command.input,
+            document_bytes: saga_core::analysis::payload_size(&command.input),
             input_hash: PayloadHash::of_input(&command.input),
             error: error.as_ref(),
         };

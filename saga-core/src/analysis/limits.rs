@@ -7,6 +7,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::cost::Cost;
+use super::payload::{MAX_PAYLOAD_BYTES, RESERVE};
 use crate::asl::{State, StateMachine, generate, substitution_key};
 use crate::definition::SagaDefinition;
 use crate::definition::names::check_name;
@@ -15,8 +16,6 @@ use crate::definition::names::check_name;
 pub const MAX_DEFINITION_BYTES: usize = 1_048_576;
 /// The most events an execution's history may hold.
 pub const MAX_HISTORY_EVENTS: u64 = 25_000;
-/// The largest payload (state input or output, task result) in bytes (256 KiB).
-pub const MAX_PAYLOAD_BYTES: usize = 262_144;
 
 /// A limit a saga would break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -72,6 +71,23 @@ pub enum LimitError {
         what: String,
         /// Its size.
         bytes: usize,
+    },
+    /// A saga document (an input, or what a step's output grows) is larger than its budget:
+    /// one state may carry it `copies` times (see [`payload`](super::payload)).
+    #[error(
+        "{what} is {bytes} bytes; at most {limit} fit: Step Functions carries \
+         {MAX_PAYLOAD_BYTES} bytes per state, a parallel group's result one copy per branch \
+         ({copies} here), and {RESERVE} are kept for a failure's `error` and a command's envelope"
+    )]
+    DocumentTooLarge {
+        /// What was measured.
+        what: String,
+        /// Its size.
+        bytes: usize,
+        /// Its budget.
+        limit: usize,
+        /// How many copies of it one state may carry.
+        copies: usize,
     },
 }
 
@@ -184,35 +200,4 @@ pub fn check(definition: &SagaDefinition) -> Result<Limits, Vec<LimitError>> {
     } else {
         Err(errors)
     }
-}
-
-/// The size in bytes of `payload` as compact JSON, counted without building it.
-pub fn payload_size<T: Serialize + ?Sized>(payload: &T) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    match serde_json::to_writer(&mut counter, payload) {
-        Ok(()) => counter.0,
-        Err(_) => usize::MAX,
-    }
-}
-
-/// Checks that a payload fits in one state (`what` names it in the error).
-pub fn check_payload<T: Serialize + ?Sized>(what: &str, payload: &T) -> Result<(), LimitError> {
-    let bytes = payload_size(payload);
-    if bytes > MAX_PAYLOAD_BYTES {
-        return Err(LimitError::PayloadTooLarge {
-            what: what.to_owned(),
-            bytes,
-        });
-    }
-    Ok(())
 }

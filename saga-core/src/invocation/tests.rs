@@ -264,6 +264,7 @@ async fn invoke_runs_the_step_once_and_refuses_an_output_step_functions_cannot_c
         action: Action::Execute,
         attempt: 2,
         document: &document,
+        document_bytes: crate::analysis::payload_size(&document),
         input_hash: PayloadHash::of_input(&document),
         error: None,
     };
@@ -285,4 +286,143 @@ async fn invoke_runs_the_step_once_and_refuses_an_output_step_functions_cannot_c
         ..call
     };
     assert_eq!(invoke(&store, call).await, Ok(Value::from("xxx")));
+}
+
+/// Answers a string of `.0` bytes.
+struct Blob(usize);
+
+impl crate::Step for Blob {
+    type Input = Value;
+    type Output = String;
+
+    async fn execute(&self, _: &StepContext<'_>, _: Value) -> Result<String, StepError> {
+        Ok("x".repeat(self.0))
+    }
+}
+
+impl crate::Compensable for Blob {
+    async fn compensate(
+        &self,
+        _: &StepContext<'_>,
+        _: Value,
+        _: Option<String>,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// The call of step `index` of `saga` reading `document`.
+fn call_of<'a>(
+    saga: &'a crate::Saga,
+    index: usize,
+    saga_id: &'a str,
+    document: &'a Value,
+) -> Call<'a> {
+    Call {
+        saga,
+        index,
+        saga_id,
+        action: Action::Execute,
+        attempt: 2,
+        document,
+        document_bytes: crate::analysis::payload_size(document),
+        input_hash: PayloadHash::of_input(document),
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn an_output_that_fits_alone_is_refused_when_the_document_it_grows_does_not() {
+    use crate::analysis::payload::budget;
+    let saga = crate::Saga::builder("s")
+        .pivot("big", Blob(150 * 1024))
+        .build()
+        .unwrap();
+    let store = InMemoryIdempotencyStore::new();
+    let small = serde_json::json!({ "order": "o-1" });
+    let (output, size) = invoke_after(&store, call_of(&saga, 0, "s-1", &small), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(size, crate::analysis::payload_size(&output));
+    // The same output on a document already 120 KiB large: 270 KiB together.
+    let large = serde_json::json!({ "order": "o-1", "blob": "y".repeat(120 * 1024) });
+    let err = invoke(&store, call_of(&saga, 0, "s-2", &large))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::DATA_LIMIT_EXCEEDED, "{err}");
+    assert!(
+        err.message.contains(&format!("at most {}", budget(1))),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_group_step_gets_its_share_of_the_limit_as_a_parallel_result_carries_every_branch() {
+    let saga = crate::Saga::builder("s")
+        .compensable("hotel", Blob(100 * 1024))
+        .in_branch("trip", "hotel")
+        .compensable("car", Blob(3))
+        .in_branch("trip", "car")
+        .pivot("big", Blob(100 * 1024))
+        .build()
+        .unwrap();
+    let store = InMemoryIdempotencyStore::new();
+    let document = serde_json::json!({ "order": "o-1", "steps": {} });
+    // 100 KiB fits a branch's half of the limit; 150 KiB does not, though it fits alone.
+    assert!(
+        invoke(&store, call_of(&saga, 0, "s-1", &document))
+            .await
+            .is_ok()
+    );
+    let wide = crate::Saga::builder("s")
+        .compensable("hotel", Blob(150 * 1024))
+        .in_branch("trip", "hotel")
+        .compensable("car", Blob(3))
+        .in_branch("trip", "car")
+        .pivot("big", Blob(3))
+        .build()
+        .unwrap();
+    let err = invoke(&store, call_of(&wide, 0, "s-2", &document))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::DATA_LIMIT_EXCEEDED, "{err}");
+    assert!(err.message.contains("(2 here)"), "{err}");
+    // After the group, the whole limit is the pivot's.
+    assert!(
+        invoke(&store, call_of(&saga, 2, "s-3", &document))
+            .await
+            .is_ok()
+    );
+}
+
+/// Fails for good with a message of `.0` bytes.
+struct Wordy(usize);
+
+impl crate::Step for Wordy {
+    type Input = Value;
+    type Output = ();
+
+    async fn execute(&self, _: &StepContext<'_>, _: Value) -> Result<(), StepError> {
+        Err(StepError::terminal("Declined", "why ".repeat(self.0 / 4)))
+    }
+}
+
+#[tokio::test]
+async fn a_failure_is_answered_bounded_and_stored_whole() {
+    use crate::analysis::payload::MAX_CAUSE_BYTES;
+    let saga = crate::Saga::builder("s")
+        .pivot("pay", Wordy(100_000))
+        .build()
+        .unwrap();
+    let store = InMemoryIdempotencyStore::new();
+    let document = serde_json::json!({ "order": "o-1" });
+    for _ in 0..2 {
+        let err = invoke(&store, call_of(&saga, 0, "s-1", &document))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "Declined");
+        assert!(err.message.ends_with(" [cut]"), "{}", err.message.len());
+        let (_, cause) = err.to_task_failure();
+        assert!(crate::analysis::payload_size(&cause) <= MAX_CAUSE_BYTES);
+    }
 }

@@ -160,13 +160,21 @@ impl CaseFile {
     }
 }
 
-/// The participant of a [`CaseFile`]: answers `{"step": <name>}`, compensates without fuss.
+/// The participant of a [`CaseFile`]: answers `{"step": <name>}` (with a `pad` of `n` bytes
+/// when the saga input has `"pad": {"<name>": n}`, for the payload limit), compensates without
+/// fuss.
 #[derive(Debug)]
 struct Recorder;
 
 impl StepHandler for Recorder {
     fn execute<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<Value, StepError>> {
-        Box::pin(async move { Ok(json!({ "step": cx.step() })) })
+        Box::pin(async move {
+            let step = cx.step();
+            Ok(match cx.document()["pad"][step].as_u64() {
+                Some(bytes) => json!({ "step": step, "pad": "x".repeat(bytes as usize) }),
+                None => json!({ "step": step }),
+            })
+        })
     }
 
     fn compensate<'a>(&'a self, _cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<(), StepError>> {

@@ -16,9 +16,18 @@ impl Driver<'_> {
             Phase::CompensationRunning { step, attempt } => {
                 let index = self.index(&step);
                 let policy = &self.saga.definition().steps[index].compensation_retry;
-                let document = self.book().document.clone();
+                let (document, document_bytes) = {
+                    let book = self.book();
+                    (book.document.clone(), book.document_bytes)
+                };
                 match self
-                    .invoke(index, Action::Compensate, attempt, &document)
+                    .invoke(
+                        index,
+                        Action::Compensate,
+                        attempt,
+                        &document,
+                        document_bytes,
+                    )
                     .await
                 {
                     Ok(_) => SagaEvent::CompensationSucceeded { step, attempt },

@@ -1,5 +1,5 @@
-//! The saga document a driver keeps: what a step's output adds to it (and whether it still fits
-//! Step Functions' payload limit), and each event applied to it and to the state.
+//! The saga document a driver keeps, with its size (which the one invocation path holds to
+//! Step Functions' payload limit): each event applied to it and to the state.
 //!
 //! Around a parallel group the document changes as a `Parallel` state changes it on Step
 //! Functions: a group starts with `steps: {}` when the document has no `steps` yet (so every
@@ -13,40 +13,13 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Book, Driver};
-use crate::analysis::{MAX_PAYLOAD_BYTES, payload_size};
+use crate::analysis::payload::{output_bytes, payload_size};
 use crate::definition::StepKind;
-use crate::error::{FailureKind, StepFailure};
 use crate::executor::ExecutorError;
 use crate::idempotency::PayloadHash;
-use crate::invocation::codes;
 use crate::log::SagaEvent;
 
 impl Driver<'_> {
-    /// Step Functions carries at most 256 KiB per state: an output that would grow the saga
-    /// document past it fails the step (`States.DataLimitExceeded` on AWS), which is not
-    /// retried and starts compensation.
-    pub(super) fn fits(
-        &self,
-        book: &mut Book,
-        step: &str,
-        output: Value,
-    ) -> Result<Value, StepFailure> {
-        let added = output_bytes(step, &output, &book.document);
-        let bytes = book.document_bytes + added;
-        if bytes > MAX_PAYLOAD_BYTES {
-            return Err(StepFailure {
-                kind: FailureKind::Terminal,
-                code: codes::DATA_LIMIT_EXCEEDED.to_owned(),
-                message: format!(
-                    "the output of `{step}` grows the saga document to {bytes} bytes; Step \
-                     Functions carries at most {MAX_PAYLOAD_BYTES}"
-                ),
-            });
-        }
-        book.measured = Some(added);
-        Ok(output)
-    }
-
     /// Applies `event` to the state and the document.
     pub(super) fn absorb(&self, book: &mut Book, event: &SagaEvent) -> Result<(), ExecutorError> {
         book.state
@@ -80,9 +53,8 @@ impl Driver<'_> {
             }
             SagaEvent::StepSucceeded { step, output, .. } => {
                 book.done[self.index(step)] = true;
-                let added = book.measured.take();
-                book.document_bytes +=
-                    added.unwrap_or_else(|| output_bytes(step, output, &book.document));
+                let size = book.measured.take().unwrap_or_else(|| payload_size(output));
+                book.document_bytes += output_bytes(step, size, &book.document);
                 let document = Arc::make_mut(&mut book.document);
                 crate::protocol::record_output(document, step, output.clone());
                 debug_assert_eq!(book.document_bytes, payload_size(&*book.document));
@@ -120,19 +92,5 @@ impl Driver<'_> {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// How many bytes `"<step>":<output>` adds to the compact JSON of `document` (with the
-/// `"steps":{}` object when it is the first output).
-fn output_bytes(step: &str, output: &Value, document: &Value) -> usize {
-    let entry = step.len() + 3 + payload_size(output);
-    match document.get("steps") {
-        Some(Value::Object(steps)) if !steps.is_empty() => entry + 1,
-        Some(_) => entry,
-        None => {
-            let comma = usize::from(document.as_object().is_some_and(|o| !o.is_empty()));
-            entry + r#""steps":{}"#.len() + comma
-        }
     }
 }

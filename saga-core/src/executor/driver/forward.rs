@@ -15,6 +15,7 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::{Book, Detached, Driver};
+use crate::analysis::payload_size;
 use crate::definition::Group;
 use crate::executor::ExecutorError;
 use crate::idempotency::Action;
@@ -32,7 +33,7 @@ pub(super) enum StepEnd {
 
 /// What to do next for a step, decided under the book's lock.
 enum Next {
-    Invoke(u32, Arc<Value>),
+    Invoke(u32, (Arc<Value>, usize)),
     Retry(u32),
 }
 
@@ -99,9 +100,9 @@ impl Driver<'_> {
                     };
                     self.append_locked(&mut book, started)?;
                 }
-                Next::Invoke(attempt, document) => {
+                Next::Invoke(attempt, (document, document_bytes)) => {
                     let answer = self
-                        .invoke(index, Action::Execute, attempt, &document)
+                        .invoke(index, Action::Execute, attempt, &document, document_bytes)
                         .await;
                     // Before the output joins the document, which then need not be copied.
                     drop(document);
@@ -110,21 +111,23 @@ impl Driver<'_> {
                         // A sibling failed meanwhile: this answer goes nowhere.
                         return Ok(StepEnd::Stopped);
                     }
-                    let event =
-                        match answer.and_then(|output| self.fits(&mut book, &step.name, output)) {
-                            Ok(output) => SagaEvent::StepSucceeded {
+                    let event = match answer {
+                        Ok((output, size)) => {
+                            book.measured = Some(size);
+                            SagaEvent::StepSucceeded {
                                 step: step.name.clone(),
                                 attempt,
                                 output,
-                            },
-                            Err(error) => SagaEvent::StepFailed {
-                                step: step.name.clone(),
-                                attempt,
-                                will_retry: error.kind.is_retried()
-                                    && step.retry.allows_retry_after(attempt),
-                                error,
-                            },
-                        };
+                            }
+                        }
+                        Err(error) => SagaEvent::StepFailed {
+                            step: step.name.clone(),
+                            attempt,
+                            will_retry: error.kind.is_retried()
+                                && step.retry.allows_retry_after(attempt),
+                            error,
+                        },
+                    };
                     let gave_up = matches!(
                         event,
                         SagaEvent::StepFailed {
@@ -188,11 +191,18 @@ impl Driver<'_> {
         Ok(None)
     }
 
-    /// The document step `index` reads: the saga's, or, in a group, the group's input with
-    /// the outputs of its own branch only (what a `Parallel` branch sees on Step Functions).
-    fn document_for(&self, book: &Book, index: usize, group: Option<&Group>) -> Arc<Value> {
+    /// The document step `index` reads, with its size: the saga's, or, in a group, the
+    /// group's input with the outputs of its own branch only (what a `Parallel` branch sees
+    /// on Step Functions).
+    fn document_for(
+        &self,
+        book: &Book,
+        index: usize,
+        group: Option<&Group>,
+    ) -> (Arc<Value>, usize) {
+        let whole = || (book.document.clone(), book.document_bytes);
         let Some(group) = group else {
-            return book.document.clone();
+            return whole();
         };
         let steps = &self.saga.definition().steps;
         let own = &steps[index].group;
@@ -203,7 +213,7 @@ impl Driver<'_> {
             .map(|i| steps[i].name.as_str())
             .collect();
         if siblings.is_empty() {
-            return book.document.clone();
+            return whole();
         }
         let mut document = (*book.document).clone();
         if let Some(Value::Object(outputs)) = document.get_mut(crate::protocol::DOCUMENT_STEPS) {
@@ -211,6 +221,7 @@ impl Driver<'_> {
                 outputs.remove(sibling);
             }
         }
-        Arc::new(document)
+        let bytes = payload_size(&document);
+        (Arc::new(document), bytes)
     }
 }

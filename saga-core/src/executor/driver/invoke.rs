@@ -9,18 +9,20 @@ use super::Driver;
 use crate::error::StepFailure;
 use crate::fault::FaultEffect;
 use crate::idempotency::{Action, IdempotencyKey};
-use crate::invocation::{Call, invoke, invoke_after, run_idempotent};
+use crate::invocation::{Call, admit, invoke, invoke_after, run_idempotent};
 
 impl Driver<'_> {
-    /// Delivers one invocation of step `index`, reading `document`, to the step's participant,
-    /// with the injected fault if any, and waits at most the step's timeout for the answer.
+    /// Delivers one invocation of step `index`, reading `document` (`document_bytes` long), to
+    /// the step's participant, with the injected fault if any, and waits at most the step's
+    /// timeout for the answer: the output, with its size (see [`admit`]).
     pub(super) async fn invoke(
         &self,
         index: usize,
         action: Action,
         attempt: u32,
         document: &Value,
-    ) -> Result<Value, StepFailure> {
+        document_bytes: usize,
+    ) -> Result<(Value, usize), StepFailure> {
         let step = &self.saga.definition().steps[index];
         // Only an injected fault that answers behind the store needs the key here.
         let key = || IdempotencyKey::new(self.saga_id, &step.name, action);
@@ -42,13 +44,14 @@ impl Driver<'_> {
             action,
             attempt,
             document,
+            document_bytes,
             input_hash,
             error: error.as_ref(),
         };
         let timeout = Duration::from_secs(step.timeout_seconds.into());
         let store = &*self.exec.store;
         // The one invocation path, the AWS participants' too.
-        let deliver = || invoke(store, call);
+        let deliver = || invoke_after(store, call, Duration::ZERO);
         let fault = self
             .faults
             .and_then(|plan| plan.effect(&step.name, action, attempt));
@@ -57,7 +60,7 @@ impl Driver<'_> {
         // `TimeoutSeconds`.
         let unanswered = || async {
             tokio::time::sleep(Duration::from_secs(step.heartbeat_seconds.into())).await;
-            Err::<Value, _>(StepFailure::heartbeat_timeout(step.heartbeat_seconds))
+            Err::<(Value, usize), _>(StepFailure::heartbeat_timeout(step.heartbeat_seconds))
         };
         let answer = async {
             match fault {
@@ -70,6 +73,7 @@ impl Driver<'_> {
                         Err(error.clone())
                     })
                     .await
+                    .and_then(|output| admit(&call, output))
                 }
                 Some(FaultEffect::Timeout) => unanswered().await,
                 Some(FaultEffect::Late) => {
@@ -77,7 +81,7 @@ impl Driver<'_> {
                         self.late
                             .lock()
                             .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .push((index, attempt, document.clone()));
+                            .push((index, attempt, document.clone(), document_bytes));
                     }
                     unanswered().await
                 }
@@ -94,6 +98,7 @@ impl Driver<'_> {
                         panic!("injected panic in {} of step `{}`", action, step.name)
                     })
                     .await
+                    .and_then(|output| admit(&call, output))
                 }
                 Some(FaultEffect::Slow(pause)) => invoke_after(store, call, *pause).await,
             }
@@ -134,7 +139,7 @@ impl Driver<'_> {
         );
         let input_hash = self.book().input_hash;
         let Some(input_hash) = input_hash else { return };
-        for (index, attempt, document) in held {
+        for (index, attempt, document, document_bytes) in held {
             let call = Call {
                 saga: self.saga,
                 index,
@@ -142,6 +147,7 @@ impl Driver<'_> {
                 action: Action::Execute,
                 attempt,
                 document: &document,
+                document_bytes,
                 input_hash,
                 error: None,
             };

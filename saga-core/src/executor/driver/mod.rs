@@ -40,7 +40,7 @@ pub(super) struct Driver<'a> {
     book: Mutex<Book>,
     /// Execute commands held back by a `Late` fault (the step, the attempt, the document they
     /// carried), delivered once the saga has ended.
-    late: Mutex<Vec<(usize, u32, Value)>>,
+    late: Mutex<Vec<(usize, u32, Value, usize)>>,
 }
 
 /// What the log says of the saga, kept beside it: the state, and the document it implies.
@@ -56,7 +56,7 @@ struct Book {
     /// The hash of the saga's input, which every invocation claims its key with (set by
     /// `SagaStarted`, the first event of every log).
     input_hash: Option<PayloadHash>,
-    /// What the output `fits` just measured adds to the document, for `absorb` to reuse.
+    /// The size of the output the one invocation path just measured, for `absorb` to reuse.
     measured: Option<usize>,
 }
 
