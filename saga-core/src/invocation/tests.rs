@@ -257,17 +257,7 @@ async fn invoke_runs_the_step_once_and_refuses_an_output_step_functions_cannot_c
         .unwrap();
     let store = InMemoryIdempotencyStore::new();
     let document = serde_json::json!({ "order": "o-1" });
-    let call = Call {
-        saga: &saga,
-        index: 0,
-        saga_id: "s-1",
-        action: Action::Execute,
-        attempt: 2,
-        document: &document,
-        document_bytes: crate::analysis::payload_size(&document),
-        input_hash: PayloadHash::of_input(&document),
-        error: None,
-    };
+    let call = call_of(&saga, 0, "s-1", &document);
     for _ in 0..2 {
         let err = invoke(&store, call).await.unwrap_err();
         assert_eq!(
