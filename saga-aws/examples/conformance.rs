@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use saga_aws::testing::Emulator;
-use saga_aws::testing::conformance::{CaseFile, Conformance};
+use saga_aws::testing::conformance::{CaseFile, Conformance, HEARTBEAT_SECONDS, TIMEOUT_SECONDS};
 use saga_core::testing::FaultPlan;
 use saga_core::{
     Action, Participant, RetryPolicy, SagaDefinition, StepDefinition, StepError, StepKind,
@@ -109,7 +109,7 @@ fn corpus_saga() -> SagaDefinition {
         let mut step = StepDefinition::new(name, kind, Participant::queue("corpus"));
         step.retry = RetryPolicy::new(2).interval_seconds(1);
         step.compensation_retry = RetryPolicy::new(2).interval_seconds(1);
-        step.set_timing(Some(6), Some(5));
+        step.set_timing(Some(TIMEOUT_SECONDS), Some(HEARTBEAT_SECONDS));
         step
     };
     SagaDefinition {

@@ -3,7 +3,7 @@
 //! fail for good.
 
 use proptest::prelude::*;
-use saga_aws::testing::conformance::CaseFile;
+use saga_aws::testing::conformance::{CaseFile, HEARTBEAT_SECONDS, TIMEOUT_SECONDS};
 use saga_core::testing::{Fault, FaultEffect, FaultPlan};
 use saga_core::{
     Action, GroupBranch, JitterStrategy, Participant, RetryPolicy, SagaDefinition, Stage,
@@ -164,9 +164,8 @@ fn definition() -> impl Strategy<Value = SagaDefinition> {
                             );
                             step.retry = retry;
                             step.compensation_retry = compensation_retry;
-                            // The heartbeat is what a lost command waits for; it leaves the
-                            // worker a few seconds to answer under load.
-                            step.set_timing(Some(6), Some(5));
+                            // What a lost command waits for, with room for the emulator's load.
+                            step.set_timing(Some(TIMEOUT_SECONDS), Some(HEARTBEAT_SECONDS));
                             // A step in a group cannot opt out of its compensation on failure.
                             step.compensate_on_failure =
                                 compensate_on_failure || slot.group.is_some();

@@ -65,7 +65,11 @@
 //!   after the saga id), `SendTaskHeartbeat` fails without `HeartbeatSeconds` (every task has
 //!   one), a missed heartbeat surfaces as `States.Timeout` (the generated Retry and Catch
 //!   match it as on AWS, where `States.Timeout` covers heartbeat timeouts), `StopExecution`
-//!   does not interrupt a waiting task (no case stops one).
+//!   does not interrupt a waiting task (no case stops one), and the heartbeat clock, which
+//!   starts once the command is sent on AWS as on the emulator, starts after a send that takes
+//!   seconds on a loaded emulator (milliseconds on AWS): the cases' steps leave
+//!   [`TIMEOUT_SECONDS`] well above [`HEARTBEAT_SECONDS`], so a lost command still meets its
+//!   heartbeat first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +98,18 @@ mod late;
 mod lost;
 
 pub use compare::compare;
+
+/// The heartbeat of the steps of generated and corpus cases: what a lost command waits for,
+/// on both engines.
+pub const HEARTBEAT_SECONDS: u32 = 5;
+
+/// The timeout of the steps of generated and corpus cases, well above [`HEARTBEAT_SECONDS`]:
+/// the emulator starts a task's heartbeat clock only once its command has been sent, and under
+/// load that send can take seconds, which count toward the timeout alone. With 1 s between
+/// the two, a lost command ran into the timeout first, where AWS (whose send takes
+/// milliseconds) reports the missed heartbeat, as the in-memory executor does. Nothing a case
+/// does waits for the timeout itself.
+pub const TIMEOUT_SECONDS: u32 = 10;
 
 /// How long a case may run on the emulator before it counts as hung.
 const CASE_DEADLINE: Duration = Duration::from_secs(600);
