@@ -36,6 +36,13 @@ struct Record {
     evict_at: Instant,
 }
 
+impl Record {
+    /// Whether `lease` still holds this record: in progress, and not taken over since.
+    fn held_by(&self, lease: &Lease) -> bool {
+        matches!(self.state, State::InProgress { token, .. } if token == lease.token)
+    }
+}
+
 /// The records, with expired ones forgotten lazily: a record past its `evict_at` counts as
 /// absent wherever it is looked up, and the whole map is swept of them whenever it has doubled
 /// since the last sweep, so forgetting costs O(1) per record and the map holds at most twice
@@ -63,11 +70,16 @@ impl Records {
         match self.by_key.get_mut(key) {
             Some(existing) => *existing = record,
             None => {
-                if self.by_key.len() >= self.sweep_at {
-                    self.sweep(now);
-                }
+                self.sweep_if_due(now);
                 self.by_key.insert(key.clone(), record);
             }
+        }
+    }
+
+    /// Sweeps if the map has doubled since the last sweep (before an insert).
+    fn sweep_if_due(&mut self, now: Instant) {
+        if self.by_key.len() >= self.sweep_at {
+            self.sweep(now);
         }
     }
 
@@ -165,28 +177,6 @@ impl InMemoryIdempotencyStore {
             evict_at: now + self.retention,
         }
     }
-
-    fn with_lease(
-        &self,
-        lease: &Lease,
-        f: impl FnOnce(&mut Records, Option<PayloadHash>),
-    ) -> Result<(), IdempotencyError> {
-        let mut records = self.lock_records();
-        match records.by_key.get(&lease.key) {
-            Some(Record {
-                state: State::InProgress { token, .. },
-                payload,
-                ..
-            }) if *token == lease.token => {
-                let payload = *payload;
-                f(&mut records, payload);
-                Ok(())
-            }
-            _ => Err(IdempotencyError::LeaseLost {
-                key: lease.key.clone(),
-            }),
-        }
-    }
 }
 
 #[async_trait]
@@ -197,37 +187,46 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         payload: PayloadHash,
         lease: Duration,
     ) -> Result<Claim, IdempotencyError> {
+        use std::collections::hash_map::Entry;
         let now = Instant::now();
         let mut records = self.lock_records();
-        if let Some(record) = records.live(key, now) {
-            if matches!(record.state, State::Compensated(_)) {
-                return Ok(Claim::Compensated);
-            }
-            if record.payload != Some(payload) {
-                return Err(IdempotencyError::PayloadMismatch { key: key.clone() });
-            }
-            match &record.state {
-                State::Complete(outcome) => return Ok(Claim::Completed(outcome.clone())),
-                State::InProgress { expires_at, .. } if *expires_at > now => {
-                    return Ok(Claim::InProgress {
-                        expires_in: *expires_at - now,
-                    });
-                }
-                // Expired: take over.
-                State::InProgress { .. } | State::Compensated(_) => {}
-            }
-        }
+        records.sweep_if_due(now);
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let expires_at = now + lease;
-        records.put(
-            key,
-            Record {
-                payload: Some(payload),
-                state: State::InProgress { token, expires_at },
-                evict_at: expires_at + self.retention,
-            },
-            now,
-        );
+        let claimed = Record {
+            payload: Some(payload),
+            state: State::InProgress { token, expires_at },
+            evict_at: expires_at + self.retention,
+        };
+        // One lookup: this runs for every invocation.
+        match records.by_key.entry(key.clone()) {
+            Entry::Occupied(mut found) => {
+                let record = found.get();
+                // A record past its eviction counts as absent.
+                if record.evict_at > now {
+                    if matches!(record.state, State::Compensated(_)) {
+                        return Ok(Claim::Compensated);
+                    }
+                    if record.payload != Some(payload) {
+                        return Err(IdempotencyError::PayloadMismatch { key: key.clone() });
+                    }
+                    match &record.state {
+                        State::Complete(outcome) => return Ok(Claim::Completed(outcome.clone())),
+                        State::InProgress { expires_at, .. } if *expires_at > now => {
+                            return Ok(Claim::InProgress {
+                                expires_in: *expires_at - now,
+                            });
+                        }
+                        // Expired: take over.
+                        State::InProgress { .. } | State::Compensated(_) => {}
+                    }
+                }
+                found.insert(claimed);
+            }
+            Entry::Vacant(free) => {
+                free.insert(claimed);
+            }
+        }
         Ok(Claim::Acquired(Lease {
             key: key.clone(),
             token,
@@ -239,20 +238,31 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         lease: &Lease,
         outcome: StoredOutcome,
     ) -> Result<(), IdempotencyError> {
-        self.with_lease(lease, |records, payload| {
-            let now = Instant::now();
-            records.put(
-                &lease.key,
-                self.finished(payload, State::Complete(outcome), now),
-                now,
-            );
-        })
+        let now = Instant::now();
+        let mut records = self.lock_records();
+        match records.by_key.get_mut(&lease.key) {
+            Some(record) if record.held_by(lease) => {
+                record.state = State::Complete(outcome);
+                record.evict_at = now + self.retention;
+                Ok(())
+            }
+            _ => Err(IdempotencyError::LeaseLost {
+                key: lease.key.clone(),
+            }),
+        }
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError> {
-        self.with_lease(lease, |records, _| {
-            records.by_key.remove(&lease.key);
-        })
+        let mut records = self.lock_records();
+        match records.by_key.get(&lease.key) {
+            Some(record) if record.held_by(lease) => {
+                records.by_key.remove(&lease.key);
+                Ok(())
+            }
+            _ => Err(IdempotencyError::LeaseLost {
+                key: lease.key.clone(),
+            }),
+        }
     }
 
     async fn lock(&self, key: &IdempotencyKey) -> Result<Lock, IdempotencyError> {

@@ -71,13 +71,20 @@ impl<'de> Deserialize<'de> for IdempotencyKey {
 impl IdempotencyKey {
     /// The key of `action` of `step` in saga `saga_id`.
     pub fn new(saga_id: &str, step: &str, action: Action) -> Self {
-        let mut key = String::with_capacity(saga_id.len() + step.len() + 12);
-        key.push_str(saga_id);
-        key.push('/');
-        key.push_str(step);
-        key.push('/');
-        key.push_str(action.as_str());
-        Self(key.into())
+        let parts = [saga_id, "/", step, "/", action.as_str()];
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        // One allocation (the shared text), not two: a key is made for every invocation.
+        let mut buffer = [0u8; 128];
+        if len <= buffer.len() {
+            let mut at = 0;
+            for part in parts {
+                buffer[at..at + part.len()].copy_from_slice(part.as_bytes());
+                at += part.len();
+            }
+            let text = std::str::from_utf8(&buffer[..len]).expect("joined text is UTF-8");
+            return Self(text.into());
+        }
+        Self(parts.concat().into())
     }
 
     /// The key as text.

@@ -24,8 +24,6 @@ impl Driver<'_> {
         document_bytes: usize,
     ) -> Result<(Value, usize), StepFailure> {
         let step = &self.saga.definition().steps[index];
-        // Only an injected fault that answers behind the store needs the key here.
-        let key = || IdempotencyKey::new(self.saga_id, &step.name, action);
         let (input_hash, error) = {
             let book = self.book();
             let input_hash = book
@@ -48,61 +46,10 @@ impl Driver<'_> {
             input_hash,
             error: error.as_ref(),
         };
-        let timeout = Duration::from_secs(step.timeout_seconds.into());
         let store = &*self.exec.store;
-        // The one invocation path, the AWS participants' too.
-        let deliver = || invoke_after(store, call, Duration::ZERO);
         let fault = self
             .faults
             .and_then(|plan| plan.effect(&step.name, action, attempt));
-        // A command nobody answers is not heartbeaten either (a participant heartbeats only
-        // while it runs the handler), so on AWS its task ends at `HeartbeatSeconds`, before
-        // `TimeoutSeconds`.
-        let unanswered = || async {
-            tokio::time::sleep(Duration::from_secs(step.heartbeat_seconds.into())).await;
-            Err::<(Value, usize), _>(StepFailure::heartbeat_timeout(step.heartbeat_seconds))
-        };
-        let answer = async {
-            match fault {
-                None => deliver().await,
-                // Both happen inside the participant, behind its idempotency store, as on AWS:
-                // a stored outcome is answered instead, a terminal error is stored as the
-                // key's outcome (a late delivery finds it), a retryable one releases the key.
-                Some(FaultEffect::Fail(error)) => {
-                    run_idempotent(store, &key(), input_hash, timeout, |_| async {
-                        Err(error.clone())
-                    })
-                    .await
-                    .and_then(|output| admit(&call, output))
-                }
-                Some(FaultEffect::Timeout) => unanswered().await,
-                Some(FaultEffect::Late) => {
-                    if action == Action::Execute {
-                        self.late
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .push((index, attempt, document.clone(), document_bytes));
-                    }
-                    unanswered().await
-                }
-                Some(FaultEffect::LoseAnswer) => {
-                    let _lost = deliver().await;
-                    unanswered().await
-                }
-                Some(FaultEffect::Duplicate) => {
-                    let _first = deliver().await;
-                    deliver().await
-                }
-                Some(FaultEffect::Panic) => {
-                    run_idempotent(store, &key(), input_hash, timeout, |_| async {
-                        panic!("injected panic in {} of step `{}`", action, step.name)
-                    })
-                    .await
-                    .and_then(|output| admit(&call, output))
-                }
-                Some(FaultEffect::Slow(pause)) => invoke_after(store, call, *pause).await,
-            }
-        };
         let span = tracing::info_span!(
             "saga.step",
             saga.step = %step.name,
@@ -112,12 +59,21 @@ impl Driver<'_> {
         );
         let answer = {
             use tracing::Instrument;
-            match tokio::time::timeout(timeout, answer)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(answer) => answer,
-                Err(_) => Err(StepFailure::timeout(step.timeout_seconds)),
+            match fault {
+                // The one invocation path, the AWS participants' too. It bounds the handler by
+                // the step's timeout (its lease): no second timer here, which would double the
+                // cost of a step.
+                None => {
+                    invoke_after(store, call, Duration::ZERO)
+                        .instrument(span.clone())
+                        .await
+                }
+                // Boxed: the common path above carries none of this in its future.
+                Some(fault) => {
+                    Box::pin(self.invoke_faulty(fault, call))
+                        .instrument(span.clone())
+                        .await
+                }
             }
         };
         // Formatted only when someone listens: this runs for every invocation.
@@ -125,6 +81,73 @@ impl Driver<'_> {
             span.record("saga.outcome", crate::invocation::span_outcome(&answer));
         }
         answer
+    }
+
+    /// [`invoke`](Self::invoke) with an injected fault, which may answer late or never, as a
+    /// participant on AWS may: within the step's timeout.
+    async fn invoke_faulty(
+        &self,
+        fault: &FaultEffect,
+        call: Call<'_>,
+    ) -> Result<(Value, usize), StepFailure> {
+        let step = &self.saga.definition().steps[call.index];
+        let (index, action, attempt) = (call.index, call.action, call.attempt);
+        let timeout = Duration::from_secs(step.timeout_seconds.into());
+        let store = &*self.exec.store;
+        let deliver = || invoke_after(store, call, Duration::ZERO);
+        // Only an injected fault that answers behind the store needs the key here.
+        let key = || IdempotencyKey::new(self.saga_id, &step.name, action);
+        // A command nobody answers is not heartbeaten either (a participant heartbeats only
+        // while it runs the handler), so on AWS its task ends at `HeartbeatSeconds`, before
+        // `TimeoutSeconds`.
+        let unanswered = || async {
+            tokio::time::sleep(Duration::from_secs(step.heartbeat_seconds.into())).await;
+            Err::<(Value, usize), _>(StepFailure::heartbeat_timeout(step.heartbeat_seconds))
+        };
+        let answer = async {
+            match fault {
+                // Both happen inside the participant, behind its idempotency store, as on AWS:
+                // a stored outcome is answered instead, a terminal error is stored as the
+                // key's outcome (a late delivery finds it), a retryable one releases the key.
+                FaultEffect::Fail(error) => {
+                    run_idempotent(store, &key(), call.input_hash, timeout, |_| async {
+                        Err(error.clone())
+                    })
+                    .await
+                    .and_then(|output| admit(&call, output))
+                }
+                FaultEffect::Timeout => unanswered().await,
+                FaultEffect::Late => {
+                    if action == Action::Execute {
+                        self.late
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push((index, attempt, call.document.clone(), call.document_bytes));
+                    }
+                    unanswered().await
+                }
+                FaultEffect::LoseAnswer => {
+                    let _lost = deliver().await;
+                    unanswered().await
+                }
+                FaultEffect::Duplicate => {
+                    let _first = deliver().await;
+                    deliver().await
+                }
+                FaultEffect::Panic => {
+                    run_idempotent(store, &key(), call.input_hash, timeout, |_| async {
+                        panic!("injected panic in {} of step `{}`", action, step.name)
+                    })
+                    .await
+                    .and_then(|output| admit(&call, output))
+                }
+                FaultEffect::Slow(pause) => invoke_after(store, call, *pause).await,
+            }
+        };
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(answer) => answer,
+            Err(_) => Err(StepFailure::timeout(step.timeout_seconds)),
+        }
     }
 
     /// Delivers the execute commands a `Late` fault held back, now that the saga has ended, to
