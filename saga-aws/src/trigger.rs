@@ -1,7 +1,10 @@
 //! Starting sagas from events: an EventBridge rule routes the matching events to a trigger
 //! queue ([`EventBus::route_pattern_to_queue`](crate::EventBus::route_pattern_to_queue)); the
 //! [`Trigger`] reads them and starts one execution per event, named after the event's id, so an
-//! event EventBridge delivers twice (it delivers at least once) starts nothing twice.
+//! event EventBridge delivers twice (it delivers at least once) starts nothing twice. An event
+//! whose `detail` the saga refuses as its input (not its first step's input type, or over its
+//! share of the payload limit: a parallel group carries the input once per branch) starts
+//! nothing, and stays for the queue's dead-letter queue, as a malformed one.
 
 use std::future::Future;
 use std::pin::pin;
@@ -9,6 +12,8 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use serde_json::Value;
+
+use saga_core::Saga;
 
 use crate::error::AwsError;
 use crate::state_machine::StepFunctions;
@@ -36,6 +41,8 @@ pub fn execution_name(event_id: &str) -> String {
 pub struct Trigger {
     sqs: aws_sdk_sqs::Client,
     sfn: StepFunctions,
+    /// The saga started: what its input must be.
+    saga: Saga,
     queue_url: String,
     state_machine_arn: String,
     wait_time: Duration,
@@ -51,15 +58,19 @@ pub struct TriggerStats {
     pub repeated: u64,
     /// Messages that were not events with an object `detail` (left for the dead-letter queue).
     pub malformed: u64,
+    /// Events whose `detail` the saga refused as its input (left for the dead-letter queue).
+    pub refused: u64,
 }
 
 impl Trigger {
-    /// A trigger reading `queue_url` and starting executions on `state_machine_arn`, whose IAM
+    /// A trigger reading `queue_url` and starting `saga` on `state_machine_arn`, whose IAM
     /// role is irrelevant here (`sfn` only starts and describes): the alias new sagas start on
     /// (the template's output `StateMachineAliasArn`, `DeployedSaga::start_arn`), so that each
-    /// saga runs the newest version and finishes on it whatever is deployed meanwhile.
+    /// saga runs the newest version and finishes on it whatever is deployed meanwhile. Each
+    /// event's input is checked against `saga` ([`Saga::check_input`]) before it starts.
     pub fn new(
         config: &SdkConfig,
+        saga: &Saga,
         queue_url: impl Into<String>,
         state_machine_arn: impl Into<String>,
     ) -> Self {
@@ -67,6 +78,7 @@ impl Trigger {
             sqs: aws_sdk_sqs::Client::new(config),
             // StartExecution alone: the trigger's role needs no permission on executions.
             sfn: StepFunctions::new(config, "").start_only(),
+            saga: saga.clone(),
             queue_url: queue_url.into(),
             state_machine_arn: state_machine_arn.into(),
             wait_time: Duration::from_secs(20),
@@ -87,7 +99,8 @@ impl Trigger {
 
     /// Reads events until `shutdown` completes. Each event's `detail` (an object) is the saga's
     /// input; the saga id is [`execution_name`] of the event's `id`. A message is deleted once its
-    /// execution exists; one that is not an event stays for the queue's dead-letter queue.
+    /// execution exists; one that is not an event, or whose input the saga refuses, stays for
+    /// the queue's dead-letter queue.
     pub async fn run_until(
         &self,
         shutdown: impl Future<Output = ()>,
@@ -129,6 +142,11 @@ impl Trigger {
                     continue;
                 };
                 let saga_id = execution_name(id);
+                if let Err(reason) = self.saga.check_input(detail) {
+                    stats.refused += 1;
+                    tracing::warn!(message_id = ?message.message_id, %saga_id, %reason, "trigger: the saga refuses this input; left for the dead-letter queue");
+                    continue;
+                }
                 match self
                     .sfn
                     .start(&self.state_machine_arn, &saga_id, detail)

@@ -226,7 +226,7 @@ async fn an_event_on_the_bus_starts_the_saga_exactly_once() {
     bus.route_pattern_to_queue(&Emulator::unique("rule"), &pattern, &trigger_queue.arn)
         .await
         .unwrap();
-    let trigger = Trigger::new(&env.config, &trigger_queue.url, &env.machine)
+    let trigger = Trigger::new(&env.config, &env.saga, &trigger_queue.url, &env.machine)
         .wait_time(Duration::from_secs(1));
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
