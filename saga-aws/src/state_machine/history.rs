@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
-use saga_core::{Action, Invocation, InvocationResult, StepFailure, Trace};
+use saga_core::{Action, FailureKind, Invocation, InvocationResult, StepFailure, Trace};
 
 /// The step and action of a `TaskStateEntered` event: `<step>` executes, `<step>.compensate`
 /// compensates. Step names are identifiers; the generator's own tasks (`<step>.report`, which
@@ -133,6 +133,9 @@ struct ParallelRun {
     /// Whether it has ended (and its failure, if it failed).
     ended: bool,
     failed: bool,
+    /// The error its `Catch` recorded (`$.error` in the input of the state it went on to):
+    /// the failure of the step that failed it.
+    error: Option<StepFailure>,
 }
 
 impl Reader {
@@ -151,12 +154,25 @@ impl Reader {
             if !parallel.failed {
                 continue;
             }
-            let last_failures = (self.invocations.iter().enumerate()).filter(|(_, e)| {
-                e.run == Some(run)
-                    && !e.retried
-                    && matches!(e.invocation.result, InvocationResult::Failed(_))
-            });
-            stopped.extend(last_failures.skip(1).map(|(at, _)| at));
+            let last_failures: Vec<(usize, &StepFailure)> = (self.invocations.iter().enumerate())
+                .filter(|(_, e)| e.run == Some(run) && !e.retried)
+                .filter_map(|(at, e)| match &e.invocation.result {
+                    InvocationResult::Failed(failure) => Some((at, failure)),
+                    _ => None,
+                })
+                .collect();
+            // The one that failed the group: the failure its Catch recorded. A retryable
+            // failure of a sibling whose retry the stopped branch never made may come first.
+            let failed_it = (parallel.error.as_ref())
+                .and_then(|caught| {
+                    (last_failures.iter()).position(|(_, failure)| same_failure(caught, failure))
+                })
+                .unwrap_or(0);
+            stopped.extend(
+                (last_failures.iter().enumerate())
+                    .filter(|(i, _)| *i != failed_it)
+                    .map(|(_, (at, _))| *at),
+            );
         }
         Trace(
             (self.invocations.iter().enumerate())
@@ -203,6 +219,17 @@ impl Reader {
             {
                 self.skipped(step.to_owned());
             }
+        }
+        // The first state a failed `Parallel` goes on to holds the error its Catch recorded.
+        if let Some(run) = self.parallels.last_mut()
+            && run.failed
+            && run.error.is_none()
+            && let Some(input) =
+                (event.state_entered_event_details.as_ref()).and_then(|d| d.input.as_deref())
+            && let Ok(document) = serde_json::from_str::<serde_json::Value>(input)
+        {
+            run.error = (document.get(saga_core::protocol::DOCUMENT_ERROR))
+                .and_then(StepFailure::from_asl_error);
         }
         let state = self.state_of(event);
         match event.r#type {
@@ -322,5 +349,16 @@ impl Reader {
             .copied()
             .unwrap_or(0);
         Some((step.clone(), *action, done.saturating_add(1)))
+    }
+}
+
+/// Whether `failure`, a task's failure in a history, is the one a `Catch` recorded as `caught`:
+/// the same failure, or for a timeout any timeout (the Catch records Step Functions' own
+/// `States.Timeout`, the trace reads which limit it was from the task's timing).
+fn same_failure(caught: &StepFailure, failure: &StepFailure) -> bool {
+    if caught.kind == FailureKind::Timeout {
+        failure.kind == FailureKind::Timeout
+    } else {
+        caught == failure
     }
 }
