@@ -95,10 +95,12 @@ pub fn trace_from_history(events: &[HistoryEvent]) -> Trace {
 ///
 /// A step that fails for good fails its branch, and so the `Parallel`, which stops the other
 /// branches. Of the failures in a `Parallel` that failed, those no retry followed are the last
-/// of their steps; the first of them failed the group, and the others are siblings stopped
-/// because of it (the emulator reports a stopped branch's task as timed out or failed, even
-/// after the `Parallel` has ended, and a failed step's task once more after its branch ended):
-/// they are no failures of their steps, and are left out of the trace.
+/// of their steps. The one that failed the group is the one whose failure the `Parallel`'s
+/// `Catch` recorded (under `$.error`, in the input of the state it goes on to), else the
+/// first; the others are siblings stopped because of it (a retryable failure whose retry the
+/// stopped branch never made; the emulator reports a stopped branch's task as timed out or
+/// failed, even after the `Parallel` has ended, and a failed step's task once more after its
+/// branch ended): they are no failures of their steps, and are left out of the trace.
 #[derive(Debug, Default)]
 struct Reader {
     invocations: Vec<Entry>,
