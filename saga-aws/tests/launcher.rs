@@ -40,37 +40,32 @@ fn venv() -> std::path::PathBuf {
 }
 
 /// The emulator never outlives the process that started it: here the "test process" is a
-/// `sleep` that ends after a second, and the server must stop soon after.
+/// `sleep`, stopped once the server answers, and the server must stop soon after. (The owner
+/// used to be a `sleep 2`, which a loaded machine outlasted while moto was still loading.)
 #[test]
 fn the_emulator_exits_when_its_owner_exits() {
     Emulator::shared(); // installs moto if needed, so the start below is quick
-    let mut owner = Command::new("sleep").arg("2").spawn().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/moto-server");
+    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    let stop_owner = Terminate(owner.id());
+    let port = free_port();
     let mut server = Command::new("bash")
-        .arg(script)
+        .arg(SCRIPT)
         .arg(port.to_string())
         .env("SAGA_EMULATOR_OWNER", owner.id().to_string())
+        .env("SAGA_MOTO_VENV", venv())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let answers = || TcpStream::connect(("127.0.0.1", port)).is_ok();
     // Loading moto (and the launcher's fixes to its interpreter) takes a few seconds, more on a
     // loaded machine.
-    let up = (0..300).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        answers()
-    });
+    let up = within(60, || answers(port));
+    if !up {
+        let _ = server.kill();
+    }
     assert!(up, "the emulator did not start on port {port}");
+    drop(stop_owner);
     owner.wait().unwrap();
-    let down = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        !answers()
-    });
+    let down = within(5, || !answers(port));
     // The server goes first, then its script: give the script a moment to end by itself.
     for _ in 0..50 {
         if server.try_wait().unwrap().is_some() {
@@ -87,10 +82,10 @@ fn the_emulator_exits_when_its_owner_exits() {
     );
 }
 
-/// Stops the launcher with this process id when dropped, also when the test fails.
-struct Launcher(u32);
+/// Stops the process with this id (SIGTERM) when dropped, also when the test fails.
+struct Terminate(u32);
 
-impl Drop for Launcher {
+impl Drop for Terminate {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.to_string()])
@@ -117,7 +112,7 @@ fn started_by_hand_it_outlives_its_shell_until_it_is_stopped() {
         .trim()
         .parse()
         .expect("the launcher's process id");
-    let launcher = Launcher(pid);
+    let launcher = Terminate(pid);
     assert!(
         within(30, || answers(port)),
         "the emulator did not start on port {port}"
