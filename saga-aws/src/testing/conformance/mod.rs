@@ -100,8 +100,10 @@ mod lost;
 pub use compare::compare;
 
 /// The heartbeat of the steps of generated and corpus cases: what a lost command waits for,
-/// on both engines.
-pub const HEARTBEAT_SECONDS: u32 = 5;
+/// on both engines, and what an answered one must beat on the emulator. At 5 s, 8 of 100
+/// random cases of one clean-clone CI run had answered commands time out on the emulator
+/// alone (its one Python process serves 20 cases at once).
+pub const HEARTBEAT_SECONDS: u32 = 10;
 
 /// The timeout of the steps of generated and corpus cases, well above [`HEARTBEAT_SECONDS`]:
 /// the emulator starts a task's heartbeat clock only once its command has been sent, and under
@@ -109,7 +111,7 @@ pub const HEARTBEAT_SECONDS: u32 = 5;
 /// the two, a lost command ran into the timeout first, where AWS (whose send takes
 /// milliseconds) reports the missed heartbeat, as the in-memory executor does. Nothing a case
 /// does waits for the timeout itself.
-pub const TIMEOUT_SECONDS: u32 = 10;
+pub const TIMEOUT_SECONDS: u32 = 15;
 
 /// How long a case may run on the emulator before it counts as hung.
 const CASE_DEADLINE: Duration = Duration::from_secs(600);
