@@ -265,10 +265,23 @@ proptest! {
                 }
             }
         }
-        // Every retry in the trace was measured.
+        // Every retry in the trace was measured, but for a branch's retry that never came: its
+        // group failed for good (another branch's step failed with no retry) before it was due,
+        // and a failed group starts nothing more.
+        let mut stopped = 0;
+        for last in previous.values() {
+            let SagaEvent::StepFailed { step, attempt, will_retry: true, .. } = &last.event else { continue };
+            let due = last.at + shape(step).retry.to_retry().delay(*attempt);
+            let group = shape(step).group.map(|(group, _)| group);
+            let group_failed = records.iter().any(|r| matches!(&r.event,
+                SagaEvent::StepFailed { step: other, will_retry: false, .. }
+                    if group.is_some() && shape(other).group.map(|(g, _)| g) == group && r.at <= due));
+            prop_assert!(group_failed, "{step}'s retry {attempt} never came, and no failure of its group stopped it");
+            stopped += 1;
+        }
         let retried = records.iter().filter(|r| matches!(r.event,
             SagaEvent::StepFailed { will_retry: true, .. } | SagaEvent::CompensationFailed { will_retry: true, .. })).count();
-        prop_assert_eq!(retries, retried);
+        prop_assert_eq!(retries + stopped, retried);
     }
 
     /// Liveness: 1,000 concurrent sagas, a third of them crashing at some log position and
