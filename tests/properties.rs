@@ -207,10 +207,9 @@ proptest! {
     #[test]
     fn retry_delays_follow_the_policy(case in case(1, 12)) {
         let ledger = Arc::new(Ledger::default());
-        let executor = InMemoryExecutor::builder()
-            .saga(case.shape.build(SAGA, &ledger))
-            .faults(case.plan())
-            .build();
+        let saga = case.shape.build(SAGA, &ledger);
+        let definition = saga.definition().clone();
+        let executor = InMemoryExecutor::builder().saga(saga).faults(case.plan()).build();
         paused_runtime().block_on(executor.run(SAGA, "saga-1", &case.input("saga-1"))).unwrap();
         let records = executor.log().records("saga-1").unwrap();
         let shape = |step: &str| {
@@ -229,8 +228,16 @@ proptest! {
                 (SagaEvent::StepFailed { step, attempt, will_retry: true, .. }, SagaEvent::StepStarted { .. }) => {
                     Some((shape(step).retry.to_retry(), *attempt))
                 }
-                (SagaEvent::CompensationFailed { step, attempt, will_retry: true, .. }, SagaEvent::CompensationStarted { .. }) => {
-                    Some((shape(step).compensation_retry.to_retry(), *attempt))
+                (SagaEvent::CompensationFailed { step, attempt, will_retry: true, error }, SagaEvent::CompensationStarted { .. }) => {
+                    // Two retriers, each counting its own attempts: the wait for the
+                    // execute still running, and the compensation's policy for the rest.
+                    let waits = records.iter().take_while(|r| r.at <= before.at).filter(|r| matches!(&r.event,
+                        SagaEvent::CompensationFailed { step: s, error, .. } if s == step && error.met_execute_in_progress())).count() as u32;
+                    if error.met_execute_in_progress() {
+                        Some((definition.step(step).unwrap().1.execute_wait(), waits))
+                    } else {
+                        Some((shape(step).compensation_retry.to_retry(), *attempt - waits))
+                    }
                 }
                 (SagaEvent::StepStarted { step, .. }, SagaEvent::StepFailed { error, .. })
                 | (SagaEvent::CompensationStarted { step, .. }, SagaEvent::CompensationFailed { error, .. }) => {

@@ -346,8 +346,9 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
         let outcome = &run.outcome;
         matches!(outcome, saga_core::Outcome::Compensated { failed_step, .. } if failed_step == step)
     };
-    // `hotel` fails for good while `flight`'s execute still runs: `flight`'s compensation waits
-    // for it (`ExecuteInProgress`, retried), then undoes it.
+    // `hotel` fails for good while `flight`'s execute still runs (7 s): `flight`'s compensation
+    // waits for it (`ExecuteInProgress`, retried by the wait sized from its 15 s timeout, as its
+    // own policy allows no retry), then undoes it.
     for run in runs("group-failure-while-sibling-in-flight.json") {
         assert!(failed_at(run, "hotel"), "{:?}", run.outcome);
         assert_eq!(compensations(run), ["flight", "car", "hotel", "reserve"]);

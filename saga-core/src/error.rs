@@ -244,17 +244,40 @@ impl StepFailure {
     }
 
     /// The error name and the cause a participant answers this failure with
-    /// (`SendTaskFailure`): `Saga.Terminal` or `Saga.Retryable`, and `code: message`. A
+    /// (`SendTaskFailure`): `Saga.Terminal`, `Saga.Retryable`, `Saga.InvalidInput` or
+    /// `Saga.ExecuteInProgress`, and `code: message`. A
     /// participant cannot answer `States.Timeout` (Step Functions reserves the `States.`
     /// names), so a handler that ran out of time answers `Saga.Retryable`, which the state
     /// machine retries as it would a timeout.
     pub fn to_task_failure(&self) -> (&'static str, String) {
         let error = match self.kind {
-            FailureKind::Terminal if self.applied_nothing() => protocol::ERROR_INVALID_INPUT,
-            FailureKind::Terminal => protocol::ERROR_TERMINAL,
-            FailureKind::Retryable | FailureKind::Timeout => protocol::ERROR_RETRYABLE,
+            FailureKind::Timeout => protocol::ERROR_RETRYABLE,
+            _ => self.asl_error(),
         };
         (error, self.cause())
+    }
+
+    /// The ASL error name of this failure: the kind's ([`FailureKind::asl_error`]), but
+    /// `Saga.InvalidInput` for a step that could not read its input and
+    /// `Saga.ExecuteInProgress` for a compensation that met its step's execute still running,
+    /// since the state machine treats those two apart.
+    fn asl_error(&self) -> &'static str {
+        match self.kind {
+            FailureKind::Terminal if self.applied_nothing() => protocol::ERROR_INVALID_INPUT,
+            FailureKind::Retryable if self.met_execute_in_progress() => {
+                protocol::ERROR_EXECUTE_IN_PROGRESS
+            }
+            kind => kind.asl_error(),
+        }
+    }
+
+    /// Whether a compensation failed because its step's execute was still running elsewhere
+    /// (the code [`EXECUTE_IN_PROGRESS`](crate::invocation::codes::EXECUTE_IN_PROGRESS)): it is
+    /// retried by [`StepDefinition::execute_wait`](crate::StepDefinition::execute_wait), on
+    /// both engines, until the execute's lease has ended.
+    pub fn met_execute_in_progress(&self) -> bool {
+        self.kind == FailureKind::Retryable
+            && self.code == crate::invocation::codes::EXECUTE_IN_PROGRESS
     }
 
     /// This failure with its cause (`code: message`) cut to at most
@@ -297,11 +320,7 @@ impl StepFailure {
     /// The JSON a Step Functions `Catch` puts under `$.error`: `{"Error": .., "Cause": ..}`,
     /// with the kind's ASL error ([`FailureKind::asl_error`]) and `code: message`.
     pub fn to_asl_error(&self) -> serde_json::Value {
-        let error = match self.kind {
-            FailureKind::Terminal if self.applied_nothing() => protocol::ERROR_INVALID_INPUT,
-            kind => kind.asl_error(),
-        };
-        serde_json::json!({ "Error": error, "Cause": self.cause() })
+        serde_json::json!({ "Error": self.asl_error(), "Cause": self.cause() })
     }
 
     /// `code: message`, the cause of the failure on the wire.
@@ -311,9 +330,9 @@ impl StepFailure {
 
     /// The one decoding of an error name and a cause, wherever they come from: a task's
     /// failure in an execution's history, or what a `Catch` put under `$.error`. The kind is
-    /// what the generated state machine did with the error: `Saga.Retryable` is retried,
-    /// `States.Timeout` (and `States.HeartbeatTimeout`) is a timeout, retried too, and every
-    /// other error (`Saga.Terminal`, `States.Runtime`, `States.DataLimitExceeded`, ...) is
+    /// what the generated state machine did with the error: `Saga.Retryable` (and
+    /// `Saga.ExecuteInProgress`) is retried, `States.Timeout` (and `States.HeartbeatTimeout`)
+    /// is a timeout, retried too, and every other error (`Saga.Terminal`, `States.Runtime`, `States.DataLimitExceeded`, ...) is
     /// terminal, since no `Retry` matches it. A cause `code: message` (a code without spaces)
     /// gives the code and the message; any other cause is the message, with the error name as
     /// the code.
@@ -328,7 +347,9 @@ impl StepFailure {
     /// ```
     pub fn from_task_failure(error: &str, cause: &str) -> Self {
         let kind = match error {
-            protocol::ERROR_RETRYABLE => FailureKind::Retryable,
+            protocol::ERROR_RETRYABLE | protocol::ERROR_EXECUTE_IN_PROGRESS => {
+                FailureKind::Retryable
+            }
             protocol::ERROR_TIMEOUT | protocol::ERROR_HEARTBEAT_TIMEOUT => FailureKind::Timeout,
             _ => FailureKind::Terminal,
         };
@@ -427,5 +448,24 @@ mod tests {
         assert_eq!(f.to_asl_error()["Cause"], "PaymentDeclined: no");
         assert!(FailureKind::Timeout.is_retried());
         assert!(!FailureKind::Terminal.is_retried());
+    }
+
+    #[test]
+    fn a_compensation_meeting_its_execute_has_its_own_error_name() {
+        let waiting: StepFailure = StepError::retryable_with_code(
+            crate::invocation::codes::EXECUTE_IN_PROGRESS,
+            "`s/1/execute` is still running elsewhere",
+        )
+        .into();
+        assert!(waiting.met_execute_in_progress());
+        let (error, cause) = waiting.to_task_failure();
+        assert_eq!(error, "Saga.ExecuteInProgress");
+        assert_eq!(StepFailure::from_task_failure(error, &cause), waiting);
+        assert_eq!(waiting.to_asl_error()["Error"], "Saga.ExecuteInProgress");
+        // The same code from a handler that calls its failure terminal is not the lock's.
+        let terminal: StepFailure =
+            StepError::terminal(crate::invocation::codes::EXECUTE_IN_PROGRESS, "no").into();
+        assert!(!terminal.met_execute_in_progress());
+        assert_eq!(terminal.to_task_failure().0, "Saga.Terminal");
     }
 }

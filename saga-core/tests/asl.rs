@@ -119,8 +119,28 @@ fn every_task_is_a_bounded_callback_with_retry_and_catch() {
             task.heartbeat_seconds.unwrap() < task.timeout_seconds,
             "{name}"
         );
+        // A compensation first waits out its step's execute still running, on a retrier of its
+        // own sized from the step's timeout; then its policy retries the rest.
+        let retry = match name.strip_suffix(".compensate") {
+            Some(step) => {
+                let wait = &task.retry[0];
+                assert_eq!(wait.error_equals, ["Saga.ExecuteInProgress"], "{name}");
+                let policy = definition.step(step).unwrap().1.execute_wait();
+                assert_eq!(
+                    (
+                        wait.max_attempts,
+                        wait.interval_seconds,
+                        wait.max_delay_seconds
+                    ),
+                    (policy.max_attempts, 1, policy.max_delay_seconds),
+                    "{name}"
+                );
+                &task.retry[1]
+            }
+            None => &task.retry[0],
+        };
         assert_eq!(
-            task.retry[0].error_equals,
+            retry.error_equals,
             ["Saga.Retryable", "States.Timeout"],
             "{name}"
         );
@@ -196,11 +216,13 @@ fn worst_case_counts_every_retry() {
     definition.steps[0].compensation_retry = RetryPolicy::new(7);
     let cost = Cost::of(&definition.state_machine());
     assert_eq!(cost.success().transitions_with_retries, 3 + 6);
-    // s0 ok (3), s1 fails after retries (6), s0.compensate fails after retries (8), the
-    // report of the stuck saga with its retries (4), Fail (1).
+    // s0 ok (3), s1 fails after retries (6), s0.compensate fails after retries (8) and after
+    // waiting for its execute (10 more, at the default 300 s timeout), the report of the stuck
+    // saga with its retries (4), Fail (1).
+    assert_eq!(definition.steps[0].execute_wait().max_attempts, 10);
     assert_eq!(
         cost.worst_case().transitions_with_retries,
-        3 + 6 + 8 + 4 + 1
+        3 + 6 + (8 + 10) + 4 + 1
     );
     assert_eq!(cost.worst_case().transitions, 5);
     assert_eq!(cost.worst_case().end, PathEnd::CompensationFailed);

@@ -237,6 +237,95 @@ async fn a_failure_compensates_the_whole_group_in_flight_siblings_included() {
     assert_eq!(ledger.count("charge"), (0, 0));
 }
 
+/// A compensation that finds its step's execute still running waits out the execute's lease
+/// on a retrier of its own, whatever its own policy: with no compensation retries at all, the
+/// saga still ends compensated (it used to give up at the first `ExecuteInProgress` and end
+/// stuck, for a step about to end), also when the executor crashes during the waits.
+#[tokio::test(start_paused = true)]
+async fn a_compensation_waits_out_an_execute_in_flight_whatever_its_own_policy() {
+    let trip = |ledger: &Ledger| {
+        let b = || Booking {
+            ledger: ledger.clone(),
+        };
+        Saga::builder("trip")
+            .compensable("hotel", b())
+            .in_group("bookings")
+            .compensation_retry(saga_core::RetryPolicy::none())
+            .compensable("car", b())
+            .in_group("bookings")
+            .pivot("charge", b())
+            .build()
+            .unwrap()
+    };
+    // hotel runs 30 s (its timeout, the lease, is the default 300 s) when car fails.
+    let faults = || {
+        FaultPlan::new()
+            .slow("hotel", Action::Execute, Duration::from_secs(30), 1)
+            .fail(
+                "car",
+                Action::Execute,
+                StepError::terminal("NoCars", "none"),
+                1,
+            )
+    };
+    let ledger = Ledger::default();
+    let executor = InMemoryExecutor::builder()
+        .saga(trip(&ledger))
+        .faults(faults())
+        .build();
+    let began = tokio::time::Instant::now();
+    let report = executor.run("trip", "t-w", &json!({})).await.unwrap();
+    assert!(
+        matches!(&report.outcome, Outcome::Compensated { failed_step, .. } if failed_step == "car"),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(ledger.count("hotel"), (1, 1));
+    // Waits of 1, 2, 4, 8 and 16 s: the compensation ran 1 s after the execute ended.
+    let waits = report
+        .trace
+        .0
+        .iter()
+        .filter(|invocation| {
+            invocation.step == "hotel"
+                && invocation.action == Action::Compensate
+                && matches!(&invocation.result, InvocationResult::Failed(error)
+                    if error.met_execute_in_progress())
+        })
+        .count();
+    assert_eq!(waits, 5, "{:#?}", report.trace);
+    assert_eq!(began.elapsed(), Duration::from_secs(31));
+
+    // A crash at any position of the way back resumes the waits where the log left them.
+    let records = executor.log().records("t-w").unwrap();
+    let back = records
+        .iter()
+        .position(|r| matches!(r.event, saga_core::SagaEvent::CompensationStarted { .. }))
+        .unwrap();
+    for crash in back..records.len() {
+        let ledger = Ledger::default();
+        let first = InMemoryExecutor::builder()
+            .saga(trip(&ledger))
+            .faults(faults().crash_at(crash))
+            .build();
+        let err = first.run("trip", "t", &json!({})).await.unwrap_err();
+        assert!(err.to_string().contains("crashed"), "{err}");
+        let again = InMemoryExecutor::builder()
+            .saga(trip(&ledger))
+            .log(first.log().clone())
+            .store(first.store().clone())
+            .faults(faults())
+            .build();
+        let resumed = again.resume("t").await.unwrap();
+        assert!(
+            matches!(resumed.outcome, Outcome::Compensated { .. }),
+            "crash at {crash}: {:?}",
+            resumed.outcome
+        );
+        assert_eq!(ledger.count("hotel"), (1, 1), "crash at {crash}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_late_execute_after_its_compensation_applies_nothing() {
     let ledger = Ledger::default();

@@ -165,6 +165,26 @@ fn a_task_failure_round_trips_through_its_one_decoding() {
     let (error_back, cause_back) = failure.to_task_failure();
     assert_eq!((error_back, cause_back.as_str()), (error, cause));
 
+    // A compensation's answer when it met its step's execute still running: retryable, under
+    // its own error name, which the compensation's first retrier matches.
+    let answer = fixture("task-failure-execute-in-progress.json");
+    let (error, cause) = (
+        answer["error"].as_str().unwrap(),
+        answer["cause"].as_str().unwrap(),
+    );
+    let failure = StepFailure::from_task_failure(error, cause);
+    assert_eq!(
+        (failure.kind, failure.code.as_str()),
+        (FailureKind::Retryable, "ExecuteInProgress")
+    );
+    assert!(failure.met_execute_in_progress());
+    let (error_back, cause_back) = failure.to_task_failure();
+    assert_eq!((error_back, cause_back.as_str()), (error, cause));
+    assert_eq!(
+        task(&order(), "reserve_stock.compensate").retry[0].error_equals,
+        [error]
+    );
+
     let caught = fixture("catch-error.json");
     let failure = StepFailure::from_asl_error(&caught).unwrap();
     assert_eq!(failure.to_asl_error(), caught);
@@ -175,9 +195,15 @@ fn a_task_failure_round_trips_through_its_one_decoding() {
 #[test]
 fn the_one_decoding_agrees_with_what_the_state_machine_retries() {
     let machine = order();
-    let retried = &task(&machine, "reserve_stock").retry[0].error_equals;
+    // A compensation's Task has every retrier an execute's has, and its wait for the execute.
+    let retried: Vec<&str> = task(&machine, "reserve_stock.compensate")
+        .retry
+        .iter()
+        .flat_map(|retrier| retrier.error_equals.iter().map(String::as_str))
+        .collect();
     for error in [
         protocol::ERROR_RETRYABLE,
+        protocol::ERROR_EXECUTE_IN_PROGRESS,
         protocol::ERROR_TERMINAL,
         protocol::ERROR_TIMEOUT,
         protocol::ERROR_HEARTBEAT_TIMEOUT,
@@ -188,9 +214,9 @@ fn the_one_decoding_agrees_with_what_the_state_machine_retries() {
         "SomethingElse",
     ] {
         // `States.Timeout` in a Retry also matches a heartbeat timeout.
-        let matched = retried.iter().any(|e| e == error)
+        let matched = retried.contains(&error)
             || (error == protocol::ERROR_HEARTBEAT_TIMEOUT
-                && retried.iter().any(|e| e == protocol::ERROR_TIMEOUT));
+                && retried.contains(&protocol::ERROR_TIMEOUT));
         let kind = StepFailure::from_task_failure(error, "").kind;
         assert_eq!(kind.is_retried(), matched, "{error} decodes as {kind:?}");
     }

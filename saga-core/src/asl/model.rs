@@ -211,9 +211,11 @@ pub struct TaskState {
 }
 
 impl TaskState {
-    /// The most retries any of the task's retriers allows (0 without a retrier).
+    /// The most retries the task's retriers allow together (0 without a retrier): ASL counts
+    /// each retrier's attempts on its own, so a task whose errors match them in turn can use
+    /// every one's.
     pub fn max_retries(&self) -> u32 {
-        self.retry.iter().map(|r| r.max_attempts).max().unwrap_or(0)
+        self.retry.iter().map(|r| r.max_attempts).sum()
     }
 }
 

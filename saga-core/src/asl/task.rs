@@ -10,7 +10,9 @@ use super::model::{
 use super::parameters::parameters;
 use crate::definition::{Participant, StepDefinition};
 use crate::idempotency::Action;
-use crate::protocol::{ERROR_INVALID_INPUT, ERROR_RETRYABLE, ERROR_TIMEOUT, events};
+use crate::protocol::{
+    ERROR_EXECUTE_IN_PROGRESS, ERROR_INVALID_INPUT, ERROR_RETRYABLE, ERROR_TIMEOUT, events,
+};
 use crate::retry::{JitterStrategy, RetryPolicy};
 
 /// A `Choice` state going to `then` when `step`'s condition holds, else to `otherwise`.
@@ -26,12 +28,25 @@ pub(super) fn choice(step: &StepDefinition, then: String, otherwise: String) -> 
     })
 }
 
-pub(super) fn retrier(policy: &RetryPolicy) -> Vec<Retrier> {
-    if policy.max_attempts == 0 {
-        return Vec::new();
+/// The Task's `Retry` for one of `step`'s actions: its policy for `Saga.Retryable` and
+/// `States.Timeout`; a compensation first waits out its step's execute still running
+/// (`Saga.ExecuteInProgress`, [`StepDefinition::execute_wait`]). ASL counts each retrier's
+/// attempts on its own.
+pub(super) fn retry(step: &StepDefinition, action: Action) -> Vec<Retrier> {
+    let mut retry = Vec::new();
+    if action == Action::Compensate {
+        retry.extend(retrier(&[ERROR_EXECUTE_IN_PROGRESS], &step.execute_wait()));
     }
-    vec![Retrier {
-        error_equals: vec![ERROR_RETRYABLE.to_owned(), ERROR_TIMEOUT.to_owned()],
+    retry.extend(retrier(
+        &[ERROR_RETRYABLE, ERROR_TIMEOUT],
+        step.policy(action),
+    ));
+    retry
+}
+
+fn retrier(errors: &[&str], policy: &RetryPolicy) -> Option<Retrier> {
+    (policy.max_attempts > 0).then(|| Retrier {
+        error_equals: errors.iter().map(|&error| error.to_owned()).collect(),
         interval_seconds: policy.interval_seconds,
         max_attempts: policy.max_attempts,
         backoff_rate: policy.backoff_rate,
@@ -40,7 +55,7 @@ pub(super) fn retrier(policy: &RetryPolicy) -> Vec<Retrier> {
             JitterStrategy::None => None,
             JitterStrategy::Full => Some("FULL".to_owned()),
         },
-    }]
+    })
 }
 
 pub(super) fn task(
@@ -61,7 +76,7 @@ pub(super) fn task(
         timeout_seconds: step.timeout_seconds,
         heartbeat_seconds: Some(step.heartbeat_seconds),
         result_path,
-        retry: retrier(step.policy(action)),
+        retry: retry(step, action),
         catch,
         transition,
     }))

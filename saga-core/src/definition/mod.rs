@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -176,6 +177,30 @@ impl StepDefinition {
             Action::Execute => &self.retry,
             Action::Compensate => &self.compensation_retry,
         }
+    }
+
+    /// How the step's compensation waits for its execute when it finds that still running
+    /// elsewhere (the semantic lock's `ExecuteInProgress`, in a group whose failure stopped
+    /// the branch but not its worker, or after a worker died holding the lease): retries from
+    /// 1 s, doubling up to a quarter of the step's timeout, until they add up to more than the
+    /// timeout, the longest an execute holds its key's lease. So the compensation runs at most
+    /// a quarter of the timeout after the execute has ended, whatever its own
+    /// `compensation_retry`, and never gives up on an execute that is bound to end. Both
+    /// engines retry it so: in the state machine it is the compensation Task's retrier for
+    /// `Saga.ExecuteInProgress`, counted apart from its `compensation_retry` as ASL counts
+    /// each retrier's attempts on its own. E.g. 10 retries for the default 300 s, 352 s in all.
+    pub fn execute_wait(&self) -> RetryPolicy {
+        let mut policy = RetryPolicy::new(0)
+            .interval_seconds(1)
+            .backoff_rate(2.0)
+            .max_delay_seconds((self.timeout_seconds / 4).max(1));
+        let lease = Duration::from_secs(self.timeout_seconds.into());
+        let mut waited = Duration::ZERO;
+        while waited <= lease {
+            policy.max_attempts += 1;
+            waited += policy.delay(policy.max_attempts);
+        }
+        policy
     }
 }
 

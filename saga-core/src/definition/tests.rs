@@ -120,3 +120,37 @@ fn name_rules() {
     assert!(check_name("a:b").is_err());
     assert!(check_name("a\u{7}").is_err());
 }
+
+#[test]
+fn a_compensation_waits_out_its_executes_lease() {
+    let mut s = step("a", StepKind::Compensable);
+    let wait = s.execute_wait();
+    assert_eq!((wait.max_attempts, wait.max_delay_seconds), (10, Some(75)));
+    assert_eq!(wait.worst_case_wait(), Duration::from_secs(352));
+    for timeout in [
+        1,
+        2,
+        3,
+        15,
+        60,
+        299,
+        300,
+        3_600,
+        86_400,
+        crate::retry::ASL_MAX_INTEGER,
+    ] {
+        s.set_timing(Some(timeout), None);
+        let wait = s.execute_wait();
+        let lease = Duration::from_secs(timeout.into());
+        assert!(wait.check().is_ok(), "{timeout} s: {:?}", wait.check());
+        assert!(wait.worst_case_wait() > lease, "{timeout} s: {wait:?}");
+        // The last retry is the one that passes the lease: one fewer would not.
+        let short = RetryPolicy {
+            max_attempts: wait.max_attempts - 1,
+            ..wait.clone()
+        };
+        assert!(short.worst_case_wait() <= lease, "{timeout} s: {wait:?}");
+        // No wait is longer than a quarter of the timeout (at least a second).
+        assert!(wait.delay(wait.max_attempts) <= lease / 4 + Duration::from_secs(1));
+    }
+}

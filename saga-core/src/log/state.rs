@@ -82,6 +82,13 @@ pub struct SagaState {
     /// The step and action that gave up, while the saga is stuck (ended `CompensationFailed`):
     /// what [`SagaEvent::SagaRecovered`] runs again.
     pub stuck: Option<(String, Action)>,
+    /// How many of the running compensation's failed attempts found its step's execute still
+    /// running ([`StepFailure::met_execute_in_progress`]). Those are retried by the step's
+    /// [`execute_wait`](crate::StepDefinition::execute_wait), the others by its
+    /// `compensation_retry`, each counting its own attempts, as the state machine's two
+    /// retriers do.
+    #[serde(default)]
+    pub execute_waits: u32,
 }
 
 impl Default for SagaState {
@@ -96,6 +103,7 @@ impl Default for SagaState {
             compensated: Vec::new(),
             last_failure: None,
             stuck: None,
+            execute_waits: 0,
         }
     }
 }
@@ -263,6 +271,7 @@ impl SagaState {
                 if self.compensated.contains(step) {
                     return Err(refuse("a step is compensated once"));
                 }
+                self.execute_waits = 0;
                 CompensationRunning {
                     step: step.clone(),
                     attempt: 1,
@@ -315,6 +324,9 @@ impl SagaState {
                 },
             ) if s == step && a == attempt => {
                 self.last_failure = Some((step.clone(), Action::Compensate, error.clone()));
+                if error.met_execute_in_progress() {
+                    self.execute_waits += 1;
+                }
                 if *will_retry {
                     CompensationRetryPending {
                         step: step.clone(),

@@ -10,8 +10,9 @@
 //!   the version of the saga's declaration that sent it; [`commands_sent`] reads what a
 //!   deployed definition can send.
 //! - **The answer**: `SendTaskSuccess` with the step's output, or `SendTaskFailure` with an
-//!   error name ([`ERROR_RETRYABLE`], [`ERROR_TERMINAL`], or [`ERROR_INVALID_INPUT`] for a
-//!   step that could not read its input) and the cause `code: message`
+//!   error name ([`ERROR_RETRYABLE`], [`ERROR_TERMINAL`], [`ERROR_INVALID_INPUT`] for a
+//!   step that could not read its input, or [`ERROR_EXECUTE_IN_PROGRESS`] for a compensation
+//!   whose step's execute still runs) and the cause `code: message`
 //!   ([`StepFailure::to_task_failure`](crate::StepFailure::to_task_failure)). Step Functions
 //!   itself reports a task without an answer in time as [`ERROR_TIMEOUT`] (or
 //!   [`ERROR_HEARTBEAT_TIMEOUT`], which `States.Timeout` also matches in a `Retry`).
@@ -57,6 +58,12 @@ pub fn record_output(document: &mut serde_json::Value, step: &str, output: serde
 
 /// The error a participant reports for a transient failure: the step's `Retry` applies.
 pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
+/// The error a participant reports when a compensation found its step's execute still
+/// running elsewhere (the semantic lock's answer): retried by the compensation's own `Retry`
+/// for it, which waits out the execute's lease
+/// ([`StepDefinition::execute_wait`](crate::StepDefinition::execute_wait)), not by the
+/// compensation's policy.
+pub const ERROR_EXECUTE_IN_PROGRESS: &str = "Saga.ExecuteInProgress";
 /// The error a participant reports for a business rejection: not retried.
 pub const ERROR_TERMINAL: &str = "Saga.Terminal";
 /// The error a participant reports when the step could not read its input: not retried, and,

@@ -1,5 +1,6 @@
 //! The way back: after a step failed for good, the compensations in reverse order, one at a
-//! time, each retried by its own policy.
+//! time, each retried by its own policy, and, while it finds its step's execute still running,
+//! by the step's wait for that execute.
 
 use super::Driver;
 use crate::definition::StepKind;
@@ -15,10 +16,15 @@ impl Driver<'_> {
             Phase::Compensating => self.next_compensation(),
             Phase::CompensationRunning { step, attempt } => {
                 let index = self.index(&step);
-                let policy = &self.saga.definition().steps[index].compensation_retry;
-                let (document, document_bytes) = {
+                let definition = &self.saga.definition().steps[index];
+                let (document, document_bytes, waits) = {
                     let book = self.book();
-                    (book.document.clone(), book.document_bytes)
+                    let state = &book.state;
+                    (
+                        book.document.clone(),
+                        book.document_bytes,
+                        state.execute_waits,
+                    )
                 };
                 match self
                     .invoke(
@@ -34,14 +40,38 @@ impl Driver<'_> {
                     Err(error) => SagaEvent::CompensationFailed {
                         step,
                         attempt,
-                        will_retry: error.kind.is_retried() && policy.allows_retry_after(attempt),
+                        // Each retrier counts its own attempts: the waits for the execute,
+                        // and the compensation's other failures.
+                        will_retry: if error.met_execute_in_progress() {
+                            definition.execute_wait().allows_retry_after(waits + 1)
+                        } else {
+                            error.kind.is_retried()
+                                && definition
+                                    .compensation_retry
+                                    .allows_retry_after(attempt - waits)
+                        },
                         error,
                     },
                 }
             }
             Phase::CompensationRetryPending { step, attempt } => {
-                let policy = &self.saga.definition().steps[self.index(&step)].compensation_retry;
-                tokio::time::sleep(policy.jittered_delay(attempt)).await;
+                let definition = &self.saga.definition().steps[self.index(&step)];
+                let (waits, waiting) = {
+                    let state = &self.book().state;
+                    let waiting = state
+                        .last_failure
+                        .as_ref()
+                        .is_some_and(|(_, _, error)| error.met_execute_in_progress());
+                    (state.execute_waits, waiting)
+                };
+                let delay = if waiting {
+                    definition.execute_wait().delay(waits)
+                } else {
+                    definition
+                        .compensation_retry
+                        .jittered_delay(attempt - waits)
+                };
+                tokio::time::sleep(delay).await;
                 SagaEvent::CompensationStarted {
                     step,
                     attempt: attempt + 1,
