@@ -15,7 +15,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use saga::invocation::{codes, run_idempotent};
-use saga::testing::FaultPlan;
+use saga::testing::{FaultEffect, FaultPlan};
 use saga::{
     Action, ExecutorError, IdempotencyKey, InMemoryExecutor, InMemoryIdempotencyStore,
     InvocationResult, JitterStrategy, Outcome, PayloadHash, SagaEvent, SagaLog, SagaReport,
@@ -289,6 +289,73 @@ proptest! {
         let retried = records.iter().filter(|r| matches!(r.event,
             SagaEvent::StepFailed { will_retry: true, .. } | SagaEvent::CompensationFailed { will_retry: true, .. })).count();
         prop_assert_eq!(retries + stopped, retried);
+    }
+
+    /// A compensation waits out its step's execute still in flight, whatever its own policy:
+    /// in a group of two branches before the pivot, `s0` runs `slow` seconds (within its
+    /// timeout) while `s1` fails for good after `k` retries. Then `s0` is applied once and undone once, after its
+    /// execute, no later than a quarter of its timeout after the execute ended; the saga ends
+    /// compensated, and the waits stay within `execute_wait`.
+    #[test]
+    fn a_compensation_waits_out_its_execute_in_flight(
+        timeout in 2u32..400,
+        slow in 1u64..400,
+        k in 0u32..3,
+        interval in 1u32..20,
+        compensation in support::policy(),
+    ) {
+        let slow = slow % u64::from(timeout);
+        let step = |group, retry: u32, compensation_retry| support::StepShape {
+            kind: saga::StepKind::Compensable,
+            retry: support::Policy { max_attempts: retry, interval, rate: 1.0, cap: None, full_jitter: false },
+            compensation_retry,
+            timeout,
+            compensate_on_failure: true,
+            condition: None,
+            group: Some((0, group)),
+        };
+        let fail = |effect, first_attempt, attempts| support::FaultSpec { step: 1, action: Action::Execute, first_attempt, attempts, effect };
+        let mut faults = vec![
+            support::FaultSpec { step: 0, action: Action::Execute, first_attempt: 1, attempts: 1, effect: FaultEffect::Slow(Duration::from_secs(slow)) },
+            fail(FaultEffect::Fail(saga::StepError::terminal("Injected", "injected")), k + 1, 1),
+        ];
+        if k > 0 {
+            faults.push(fail(FaultEffect::Fail(saga::StepError::retryable("injected")), 1, k));
+        }
+        let case = Case {
+            // A group of compensable steps is followed by more of the saga: the pivot.
+            shape: support::Shape { steps: vec![
+                step(0, 0, compensation),
+                step(1, k, compensation),
+                support::StepShape { kind: saga::StepKind::Pivot, group: None, ..step(0, 0, compensation) },
+            ] },
+            faults,
+            inputs: support::Inputs { flags: vec![false; 3], n: 0 },
+        };
+        let ledger = Arc::new(Ledger::default());
+        let saga = case.shape.build(SAGA, &ledger);
+        let wait = saga.definition().steps[0].execute_wait();
+        let executor = InMemoryExecutor::builder().saga(saga).faults(case.plan()).build();
+        let report = paused_runtime().block_on(executor.run(SAGA, "saga-1", &case.input("saga-1"))).unwrap();
+        prop_assert!(matches!(&report.outcome, Outcome::Compensated { failed_step, .. } if failed_step == "s1"), "{:?}", report.outcome);
+        let effects: Vec<(Action, bool)> = ledger.of("saga-1").into_iter().filter(|e| e.step == "s0").map(|e| (e.action, e.undid)).collect();
+        prop_assert_eq!(effects, vec![(Action::Execute, false), (Action::Compensate, true)]);
+        let records = executor.log().records("saga-1").unwrap();
+        let at = |wanted: &dyn Fn(&SagaEvent) -> bool| records.iter().find(|r| wanted(&r.event)).map(|r| r.at);
+        let began = at(&|e| matches!(e, SagaEvent::StepStarted { step, .. } if step == "s0")).unwrap();
+        let undone = at(&|e| matches!(e, SagaEvent::CompensationSucceeded { step, .. } if step == "s0")).unwrap();
+        let first = at(&|e| matches!(e, SagaEvent::CompensationStarted { step, attempt: 1 } if step == "s0")).unwrap();
+        let ended = began + Duration::from_secs(slow);
+        if first >= ended {
+            prop_assert_eq!(undone, first, "nothing to wait for");
+        } else {
+            prop_assert!(undone >= ended, "undone at {:?}, before the execute ended at {:?}", undone, ended);
+            let quarter = Duration::from_secs(u64::from((timeout / 4).max(1)));
+            prop_assert!(undone <= ended + quarter, "undone {:?} after the execute ended", undone - ended);
+        }
+        let waits = records.iter().filter(|r| matches!(&r.event,
+            SagaEvent::CompensationFailed { step, error, .. } if step == "s0" && error.met_execute_in_progress())).count();
+        prop_assert!(waits as u32 <= wait.max_attempts);
     }
 
     /// Liveness: 1,000 concurrent sagas, a third of them crashing at some log position and
