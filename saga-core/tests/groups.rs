@@ -126,6 +126,31 @@ fn executor(ledger: &Ledger, faults: FaultPlan) -> InMemoryExecutor {
         .build()
 }
 
+/// Runs saga `t` of `saga` under `faults` crashing at log position `crash`, then resumes it
+/// on a new executor with the same log and store: the ledger and the resumed run's report.
+async fn crash_and_resume(
+    saga: impl Fn(&Ledger) -> Saga,
+    faults: impl Fn() -> FaultPlan,
+    crash: usize,
+    input: &Value,
+) -> (Ledger, saga_core::SagaReport) {
+    let ledger = Ledger::default();
+    let first = InMemoryExecutor::builder()
+        .saga(saga(&ledger))
+        .faults(faults().crash_at(crash))
+        .build();
+    let err = first.run("trip", "t", input).await.unwrap_err();
+    assert!(err.to_string().contains("crashed"), "{err}");
+    let again = InMemoryExecutor::builder()
+        .saga(saga(&ledger))
+        .log(first.log().clone())
+        .store(first.store().clone())
+        .faults(faults())
+        .build();
+    let report = again.resume("t").await.unwrap();
+    (ledger, report)
+}
+
 #[tokio::test]
 async fn branches_run_at_once_and_each_reads_its_own_branch() {
     // flight, hotel and car each wait until all three are inside their execute: sequential
@@ -303,20 +328,7 @@ async fn a_compensation_waits_out_an_execute_in_flight_whatever_its_own_policy()
         .position(|r| matches!(r.event, saga_core::SagaEvent::CompensationStarted { .. }))
         .unwrap();
     for crash in back..records.len() {
-        let ledger = Ledger::default();
-        let first = InMemoryExecutor::builder()
-            .saga(trip(&ledger))
-            .faults(faults().crash_at(crash))
-            .build();
-        let err = first.run("trip", "t", &json!({})).await.unwrap_err();
-        assert!(err.to_string().contains("crashed"), "{err}");
-        let again = InMemoryExecutor::builder()
-            .saga(trip(&ledger))
-            .log(first.log().clone())
-            .store(first.store().clone())
-            .faults(faults())
-            .build();
-        let resumed = again.resume("t").await.unwrap();
+        let (ledger, resumed) = crash_and_resume(trip, faults, crash, &json!({})).await;
         assert!(
             matches!(resumed.outcome, Outcome::Compensated { .. }),
             "crash at {crash}: {:?}",
@@ -363,17 +375,7 @@ async fn a_crash_at_any_log_position_resumes_to_the_same_outcome() {
     let positions = clean_run.log().records("clean").unwrap().len();
     // Position 0 is SagaStarted: a crash before it leaves no saga to resume.
     for crash in 1..positions {
-        let ledger = Ledger::default();
-        let first = executor(&ledger, faults().crash_at(crash));
-        let err = first.run("trip", "t", &input).await.unwrap_err();
-        assert!(err.to_string().contains("crashed"), "{err}");
-        let again = InMemoryExecutor::builder()
-            .saga(trip(&ledger))
-            .log(first.log().clone())
-            .store(first.store().clone())
-            .faults(faults())
-            .build();
-        let report = again.resume("t").await.unwrap();
+        let (ledger, report) = crash_and_resume(trip, faults, crash, &input).await;
         assert_eq!(report.outcome, Outcome::Completed, "crash at {crash}");
         for step in [
             "order", "flight", "seat", "hotel", "car", "charge", "notify",
