@@ -289,6 +289,36 @@ def _cached_backend_for_host(self, host):  # type: ignore[no-untyped-def]
 DomainDispatcherApplication.get_backend_for_host = _cached_backend_for_host
 
 
+# Not a deviation, a diagnosis: an exception moto does not handle becomes an HTTP 500 page, and
+# moto's log (where werkzeug writes the traceback) goes nowhere unless SAGA_MOTO_LOG says where.
+# The test that met the 500 then said only "not an AWS answer". So every unhandled exception is
+# also written, with the request's action and its traceback, to the launcher's standard error
+# (fd 3, which `moto-server` opens onto its own), which a test inherits: a failure says why.
+import traceback  # noqa: E402
+
+try:
+    _errors = os.fdopen(3, "w", buffering=1)
+except OSError:  # started without the launcher
+    _errors = sys.stderr
+_dispatch = DomainDispatcherApplication.__call__
+
+
+def _dispatch_reporting_errors(self, environ, start_response):  # type: ignore[no-untyped-def]
+    try:
+        return _dispatch(self, environ, start_response)
+    except Exception:
+        action = environ.get("HTTP_X_AMZ_TARGET") or environ.get("QUERY_STRING") or "?"
+        _errors.write(
+            f"moto: unhandled error answering {action} "
+            f"({environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}), an HTTP 500:\n"
+            + traceback.format_exc()
+        )
+        raise
+
+
+DomainDispatcherApplication.__call__ = _dispatch_reporting_errors
+
+
 def exit_when_gone(owner: int) -> None:
     while True:
         try:

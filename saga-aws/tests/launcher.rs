@@ -129,3 +129,63 @@ fn started_by_hand_it_outlives_its_shell_until_it_is_stopped() {
         "the emulator outlived its stopped launcher"
     );
 }
+
+/// An exception moto does not handle is an HTTP 500 page to the client ("not an AWS answer"),
+/// and its traceback is written to the launcher's standard error, which a test inherits, even
+/// with moto's own log going nowhere: a test that meets a 500 says why. Here the exception is
+/// moto's own `TypeError` on an execution ARN that is a number.
+#[test]
+fn an_error_moto_does_not_handle_reaches_the_launchers_stderr_with_its_traceback() {
+    use std::io::{Read, Write};
+    Emulator::shared(); // installs moto if needed, so the start below is quick
+    let port = free_port();
+    let errors = std::env::temp_dir().join(format!("saga-launcher-{}-stderr", std::process::id()));
+    let mut launcher = Command::new("bash")
+        .arg(SCRIPT)
+        .arg(port.to_string())
+        .env("SAGA_EMULATOR_OWNER", std::process::id().to_string())
+        .env("SAGA_MOTO_VENV", venv())
+        .env_remove("SAGA_MOTO_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .spawn()
+        .unwrap();
+    let stop = Terminate(launcher.id());
+    assert!(
+        within(60, || answers(port)),
+        "the emulator did not start on port {port}"
+    );
+    let body = r#"{"executionArn": 5}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         X-Amz-Target: AWSStepFunctions.GetExecutionHistory\r\n\
+         Content-Type: application/x-amz-json-1.0\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20261204/us-east-1/states/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 500"),
+        "moto answered: {answer}"
+    );
+    let reported = within(10, || {
+        std::fs::read_to_string(&errors).is_ok_and(|e| e.contains("TypeError"))
+    });
+    drop(stop);
+    let _ = launcher.wait();
+    let stderr = std::fs::read_to_string(&errors).unwrap();
+    let _ = std::fs::remove_file(&errors);
+    assert!(
+        reported,
+        "no traceback on the launcher's stderr: {stderr:?}"
+    );
+    assert!(
+        stderr.contains("moto: unhandled error answering AWSStepFunctions.GetExecutionHistory")
+            && stderr.contains("Traceback (most recent call last)"),
+        "the report names the action and has the traceback: {stderr}"
+    );
+}
