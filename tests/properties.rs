@@ -22,8 +22,8 @@ use saga::{
 };
 use serde_json::json;
 use support::{
-    Case, Effect, Ledger, case, check_atomicity, check_prediction, paused_runtime, step_action,
-    step_name,
+    Case, Effect, Ledger, case, check_atomicity, check_no_execute_after_compensation,
+    check_prediction, paused_runtime, step_action, step_name, timed_case,
 };
 
 const SAGA: &str = "prop";
@@ -52,6 +52,17 @@ proptest! {
         let (report, effects) = run_once(&case, case.plan(), "saga-1");
         check_atomicity(&case, &report, &effects)?;
         check_prediction(&case, &report, &effects, true)?;
+    }
+
+    /// The faults timing decides, whatever the timing: late executes (held back, their step
+    /// timed out, delivered again after the saga's end) and slow handlers (still running when
+    /// a sibling branch fails, so the group's compensation waits for them). Atomicity and
+    /// idempotency as above, and no execute applies after its step's compensation.
+    #[test]
+    fn late_and_slow_executes_never_apply_after_their_compensation(case in timed_case(1, 12)) {
+        let (report, effects) = run_once(&case, case.plan(), "saga-1");
+        check_atomicity(&case, &report, &effects)?;
+        check_no_execute_after_compensation(&effects)?;
     }
 
     /// No effect after its compensation (the semantic lock): after a saga has ended, an

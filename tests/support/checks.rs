@@ -99,12 +99,17 @@ pub fn check_atomicity(
                 Action::Execute => case.shape.steps[index].retry,
                 Action::Compensate => case.shape.steps[index].compensation_retry,
             };
+            // A compensation's waits for its step's execute still in flight (a slow handler)
+            // are not failures of its own: its policy counts the others.
             let failures = report
                 .trace
                 .0
                 .iter()
                 .filter(|i| i.step == *step && i.action == *action)
-                .filter(|i| matches!(i.result, InvocationResult::Failed(_)))
+                .filter(|i| {
+                    matches!(&i.result, InvocationResult::Failed(f)
+                        if f.code != saga::invocation::codes::EXECUTE_IN_PROGRESS)
+                })
                 .count() as u32;
             prop_assert!(
                 error.kind == saga::FailureKind::Terminal || failures == policy.max_attempts + 1,
@@ -114,6 +119,27 @@ pub fn check_atomicity(
             );
         }
         other => prop_assert!(false, "an outcome this property does not know: {other:?}"),
+    }
+    Ok(())
+}
+
+/// No execute applies after its step's compensation (the semantic lock), whenever it arrives:
+/// a slow one still running when its group failed (the compensation waits for it), or a late
+/// one delivered after the saga's end (refused).
+pub fn check_no_execute_after_compensation(effects: &[Effect]) -> Result<(), TestCaseError> {
+    for (at, compensation) in effects.iter().enumerate() {
+        if compensation.action != Action::Compensate {
+            continue;
+        }
+        let later = effects[at + 1..]
+            .iter()
+            .find(|e| e.step == compensation.step && e.action == Action::Execute);
+        prop_assert!(
+            later.is_none(),
+            "{} executed after its compensation: {:?}",
+            compensation.step,
+            effects
+        );
     }
     Ok(())
 }

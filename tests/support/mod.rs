@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use saga::testing::{Fault, FaultEffect, FaultPlan};
@@ -26,7 +27,9 @@ pub use shape::{Policy, Shape, StepShape, policy, shape, with_lambdas};
 
 // Only the property tests ask the oracle and check runs.
 #[allow(unused_imports)]
-pub use checks::{check_atomicity, check_prediction, step_action};
+pub use checks::{
+    check_atomicity, check_no_execute_after_compensation, check_prediction, step_action,
+};
 #[allow(unused_imports)]
 pub use oracle::*;
 
@@ -232,33 +235,107 @@ pub fn fault_effect() -> impl Strategy<Value = FaultEffect> {
 }
 
 pub fn case(min: usize, max: usize) -> impl Strategy<Value = Case> {
-    shape(min, max).prop_flat_map(|shape| {
+    case_with(min, max, false)
+}
+
+/// As [`case`], and the faults include the two that timing decides: `Late` (an execute held
+/// back, its step timed out, and delivered once more after the saga has ended) and `Slow` (a
+/// handler that starts a while after its claim, within the step's timeout, so it may still run
+/// when a sibling branch fails). The oracle does not predict these; the properties that use
+/// them check what must hold whatever the timing.
+pub fn timed_case(min: usize, max: usize) -> impl Strategy<Value = Case> {
+    case_with(min, max, true)
+}
+
+fn case_with(min: usize, max: usize, timed: bool) -> impl Strategy<Value = Case> {
+    shape(min, max).prop_flat_map(move |shape| {
         let n = shape.steps.len();
+        let timeouts: Vec<u32> = shape.steps.iter().map(|s| s.timeout).collect();
+        // With the share of the step's timeout a `Slow` handler waits: its pause, once the
+        // step (and so its timeout) is known.
+        let effect = if timed {
+            prop_oneof![
+                4 => (fault_effect(), Just(0u32)),
+                2 => (Just(FaultEffect::Late), Just(0u32)),
+                3 => (Just(FaultEffect::Slow(Duration::ZERO)), 1u32..100),
+            ]
+            .boxed()
+        } else {
+            (fault_effect(), Just(0u32)).boxed()
+        };
         let fault = (
             0..n,
             prop::sample::select(vec![Action::Execute, Action::Compensate]),
             1u32..=3,
             1u32..=6,
-            fault_effect(),
+            effect,
         )
             .prop_map(
-                |(step, action, first_attempt, attempts, effect)| FaultSpec {
-                    step,
-                    action,
-                    first_attempt,
-                    attempts,
-                    effect,
+                move |(step, action, first_attempt, attempts, (effect, share))| {
+                    let effect = match effect {
+                        // Within the timeout: a slow handler, not a timed-out one.
+                        FaultEffect::Slow(_) => FaultEffect::Slow(
+                            Duration::from_secs(timeouts[step].into()) * share / 100,
+                        ),
+                        other => other,
+                    };
+                    FaultSpec {
+                        step,
+                        action,
+                        first_attempt,
+                        attempts,
+                        effect,
+                    }
                 },
             );
+        // Timed, a group's hazard half the time: a slow step in one branch while a step of
+        // another fails for good, so the compensation meets an execute still in flight.
+        let rivals: Vec<(usize, usize)> = (0..n)
+            .flat_map(|a| (0..n).map(move |b| (a, b)))
+            .filter(|&(a, b)| {
+                let (ga, gb) = (shape.steps[a].group, shape.steps[b].group);
+                matches!((ga, gb), (Some(x), Some(y)) if x.0 == y.0 && x.1 != y.1)
+            })
+            .collect();
+        let hazard = if timed && !rivals.is_empty() {
+            let timeouts: Vec<u32> = shape.steps.iter().map(|s| s.timeout).collect();
+            (prop::sample::select(rivals), 1u32..100, any::<bool>())
+                .prop_map(move |((slow, failing), share, on)| {
+                    let fault = |step, effect| FaultSpec {
+                        step,
+                        action: Action::Execute,
+                        first_attempt: 1,
+                        attempts: 1,
+                        effect,
+                    };
+                    let pause = Duration::from_secs(timeouts[slow].into()) * share / 100;
+                    let terminal = StepError::terminal("Injected", "injected");
+                    if on {
+                        vec![
+                            fault(slow, FaultEffect::Slow(pause)),
+                            fault(failing, FaultEffect::Fail(terminal)),
+                        ]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .boxed()
+        } else {
+            Just(Vec::new()).boxed()
+        };
         (
             Just(shape),
             prop::collection::vec(fault, 0..=4),
+            hazard,
             conditions::inputs(n),
         )
-            .prop_map(|(shape, faults, inputs)| Case {
-                shape,
-                faults,
-                inputs,
+            .prop_map(|(shape, mut faults, hazard, inputs)| {
+                faults.extend(hazard);
+                Case {
+                    shape,
+                    faults,
+                    inputs,
+                }
             })
     })
 }
