@@ -162,6 +162,24 @@ fn refuses_each_broken_rule_on_the_step_at_fault() {
             group_kind: Compensable,
         },
     );
+    // A group after the pivot holds only retriable steps: a compensable one there is out of
+    // order as it would be outside a group (nothing after the pivot is ever compensated).
+    check(
+        vec![
+            step("a", Compensable),
+            step("p", Pivot),
+            grouped("b", Compensable, "g", "b"),
+            grouped("c", Compensable, "g", "c"),
+            step("d", Retriable),
+        ],
+        2,
+        DefinitionError::KindOutOfOrder {
+            step: "b".into(),
+            kind: Compensable,
+            after: "p".into(),
+            after_kind: Pivot,
+        },
+    );
     let mut opted_out = grouped("b", Compensable, "g", "b");
     opted_out.compensate_on_failure = false;
     check(

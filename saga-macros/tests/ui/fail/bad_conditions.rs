@@ -21,8 +21,28 @@ impl Trip {
 
     async fn cancel_hotel(&self, _cx: &StepContext<'_>, _i: (), _o: Option<()>) -> Result<(), StepError> { Ok(()) }
 
+    // Reads the error, which is set only once a step has failed for good.
+    #[compensable(compensate = cancel_bus, when = "present(error)")]
+    async fn bus(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    async fn cancel_bus(&self, _cx: &StepContext<'_>, _i: (), _o: Option<()>) -> Result<(), StepError> { Ok(()) }
+
     // Not a string.
     #[pivot(when = car_wanted)]
+    async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+}
+
+struct AllConditional;
+
+// Every step has a condition: the saga could run nothing at all.
+#[saga]
+impl AllConditional {
+    #[compensable(compensate = cancel_flight, when = "flight_wanted")]
+    async fn flight(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    async fn cancel_flight(&self, _cx: &StepContext<'_>, _i: (), _o: Option<()>) -> Result<(), StepError> { Ok(()) }
+
+    #[pivot(when = "charge_wanted")]
     async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
 

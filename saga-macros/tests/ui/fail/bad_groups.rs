@@ -272,4 +272,28 @@ impl DuplicateStepInGroup {
     async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
 }
 
+struct CompensableGroupAfterPivot;
+
+// After the pivot nothing is compensated, so a group there holds only retriable steps.
+#[saga]
+impl CompensableGroupAfterPivot {
+    #[compensable(compensate = undo_order)]
+    async fn order(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+    async fn undo_order(&self, _cx: &StepContext<'_>, _i: (), _o: Option<()>) -> Result<(), StepError> { Ok(()) }
+
+    #[pivot]
+    async fn charge(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+
+    #[compensable(compensate = undo_mail, group = "notices")]
+    async fn mail(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+    async fn undo_mail(&self, _cx: &StepContext<'_>, _i: (), _o: Option<()>) -> Result<(), StepError> { Ok(()) }
+
+    #[compensable(compensate = undo_sms, group = "notices")]
+    async fn sms(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+    async fn undo_sms(&self, _cx: &StepContext<'_>, _i: (), _o: Option<()>) -> Result<(), StepError> { Ok(()) }
+
+    #[retriable]
+    async fn archive(&self, _cx: &StepContext<'_>, _i: ()) -> Result<(), StepError> { Ok(()) }
+}
+
 fn main() {}
