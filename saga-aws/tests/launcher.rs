@@ -87,8 +87,10 @@ struct Terminate(u32);
 
 impl Drop for Terminate {
     fn drop(&mut self) {
+        // Quiet: the process may have ended already.
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.to_string()])
+            .stderr(Stdio::null())
             .status();
     }
 }
@@ -188,4 +190,58 @@ fn an_error_moto_does_not_handle_reaches_the_launchers_stderr_with_its_traceback
             && stderr.contains("Traceback (most recent call last)"),
         "the report names the action and has the traceback: {stderr}"
     );
+}
+
+/// The second emulator's launcher (`saga-aws/emulator/fakecloud-server`) builds fakecloud's
+/// server once per machine (minutes, the first time), starts it, says `ready` once its health
+/// check answers with the services the tests use, and never outlives its owner.
+#[test]
+fn fakecloud_starts_answers_and_exits_with_its_owner() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    const FAKECLOUD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/fakecloud-server");
+    let mut owner = Command::new("sleep").arg("3600").spawn().unwrap();
+    let stop_owner = Terminate(owner.id());
+    let port = free_port();
+    let mut launcher = Command::new("bash")
+        .arg(FAKECLOUD)
+        .arg(port.to_string())
+        .env("SAGA_EMULATOR_OWNER", owner.id().to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stop_launcher = Terminate(launcher.id());
+    // The first line is `ready <endpoint>` (after the build, if this machine has none yet), or
+    // nothing if it failed (its reason is on stderr, which the test shows).
+    let mut ready = String::new();
+    BufReader::new(launcher.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(
+        ready.trim(),
+        format!("ready http://127.0.0.1:{port}"),
+        "the launcher did not start fakecloud"
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /_fakecloud/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut health = String::new();
+    stream.read_to_string(&mut health).unwrap();
+    for service in ["states", "sqs", "dynamodb", "events", "sts"] {
+        assert!(
+            health.contains(&format!("\"{service}\"")),
+            "fakecloud serves {service}: {health}"
+        );
+    }
+    drop(stop_owner);
+    owner.wait().unwrap();
+    let down = within(10, || !answers(port));
+    let launcher = std::sync::Mutex::new(launcher);
+    let ended = within(10, || {
+        launcher.lock().unwrap().try_wait().unwrap().is_some()
+    });
+    drop(stop_launcher);
+    let _ = launcher.lock().unwrap().wait();
+    assert!(down, "fakecloud outlived its owner");
+    assert!(ended, "the launcher outlived its server");
 }
