@@ -317,3 +317,42 @@ fn the_model_round_trips_through_json() {
         "compensations discard their result"
     );
 }
+
+/// A group's worst case counts every branch's retries: its branches run at once, and each may
+/// use all of its retries before one fails for good. So one more retry of a step in each of
+/// two branches adds twice what one more retry of a step on its own adds, and enough of them
+/// overflow the history, which the check refuses naming the worst path.
+#[test]
+fn a_groups_worst_case_history_counts_every_branch() {
+    use saga_core::GroupBranch;
+    let events = |definition: &SagaDefinition| {
+        analysis::check(definition)
+            .expect("within the limits")
+            .worst_case_history_events
+    };
+    let with_retries = |retries: u32, grouped: bool| {
+        let mut definition = saga(&[C, C, C, P, R]);
+        for (step, branch) in definition.steps[1..3].iter_mut().zip(["a", "b"]) {
+            step.retry = RetryPolicy::new(retries);
+            if grouped {
+                step.group = Some(GroupBranch::new("bookings", branch));
+            }
+        }
+        definition
+    };
+    let one_more_in_each_branch = events(&with_retries(3, true)) - events(&with_retries(2, true));
+    let alone = |retries| {
+        let mut definition = saga(&[C, C, P, R]);
+        definition.steps[1].retry = RetryPolicy::new(retries);
+        events(&definition)
+    };
+    let one_more_alone = alone(3) - alone(2);
+    assert!(one_more_alone > 0);
+    assert_eq!(one_more_in_each_branch, 2 * one_more_alone);
+
+    let errors = analysis::check(&with_retries(5000, true)).unwrap_err();
+    assert!(
+        matches!(&errors[..], [LimitError::HistoryTooLong { events, .. }] if *events > 25_000),
+        "{errors:?}"
+    );
+}

@@ -18,5 +18,7 @@ pub use model::{
     Catcher, ChoiceRule, ChoiceState, FailState, ParallelState, PassState, ResultPath, Retrier,
     State, StateMachine, States, SucceedState, TaskState, Transition,
 };
-pub use parallel::{branch_end_state, group_steps_state, has_steps_state, merged_document};
+pub use parallel::{
+    MAX_GROUP_BRANCHES, branch_end_state, group_steps_state, has_steps_state, merged_document,
+};
 pub use parameters::{substitution_key, substitutions};

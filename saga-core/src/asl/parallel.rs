@@ -105,12 +105,17 @@ pub(super) fn group_entry(group: &Group, at: StepsAtGroup) -> String {
     }
 }
 
+/// The most branches a group takes: its merge nests 4 + ceil(log2(branches)) intrinsic calls
+/// (see [`merged_document`]), and Step Functions takes ten deep.
+pub const MAX_GROUP_BRANCHES: usize = 64;
+
 /// The `ResultSelector` expression that makes the array of `branches` branch documents one
 /// document: the first one's members, with `steps` the (shallow) merge of every branch's
 /// `steps`. In an intrinsic function's string literal `{`, `}` (and `'`, `\`) are escaped with
 /// a backslash to stand for themselves ("Reserved characters in intrinsic functions", AWS Step
 /// Functions Developer Guide); the unescaped `{}` is `States.Format`'s placeholder. Nesting:
-/// 4 + ceil(log2(branches)) intrinsic calls (AWS takes 10), so up to 64 branches.
+/// 4 + ceil(log2(branches)) intrinsic calls (AWS takes 10), so up to
+/// [`MAX_GROUP_BRANCHES`] branches.
 pub fn merged_document(branches: usize) -> String {
     format!(
         "States.JsonMerge($[0], States.StringToJson(States.Format('\\{{\"steps\":{{}}\\}}', \

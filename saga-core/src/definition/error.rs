@@ -191,6 +191,21 @@ pub enum DefinitionError {
         /// Which rule it breaks.
         reason: String,
     },
+    /// A group with more branches than its `Parallel` can merge: the branches' documents are
+    /// merged by nested intrinsic calls, which Step Functions takes ten deep.
+    #[error(
+        "group `{group}` has {branches} branches; a group takes at most {max} (its `Parallel` \
+         merges the branches' documents with nested intrinsic calls, which Step Functions takes \
+         ten deep): split it into groups one after the other"
+    )]
+    GroupTooLarge {
+        /// The group.
+        group: String,
+        /// How many branches it has.
+        branches: usize,
+        /// The most a group takes.
+        max: usize,
+    },
     /// A group with fewer than two branches runs nothing in parallel.
     #[error(
         "group `{group}` has {branches} branch(es): a group runs two or more branches at once \

@@ -152,6 +152,18 @@ impl SagaDefinition {
                     },
                 ));
             }
+            if group.branches.len() > crate::asl::MAX_GROUP_BRANCHES {
+                // On the first step of the first branch too many.
+                let at = group.branches[crate::asl::MAX_GROUP_BRANCHES].steps[0];
+                errors.push((
+                    Some(at),
+                    DefinitionError::GroupTooLarge {
+                        group: name.clone(),
+                        branches: group.branches.len(),
+                        max: crate::asl::MAX_GROUP_BRANCHES,
+                    },
+                ));
+            }
             if group.branches.len() < 2 {
                 errors.push((
                     Some(first),

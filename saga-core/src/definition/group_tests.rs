@@ -180,6 +180,40 @@ fn refuses_each_broken_rule_on_the_step_at_fault() {
             after_kind: Pivot,
         },
     );
+    // As many branches as a `Parallel` can merge, and one more.
+    let wide = |branches: usize| {
+        let mut steps: Vec<StepDefinition> = (0..branches)
+            .map(|b| grouped(&format!("b{b}"), Compensable, "g", &format!("b{b}")))
+            .collect();
+        steps.push(step("p", Pivot));
+        steps
+    };
+    let largest = crate::asl::MAX_GROUP_BRANCHES;
+    assert_eq!(saga(wide(largest)).validate(), Ok(()));
+    // The nesting of intrinsic calls in its merge, which Step Functions takes ten deep.
+    let nesting = |branches| {
+        let merge = crate::asl::merged_document(branches);
+        let depth = merge.chars().scan(0i32, |depth, c| {
+            *depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            Some(*depth)
+        });
+        depth.max().expect("a merge is a call")
+    };
+    assert_eq!(nesting(largest), 10);
+    assert_eq!(nesting(largest + 1), 11);
+    check(
+        wide(largest + 1),
+        largest,
+        DefinitionError::GroupTooLarge {
+            group: "g".into(),
+            branches: largest + 1,
+            max: largest,
+        },
+    );
     let mut opted_out = grouped("b", Compensable, "g", "b");
     opted_out.compensate_on_failure = false;
     check(
