@@ -1,5 +1,8 @@
-//! The local AWS emulator for tests (feature `testing`): one moto server per test process, on a
-//! free port, started by `saga-aws/emulator/moto-server` (which installs moto the first time).
+//! The local AWS emulators for tests (feature `testing`): one server per test process and
+//! emulator, on a free port, started by its launcher in `saga-aws/emulator/`: moto
+//! (`moto-server`, which installs moto the first time), the one the suite runs on, and fakecloud
+//! (`fakecloud-server`, which builds our small server on fakecloud's crates the first time), the
+//! second oracle being brought in (see `saga-aws/emulator/FAKECLOUD.md`).
 //!
 //! The server exits by itself when the test process ends, however it ends (a failed assertion,
 //! a panic, a kill): it watches the process that started it. If it cannot start, the test fails
@@ -19,8 +22,34 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use crate::AwsError;
 use aws_sdk_sfn::config::Credentials;
 
-/// How long the first start may take (it installs moto into a venv).
-const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// Which emulator: both launchers print `ready <endpoint>` and exit with their owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EmulatorKind {
+    /// moto 5.2.5 with the launcher's fixes (`moto-server`): the one the suite runs on.
+    Moto,
+    /// fakecloud 0.51.0's services in our small server (`fakecloud-server`).
+    Fakecloud,
+}
+
+impl EmulatorKind {
+    /// Its launcher in `saga-aws/emulator/`.
+    fn script(self) -> &'static str {
+        match self {
+            EmulatorKind::Moto => "moto-server",
+            EmulatorKind::Fakecloud => "fakecloud-server",
+        }
+    }
+
+    /// How long its first start may take: moto installs into a venv (a minute or so);
+    /// fakecloud's server is built (~15 CPU-minutes cold on a machine that has none yet).
+    fn start_timeout(self) -> Duration {
+        match self {
+            EmulatorKind::Moto => Duration::from_secs(300),
+            EmulatorKind::Fakecloud => Duration::from_secs(45 * 60),
+        }
+    }
+}
 
 /// A running emulator.
 #[derive(Debug)]
@@ -30,38 +59,67 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// The emulator of this test process, started on first use.
+    /// The moto emulator of this test process, started on first use.
     ///
     /// # Panics
     ///
     /// If the emulator cannot be installed or started, with the reason.
     pub fn shared() -> &'static Emulator {
-        static SHARED: OnceLock<Emulator> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            Emulator::start().unwrap_or_else(|e| panic!("the AWS emulator did not start: {e}"))
+        Self::shared_of(EmulatorKind::Moto)
+    }
+
+    /// The emulator of `kind` of this test process, started on first use.
+    ///
+    /// # Panics
+    ///
+    /// If the emulator cannot be installed (or built) or started, with the reason.
+    pub fn shared_of(kind: EmulatorKind) -> &'static Emulator {
+        static MOTO: OnceLock<Emulator> = OnceLock::new();
+        static FAKECLOUD: OnceLock<Emulator> = OnceLock::new();
+        let shared = match kind {
+            EmulatorKind::Moto => &MOTO,
+            EmulatorKind::Fakecloud => &FAKECLOUD,
+        };
+        shared.get_or_init(|| {
+            Emulator::start_kind(kind)
+                .unwrap_or_else(|e| panic!("the AWS emulator ({kind:?}) did not start: {e}"))
         })
     }
 
-    /// Starts a new emulator on a free port and waits until it answers.
+    /// Starts a new moto emulator on a free port and waits until it answers.
     pub fn start() -> Result<Emulator, String> {
+        Self::start_kind(EmulatorKind::Moto)
+    }
+
+    /// Starts a new emulator of `kind` on a free port and waits until it answers.
+    pub fn start_kind(kind: EmulatorKind) -> Result<Emulator, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
             .port();
-        Self::start_on(port)
+        Self::start_kind_on(kind, port)
     }
 
-    /// Starts a new emulator on `port` (one that stopped there, say: a restart, with none of
-    /// its state) and waits until it answers.
+    /// Starts a new moto emulator on `port` (one that stopped there, say: a restart, with none
+    /// of its state) and waits until it answers.
     pub fn start_on(port: u16) -> Result<Emulator, String> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/moto-server");
+        Self::start_kind_on(EmulatorKind::Moto, port)
+    }
+
+    /// Starts a new emulator of `kind` on `port` and waits until it answers.
+    pub fn start_kind_on(kind: EmulatorKind, port: u16) -> Result<Emulator, String> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("emulator")
+            .join(kind.script());
         let mut command = Command::new("bash");
         command
             .arg(&script)
             .arg(port.to_string())
             .env("SAGA_EMULATOR_OWNER", std::process::id().to_string());
-        // Installed once per target directory: the tests' own, whichever crate they belong to.
-        if std::env::var_os("SAGA_MOTO_VENV").is_none()
+        // moto is installed once per target directory: the tests' own, whichever crate they
+        // belong to. (fakecloud's server is built once per machine, outside any target.)
+        if kind == EmulatorKind::Moto
+            && std::env::var_os("SAGA_MOTO_VENV").is_none()
             && let Some(venv) = std::env::current_exe()
                 .ok()
                 .and_then(|exe| venv_beside(&exe))
@@ -86,7 +144,8 @@ impl Emulator {
                 "the emulator script ended before it was ready (see its messages above)".to_owned(),
             ));
         });
-        match rx.recv_timeout(START_TIMEOUT) {
+        let start_timeout = kind.start_timeout();
+        match rx.recv_timeout(start_timeout) {
             Ok(Ok(endpoint)) => Ok(Emulator {
                 endpoint,
                 child: Mutex::new(child),
@@ -98,7 +157,7 @@ impl Emulator {
             Err(_) => {
                 let _ = child.kill();
                 Err(format!(
-                    "the emulator was not ready within {START_TIMEOUT:?}"
+                    "the emulator was not ready within {start_timeout:?}"
                 ))
             }
         }
