@@ -250,9 +250,14 @@ pub fn timed_case(min: usize, max: usize) -> impl Strategy<Value = Case> {
 fn case_with(min: usize, max: usize, timed: bool) -> impl Strategy<Value = Case> {
     shape(min, max).prop_flat_map(move |shape| {
         let n = shape.steps.len();
+        // A `Slow` handler on `step` waits `share` % of the step's timeout: within it, a slow
+        // handler and not a timed-out one.
         let timeouts: Vec<u32> = shape.steps.iter().map(|s| s.timeout).collect();
-        // With the share of the step's timeout a `Slow` handler waits: its pause, once the
-        // step (and so its timeout) is known.
+        let slow = move |step: usize, share: u32| {
+            FaultEffect::Slow(Duration::from_secs(timeouts[step].into()) * share / 100)
+        };
+        let slow_in_hazard = slow.clone();
+        // The share is drawn with the effect, the pause made once the step is known.
         let effect = if timed {
             prop_oneof![
                 4 => (fault_effect(), Just(0u32)),
@@ -273,10 +278,7 @@ fn case_with(min: usize, max: usize, timed: bool) -> impl Strategy<Value = Case>
             .prop_map(
                 move |(step, action, first_attempt, attempts, (effect, share))| {
                     let effect = match effect {
-                        // Within the timeout: a slow handler, not a timed-out one.
-                        FaultEffect::Slow(_) => FaultEffect::Slow(
-                            Duration::from_secs(timeouts[step].into()) * share / 100,
-                        ),
+                        FaultEffect::Slow(_) => slow(step, share),
                         other => other,
                     };
                     FaultSpec {
@@ -298,7 +300,6 @@ fn case_with(min: usize, max: usize, timed: bool) -> impl Strategy<Value = Case>
             })
             .collect();
         let hazard = if timed && !rivals.is_empty() {
-            let timeouts: Vec<u32> = shape.steps.iter().map(|s| s.timeout).collect();
             (prop::sample::select(rivals), 1u32..100, any::<bool>())
                 .prop_map(move |((slow, failing), share, on)| {
                     let fault = |step, effect| FaultSpec {
@@ -308,11 +309,10 @@ fn case_with(min: usize, max: usize, timed: bool) -> impl Strategy<Value = Case>
                         attempts: 1,
                         effect,
                     };
-                    let pause = Duration::from_secs(timeouts[slow].into()) * share / 100;
                     let terminal = StepError::terminal("Injected", "injected");
                     if on {
                         vec![
-                            fault(slow, FaultEffect::Slow(pause)),
+                            fault(slow, slow_in_hazard(slow, share)),
                             fault(failing, FaultEffect::Fail(terminal)),
                         ]
                     } else {
