@@ -14,16 +14,16 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use saga::invocation::{codes, run_idempotent};
 use saga::testing::{FaultEffect, FaultPlan};
 use saga::{
-    Action, ExecutorError, IdempotencyKey, InMemoryExecutor, InMemoryIdempotencyStore,
-    InvocationResult, JitterStrategy, Outcome, PayloadHash, SagaEvent, SagaLog, SagaReport,
+    Action, ExecutorError, InMemoryExecutor, InMemoryIdempotencyStore, InvocationResult,
+    JitterStrategy, Outcome, SagaEvent, SagaLog, SagaReport,
 };
-use serde_json::json;
+use saga_aws::testing::conformance::Conformance;
 use support::{
-    Case, Effect, Ledger, case, check_atomicity, check_no_execute_after_compensation,
-    check_prediction, paused_runtime, step_action, step_name, timed_case,
+    Case, Effect, Ledger, StoreKind, case, check_atomicity, check_no_execute_after_compensation,
+    check_prediction, check_the_lock, draw, executes_after_compensation, on_step_functions,
+    paused_runtime, step_action, timed_case,
 };
 
 const SAGA: &str = "prop";
@@ -65,42 +65,14 @@ proptest! {
         check_no_execute_after_compensation(&effects)?;
     }
 
-    /// No effect after its compensation (the semantic lock): after a saga has ended, an
-    /// execute of any step delivered late (a stray or delayed command, with any payload) never
-    /// runs where that step's compensation ran, and answers `Compensated`.
+    /// No effect after its compensation (the semantic lock), on both stores: after a saga has
+    /// ended, an execute of any step delivered late (a stray or delayed command, with any
+    /// payload) never runs where that step's compensation ran, and answers `Compensated`; and
+    /// no late or slow execute during the run applied after its compensation.
     #[test]
-    fn no_execute_runs_after_its_compensation(case in case(1, 12)) {
-        let ledger = Arc::new(Ledger::default());
-        let store = Arc::new(InMemoryIdempotencyStore::new());
-        let executor = InMemoryExecutor::builder()
-            .saga(case.shape.build(SAGA, &ledger))
-            .store(store.clone())
-            .faults(case.plan())
-            .build();
-        let rt = paused_runtime();
-        let report = rt
-            .block_on(executor.run(SAGA, "saga-1", &case.input("saga-1")))
-            .expect("the executor runs the saga to an outcome");
-        let effects = ledger.of("saga-1");
-        for index in 0..case.shape.steps.len() {
-            let step = step_name(index);
-            // The compensation ran through the store: its handler applied its effect, or it
-            // answered a success.
-            let compensated = effects.iter().any(|e| e.step == step && e.action == Action::Compensate)
-                || report.trace.0.iter().any(|i| {
-                    i.step == step && i.action == Action::Compensate && i.result == InvocationResult::Succeeded
-                });
-            let key = IdempotencyKey::new("saga-1", &step, Action::Execute);
-            let ran = std::sync::atomic::AtomicBool::new(false);
-            let late = rt.block_on(run_idempotent(&*store, &key, PayloadHash::of(&json!({ "late": step })), Duration::from_secs(5), |_| async {
-                ran.store(true, std::sync::atomic::Ordering::SeqCst);
-                Ok(json!(null))
-            }));
-            if compensated {
-                prop_assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "a late execute of `{}` ran after its compensation", step);
-                let code = late.map_err(|f| f.code);
-                prop_assert_eq!(code, Err(codes::COMPENSATED.to_owned()), "the late execute of `{}`", step);
-            }
+    fn no_execute_runs_after_its_compensation(case in timed_case(1, 12)) {
+        for kind in StoreKind::ALL {
+            check_the_lock(&case, kind)?;
         }
     }
 
@@ -456,4 +428,69 @@ fn the_random_shapes_cover_groups() {
         "groups before the pivot {before}, after {after}"
     );
     assert_eq!((widest, longest), (4, 3));
+}
+
+/// The semantic lock on Step Functions, on both stores: random sagas with groups and
+/// conditions under random faults, late and slow executes and failures while siblings run
+/// included, on the emulator (the conformance harness reproduces each fault there), with the
+/// participants' idempotency records in memory and in DynamoDB. No execute applies after its
+/// step's compensation, on either store, in any branch.
+///
+/// Step Functions waits for real, so this draws `SAGA_LOCK_CASES` cases (16 by default) from
+/// `SAGA_LOCK_SEED` (printed; random by default) and runs them at once, rather than one by
+/// one as proptest would.
+#[test]
+fn the_semantic_lock_holds_on_step_functions_on_both_stores() {
+    let number = |name: &str| {
+        std::env::var(name).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+        })
+    };
+    let count = number("SAGA_LOCK_CASES").unwrap_or(16) as usize;
+    let seed = number("SAGA_LOCK_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    println!("SAGA_LOCK_SEED={seed} SAGA_LOCK_CASES={count}");
+    let cases = draw(timed_case(1, 12), seed, count);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let verdicts = runtime.block_on(async {
+        let config = saga_aws::testing::Emulator::shared().config().await;
+        let runs = async |store: Conformance| {
+            let store = store.concurrency(10);
+            store
+                .check(cases.iter().map(on_step_functions).collect())
+                .await
+        };
+        let (memory, dynamodb) = tokio::join!(
+            runs(Conformance::new(&config)),
+            runs(Conformance::new(&config).dynamodb_store())
+        );
+        [("in-memory", memory), ("DynamoDB", dynamodb)]
+    });
+    let mut broken = Vec::new();
+    for (store, verdicts) in verdicts {
+        let verdicts = verdicts.unwrap_or_else(|e| panic!("the {store} lab did not open: {e}"));
+        for verdict in verdicts {
+            let case = &cases[verdict.index];
+            match &verdict.emulator {
+                Ok(run) => broken.extend(
+                    executes_after_compensation(&run.applied)
+                        .into_iter()
+                        .map(|e| format!("{store} store, {case:?}: {e}")),
+                ),
+                Err(why) => broken.push(format!("{store} store, {case:?} did not run: {why}")),
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "SAGA_LOCK_SEED={seed}:\n{}",
+        broken.join("\n")
+    );
 }

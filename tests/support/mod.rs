@@ -16,14 +16,20 @@ use serde_json::{Value, json};
 
 mod checks;
 mod conditions;
+mod lock;
 mod oracle;
 mod shape;
+mod stores;
 
 // Each test uses its part of the support.
 #[allow(unused_imports)]
 pub use conditions::{ConditionShape, Inputs};
 #[allow(unused_imports)]
+pub use lock::{check_the_lock, draw, executes_after_compensation, on_step_functions};
+#[allow(unused_imports)]
 pub use shape::{Policy, Shape, StepShape, policy, shape, with_lambdas};
+#[allow(unused_imports)]
+pub use stores::StoreKind;
 
 // Only the property tests ask the oracle and check runs.
 #[allow(unused_imports)]

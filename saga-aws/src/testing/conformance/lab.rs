@@ -41,7 +41,13 @@ pub(super) struct Lab {
 }
 
 impl Lab {
-    pub(super) async fn open(config: &SdkConfig, cases: &[(usize, Case)]) -> Result<Lab, AwsError> {
+    /// Opens the lab for `cases`; the participant keeps its idempotency records in memory, or
+    /// with `dynamodb` in a table created for this lab.
+    pub(super) async fn open(
+        config: &SdkConfig,
+        cases: &[(usize, Case)],
+        dynamodb: bool,
+    ) -> Result<Lab, AwsError> {
         let queues = Queues::new(config);
         let relay = queues
             .create(
@@ -72,8 +78,18 @@ impl Lab {
         let sfn = StepFunctions::new(config, Emulator::ROLE_ARN).with_events(publisher.clone());
         let ledger = Arc::new(Ledger::default());
 
-        // One lab at a time in this process: the in-memory store is the participant's memory.
-        let store = Arc::new(late::SettlingStore::default());
+        // The participant's memory: one store per lab, so that saga ids (`case-<n>`) never
+        // meet an earlier lab's records.
+        let store = Arc::new(if dynamodb {
+            let table = crate::dynamodb::DynamoDbIdempotencyStore::new(
+                config,
+                Emulator::unique("conformance"),
+            );
+            table.create_table().await?;
+            late::SettlingStore::over(Arc::new(table))
+        } else {
+            late::SettlingStore::default()
+        });
         let lost = lost::LostAnswers::default();
         let mut worker = Worker::builder(config, &participant.url)
             .store(store.clone())

@@ -4,7 +4,7 @@
 //! run it to an outcome), so that whatever it did is in the ledger before the runs are compared.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,14 +30,29 @@ impl Held {
     }
 }
 
-/// The participant's in-memory store, counting per key the deliveries it has settled.
-#[derive(Debug, Default)]
+/// The participant's store (in memory, or DynamoDB's), counting per key the deliveries it has
+/// settled.
+#[derive(Debug)]
 pub(super) struct SettlingStore {
-    inner: InMemoryIdempotencyStore,
+    inner: Arc<dyn IdempotencyStore>,
     settled: Mutex<HashMap<IdempotencyKey, u64>>,
 }
 
+impl Default for SettlingStore {
+    fn default() -> Self {
+        Self::over(Arc::new(InMemoryIdempotencyStore::new()))
+    }
+}
+
 impl SettlingStore {
+    /// Counts what `inner` settles.
+    pub(super) fn over(inner: Arc<dyn IdempotencyStore>) -> Self {
+        Self {
+            inner,
+            settled: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// How many deliveries of `key` have been settled so far.
     pub(super) fn settled(&self, key: &IdempotencyKey) -> u64 {
         lock(&self.settled).get(key).copied().unwrap_or(0)

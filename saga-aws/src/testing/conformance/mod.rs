@@ -356,6 +356,7 @@ fn unsupported(case: &Case) -> Option<String> {
 pub struct Conformance {
     config: SdkConfig,
     concurrency: usize,
+    dynamodb: bool,
 }
 
 impl Conformance {
@@ -364,7 +365,16 @@ impl Conformance {
         Self {
             config: config.clone(),
             concurrency: 16,
+            dynamodb: false,
         }
+    }
+
+    /// The participants on Step Functions keep their idempotency records in DynamoDB, in a
+    /// table created for each [`check`](Self::check), as a deployed worker does; in memory
+    /// otherwise (the default: quicker, and the same contract).
+    pub fn dynamodb_store(mut self) -> Self {
+        self.dynamodb = true;
+        self
     }
 
     /// How many cases run on Step Functions at once (at least 1).
@@ -402,7 +412,7 @@ impl Conformance {
                 disagreements: Vec::new(),
             });
         }
-        let lab = Lab::open(&self.config, &runnable).await?;
+        let lab = Lab::open(&self.config, &runnable, self.dynamodb).await?;
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let runs = join_all(runnable.iter().enumerate().map(|(i, (index, _))| {
             let (lab, slots) = (&lab, slots.clone());
