@@ -31,6 +31,8 @@ fn env_number(name: &str) -> Option<u64> {
     )
 }
 
+#[path = "differential/conditions.rs"]
+mod conditions;
 #[path = "differential/generate.rs"]
 mod generate;
 use generate::case_file;
@@ -327,6 +329,7 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
             run.events
         );
     }
+    conditions::check_condition_forms(runs);
     // Parallel groups, on both engines. A failed group is compensated whole, in reverse
     // declaration order, then the earlier steps; what remains applied at the end is what the
     // semantics say, whatever ran in the sibling branches meanwhile.
