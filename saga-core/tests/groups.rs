@@ -1,155 +1,19 @@
 //! Parallel groups on the in-memory executor: the branches run at once, each reads the group's
 //! input and its own branch's outputs, and when a step fails for good every step of its group is
 //! compensated (the ones still in flight included, once they have ended), then the earlier
-//! stages, with no effect applied after its compensation.
+//! stages, with no effect applied after its compensation. Crashes inside a group, and the
+//! recovery of a stuck one, are in `group_recovery.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use saga_core::testing::FaultPlan;
-use saga_core::{
-    Action, Compensable, InMemoryExecutor, InvocationResult, Outcome, Saga, Step, StepContext,
-    StepError,
-};
-use serde_json::{Value, json};
+use saga_core::{Action, InMemoryExecutor, InvocationResult, Outcome, Saga, StepError};
+use serde_json::json;
 
-/// What the participants did, in order: `("hotel", "execute")`, `("hotel", "compensate")`,
-/// and the document each execute read.
-#[derive(Clone, Default)]
-struct Ledger {
-    entries: Arc<Mutex<Vec<(String, &'static str)>>>,
-    seen: Arc<Mutex<HashMap<String, Value>>>,
-    /// Executes that wait for this many participants to be inside their execute at once.
-    meet: Option<Arc<tokio::sync::Barrier>>,
-}
-
-impl Ledger {
-    fn entries(&self) -> Vec<(String, &'static str)> {
-        self.entries.lock().unwrap().clone()
-    }
-
-    /// How often `step`'s effect was applied and undone.
-    fn count(&self, step: &str) -> (usize, usize) {
-        let entries = self.entries();
-        let of = |what| {
-            entries
-                .iter()
-                .filter(|e| e.0 == step && e.1 == what)
-                .count()
-        };
-        (of("execute"), of("compensate"))
-    }
-
-    fn compensations(&self) -> Vec<String> {
-        self.entries()
-            .into_iter()
-            .filter(|e| e.1 == "compensate")
-            .map(|e| e.0)
-            .collect()
-    }
-}
-
-#[derive(Clone)]
-struct Booking {
-    ledger: Ledger,
-}
-
-impl Step for Booking {
-    type Input = Value;
-    type Output = Value;
-
-    async fn execute(&self, cx: &StepContext<'_>, _: Value) -> Result<Value, StepError> {
-        if let Some(meet) = &self.ledger.meet {
-            meet.wait().await;
-        }
-        let step = cx.step().to_owned();
-        let ledger = &self.ledger;
-        ledger
-            .seen
-            .lock()
-            .unwrap()
-            .insert(step.clone(), cx.document().clone());
-        ledger
-            .entries
-            .lock()
-            .unwrap()
-            .push((step.clone(), "execute"));
-        // `pad.<step>` in the input: an output that many bytes larger.
-        match cx.document()["pad"][&step].as_u64() {
-            Some(bytes) => Ok(json!({ "booked": step, "pad": "x".repeat(bytes as usize) })),
-            None => Ok(json!({ "booked": step })),
-        }
-    }
-}
-
-impl Compensable for Booking {
-    async fn compensate(
-        &self,
-        cx: &StepContext<'_>,
-        _: Value,
-        _: Option<Value>,
-    ) -> Result<(), StepError> {
-        let entry = (cx.step().to_owned(), "compensate");
-        self.ledger.entries.lock().unwrap().push(entry);
-        Ok(())
-    }
-}
-
-/// order; bookings { air: [flight, seat], hotel: [hotel], car: [car when car_wanted] };
-/// charge (pivot); notify.
-fn trip(ledger: &Ledger) -> Saga {
-    let b = || Booking {
-        ledger: ledger.clone(),
-    };
-    Saga::builder("trip")
-        .compensable("order", b())
-        .compensable("flight", b())
-        .in_branch("bookings", "air")
-        .compensable("seat", b())
-        .in_branch("bookings", "air")
-        .compensable("hotel", b())
-        .in_group("bookings")
-        .compensable("car", b())
-        .in_group("bookings")
-        .when("car_wanted")
-        .pivot("charge", b())
-        .retriable("notify", b())
-        .build()
-        .expect("a valid trip")
-}
-
-fn executor(ledger: &Ledger, faults: FaultPlan) -> InMemoryExecutor {
-    InMemoryExecutor::builder()
-        .saga(trip(ledger))
-        .faults(faults)
-        .build()
-}
-
-/// Runs saga `t` of `saga` under `faults` crashing at log position `crash`, then resumes it
-/// on a new executor with the same log and store: the ledger and the resumed run's report.
-async fn crash_and_resume(
-    saga: impl Fn(&Ledger) -> Saga,
-    faults: impl Fn() -> FaultPlan,
-    crash: usize,
-    input: &Value,
-) -> (Ledger, saga_core::SagaReport) {
-    let ledger = Ledger::default();
-    let first = InMemoryExecutor::builder()
-        .saga(saga(&ledger))
-        .faults(faults().crash_at(crash))
-        .build();
-    let err = first.run("trip", "t", input).await.unwrap_err();
-    assert!(err.to_string().contains("crashed"), "{err}");
-    let again = InMemoryExecutor::builder()
-        .saga(saga(&ledger))
-        .log(first.log().clone())
-        .store(first.store().clone())
-        .faults(faults())
-        .build();
-    let report = again.resume("t").await.unwrap();
-    (ledger, report)
-}
+#[path = "groups/trip.rs"]
+mod trip;
+use trip::{Booking, Ledger, crash_and_resume, executor};
 
 #[tokio::test]
 async fn branches_run_at_once_and_each_reads_its_own_branch() {
@@ -358,80 +222,6 @@ async fn a_late_execute_after_its_compensation_applies_nothing() {
     assert_eq!(ledger.count("car"), (0, 0));
     assert_eq!(ledger.count("hotel"), (0, 1));
     assert_eq!(ledger.compensations(), ["hotel", "seat", "flight", "order"]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_crash_at_any_log_position_resumes_to_the_same_outcome() {
-    let input = json!({"car_wanted": true});
-    let faults = || {
-        FaultPlan::new()
-            .slow("flight", Action::Execute, Duration::from_secs(5), 1)
-            .fail("hotel", Action::Execute, StepError::retryable("busy"), 1)
-    };
-    let clean = Ledger::default();
-    let clean_run = executor(&clean, faults());
-    let expected = clean_run.run("trip", "clean", &input).await.unwrap();
-    assert_eq!(expected.outcome, Outcome::Completed);
-    let positions = clean_run.log().records("clean").unwrap().len();
-    // Position 0 is SagaStarted: a crash before it leaves no saga to resume.
-    for crash in 1..positions {
-        let (ledger, report) = crash_and_resume(trip, faults, crash, &input).await;
-        assert_eq!(report.outcome, Outcome::Completed, "crash at {crash}");
-        for step in [
-            "order", "flight", "seat", "hotel", "car", "charge", "notify",
-        ] {
-            assert_eq!(ledger.count(step), (1, 0), "{step}, crash at {crash}");
-            assert_eq!(report.output["steps"][step], expected.output["steps"][step]);
-        }
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_stuck_group_after_the_pivot_recovers_once_fixed() {
-    let ledger = Ledger::default();
-    let b = || Booking {
-        ledger: ledger.clone(),
-    };
-    let saga = || {
-        Saga::builder("notify")
-            .pivot("charge", b())
-            .retriable("mail", b())
-            .retry(saga_core::RetryPolicy::none())
-            .in_group("messages")
-            .retriable("sms", b())
-            .in_group("messages")
-            .retriable("archive", b())
-            .build()
-            .unwrap()
-    };
-    let bounced = FaultPlan::new().fail(
-        "mail",
-        Action::Execute,
-        StepError::terminal("Bounced", "bounced"),
-        1,
-    );
-    let first = InMemoryExecutor::builder()
-        .saga(saga())
-        .faults(bounced)
-        .build();
-    let stuck = first.run("notify", "n-1", &json!({})).await.unwrap();
-    assert!(
-        matches!(&stuck.outcome, Outcome::CompensationFailed { step, action: Action::Execute, .. } if step == "mail"),
-        "{:?}",
-        stuck.outcome
-    );
-    // Fixed: the same log and store, without the fault.
-    let fixed = InMemoryExecutor::builder()
-        .saga(saga())
-        .log(first.log().clone())
-        .store(first.store().clone())
-        .build();
-    let recovered = fixed.recover("n-1").await.unwrap();
-    assert_eq!(recovered.outcome, Outcome::Completed);
-    for step in ["charge", "mail", "sms", "archive"] {
-        assert_eq!(ledger.count(step), (1, 0), "{step}");
-        assert_eq!(recovered.output["steps"][step]["booked"], step);
-    }
 }
 
 /// A `Parallel` state's result carries every branch's document, and Step Functions fails an

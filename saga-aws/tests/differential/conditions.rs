@@ -13,7 +13,13 @@ const EXPECTED: [(&str, &[&str]); 3] = [
     (
         // {"coupon": null, "tier": "silver", "gift": false, "boxes": 2, "weight": 1}
         "condition-forms-on-values.json",
-        &["coupon_null", "tier_not_gold", "no_gift", "few_boxes", "not_heavy"],
+        &[
+            "coupon_null",
+            "tier_not_gold",
+            "no_gift",
+            "few_boxes",
+            "not_heavy",
+        ],
     ),
     (
         // {"coupon": "X10", "tier": "gold", "gift": true, "boxes": 3, "weight": 2.5,
