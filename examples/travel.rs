@@ -7,7 +7,13 @@
 //! cargo run --example travel -- --fail book_hotel     # no room: the flight and the car are cancelled
 //! cargo run --example travel -- --fail charge_card    # the card is declined: every booking is cancelled
 //! cargo run --example travel -- --aws                 # the same trip on Step Functions
+//! cargo run --example travel -- cost                  # the paths through the group, priced
+//! cargo run --example travel -- graph                 # fork, join and the car's condition
+//! cargo run --example travel -- asl                   # the state machine (a Parallel, a Choice)
 //! ```
+//!
+//! Any other subcommand is the saga command line (`saga::cli`): `template`, `deploy`,
+//! `start`, `watch`, `status`, `worker`; `cargo run --example travel -- help` lists them.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +22,7 @@ use saga::{InMemoryExecutor, Outcome, Saga, SagaEvent, SagaReport, StepContext, 
 use serde::{Deserialize, Serialize};
 
 /// A trip request: the saga's input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Trip {
     trip_id: String,
     traveller: String,
@@ -343,6 +349,12 @@ usage: cargo run --example travel [-- OPTIONS]
 Books one trip: flight, hotel and car at the same time (the car only when asked for), then the
 card (the pivot), then the itinerary, on the in-memory executor, or with --aws on Step Functions.
 
+commands (the saga command line; `help` lists them all):
+  cost           what a trip costs on Step Functions, per path through the group
+  graph          the saga as a graph (fork, join, the car's condition); --format svg draws it
+  asl            the state machine
+  template       its CloudFormation template
+
 options:
   --fail STEP    make STEP refuse every request, to see what is compensated
   --no-car       the traveller wants no car: book_car is skipped
@@ -381,6 +393,12 @@ fn parse(args: &[String]) -> Result<Option<(Vec<String>, bool, bool)>, String> {
 #[allow(dead_code)] // the example's test includes this file and calls `run` directly
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // A subcommand (no leading `-`) is the saga command line.
+    if args.first().is_some_and(|arg| !arg.starts_with('-')) {
+        return saga::cli::run([saga::cli::Entry::from(travel_saga(&[]))
+            .example_input(trip(true))
+            .input_schema(saga::schema::input_schema::<Trip>())]);
+    }
     let (failing, car, aws) = match parse(&args) {
         Ok(Some(options)) => options,
         Ok(None) => {

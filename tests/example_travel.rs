@@ -60,7 +60,8 @@ async fn a_full_hotel_cancels_the_whole_group() {
         panic!("{:?}", report.outcome)
     };
     assert_eq!(failed_step, "book_hotel");
-    // Every booking of the group is compensated, the car's though it was still in flight.
+    // The group is compensated whole, in reverse declaration order, whether a booking had
+    // answered, was still in flight (its compensation waits for it) or had failed.
     let compensations: Vec<&str> = report
         .trace
         .0
@@ -100,4 +101,49 @@ async fn the_travel_saga_runs_on_step_functions() {
     assert!(ran(&report, "book_hotel", Action::Compensate));
     assert!(!ran(&report, "book_car", Action::Compensate));
     assert_eq!(travel::summary(&report)[2], "branch book_car: skipped");
+}
+
+/// The example's command line (any subcommand): `cost` lists the paths through the group and
+/// the car's condition, `graph` draws the fork, the join and the condition, `asl` prints the
+/// group as one `Parallel` of three branches.
+#[test]
+fn the_command_line_prices_draws_and_prints_the_group() {
+    let entries = [saga::cli::Entry::from(travel::travel_saga(&[]))];
+    let command = |args: &[&str]| {
+        let mut out = Vec::new();
+        let argv = std::iter::once("travel").chain(args.iter().copied());
+        saga::cli::execute(&entries, argv.map(str::to_owned).collect(), &mut out)
+            .unwrap_or_else(|e| panic!("travel {args:?}: {e:?}"));
+        String::from_utf8(out).expect("utf-8")
+    };
+    let cost = command(&["cost"]);
+    for path in [
+        "success ",
+        "success (book_car skipped)",
+        "book_hotel fails ",
+        "book_hotel fails, then compensation of book_flight fails",
+        "charge_card fails (book_car skipped)",
+    ] {
+        assert!(cost.contains(path), "no path `{path}`:\n{cost}");
+    }
+    let graph = command(&["graph"]);
+    for node in [
+        "bookings: fork",
+        "bookings: join",
+        "book_car.when: when car_wanted",
+    ] {
+        assert!(graph.contains(node), "no `{node}`:\n{graph}");
+    }
+    let asl: serde_json::Value = serde_json::from_str(&command(&["asl"])).expect("JSON");
+    let states = asl["States"].as_object().expect("states");
+    let of_type = |kind: &str| {
+        states
+            .values()
+            .filter(|state| state["Type"] == kind)
+            .count()
+    };
+    assert_eq!(of_type("Parallel"), 1, "{asl:#}");
+    let bookings = &asl["States"]["bookings"];
+    assert_eq!(bookings["Type"], "Parallel", "{asl:#}");
+    assert_eq!(bookings["Branches"].as_array().map(Vec::len), Some(3));
 }

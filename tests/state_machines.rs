@@ -186,6 +186,35 @@ fn validators_accept_every_generated_definition() {
             .any(|s| matches!(s.participant, Participant::Lambda(_)))),
         "the validators see Lambda tasks too"
     );
+    // What the validators see: a `Parallel` for every generated group, a `Choice` for every
+    // condition.
+    let states = |definition: &SagaDefinition, kind: &str| {
+        let text = definition.state_machine().to_json();
+        text.matches(&format!("\"Type\":\"{kind}\"")).count()
+    };
+    let mut parallels = 0;
+    for definition in &shapes {
+        let groups: std::collections::HashSet<_> = definition
+            .steps
+            .iter()
+            .filter_map(|s| s.group.as_ref())
+            .map(|g| &g.group)
+            .collect();
+        assert_eq!(
+            states(definition, "Parallel"),
+            groups.len(),
+            "{}",
+            definition.name
+        );
+        parallels += groups.len();
+        if conditions(&definition.steps) > 0 {
+            assert!(states(definition, "Choice") > 0, "{}", definition.name);
+        }
+    }
+    assert!(
+        parallels >= 10,
+        "the validators see {parallels} generated groups"
+    );
     for (i, definition) in shapes.iter().enumerate() {
         files.push(write(&dir, &format!("generated-{i}"), definition));
     }
@@ -320,8 +349,9 @@ fn transitions_are_the_minimum_for_every_example_and_shape() {
     );
     let grouped = shapes
         .iter()
-        .filter(|d| d.steps.iter().any(|s| s.group.is_some()));
-    eprintln!("{} of the shapes have groups", grouped.count());
+        .filter(|d| d.steps.iter().any(|s| s.group.is_some()))
+        .count();
+    assert!(grouped >= 10, "only {grouped} of the shapes have groups");
     for definition in shapes {
         if definition.steps.iter().any(|s| s.group.is_some()) {
             assert_group_costs(&definition);
