@@ -2,7 +2,8 @@
 //! the local emulator (started here, gone when this exits), and prints what each did.
 //!
 //! ```text
-//! cargo run -p saga-aws --example conformance -- target/differential/seed-1-3.json
+//! cargo run -p saga-aws --example conformance -- target/differential/moto-seed-1-3.json
+//! cargo run -p saga-aws --example conformance -- --fakecloud target/differential/fakecloud-seed-1-3.json
 //! cargo run -p saga-aws --example conformance -- --write-corpus saga-aws/tests/corpus
 //! ```
 //!
@@ -11,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use saga_aws::testing::Emulator;
 use saga_aws::testing::conformance::{CaseFile, Conformance, HEARTBEAT_SECONDS, TIMEOUT_SECONDS};
+use saga_aws::testing::{Emulator, EmulatorKind};
 use saga_core::testing::FaultPlan;
 use saga_core::{
     Action, Participant, RetryPolicy, SagaDefinition, StepDefinition, StepError, StepKind,
@@ -20,11 +21,12 @@ use saga_core::{
 use serde_json::json;
 
 const USAGE: &str = "\
-usage: cargo run -p saga-aws --example conformance -- CASE.json...
+usage: cargo run -p saga-aws --example conformance -- [--fakecloud] CASE.json...
        cargo run -p saga-aws --example conformance -- --write-corpus DIR
 
-Runs each case file on the in-memory executor and on Step Functions (the local emulator) and
-prints where they differ. --write-corpus writes the regression corpus's case files to DIR.";
+Runs each case file on the in-memory executor and on Step Functions (the local emulator: moto,
+or fakecloud with --fakecloud) and prints where they differ. --write-corpus writes the
+regression corpus's case files to DIR.";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
@@ -35,15 +37,18 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
         [flag, dir] if flag == "--write-corpus" => write_corpus(Path::new(dir)),
+        [flag, paths @ ..] if flag == "--fakecloud" && !paths.is_empty() => {
+            replay(EmulatorKind::Fakecloud, paths).await
+        }
         [flag, ..] if flag.starts_with('-') => {
             eprintln!("unknown option {flag}\n\n{USAGE}");
             ExitCode::from(2)
         }
-        paths => replay(paths).await,
+        paths => replay(EmulatorKind::Moto, paths).await,
     }
 }
 
-async fn replay(paths: &[String]) -> ExitCode {
+async fn replay(kind: EmulatorKind, paths: &[String]) -> ExitCode {
     let mut files = Vec::new();
     for path in paths {
         match CaseFile::read(Path::new(path)) {
@@ -64,7 +69,7 @@ async fn replay(paths: &[String]) -> ExitCode {
             }
         }
     }
-    let config = Emulator::shared().config().await;
+    let config = Emulator::shared_of(kind).config().await;
     let verdicts = match Conformance::new(&config).check(cases).await {
         Ok(verdicts) => verdicts,
         Err(e) => {

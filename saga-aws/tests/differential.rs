@@ -1,19 +1,21 @@
 //! One saga, two engines: random sagas under random faults, and a fixed corpus, run on the
-//! in-memory executor and on Step Functions (the emulator, started by the tests), compared by
-//! `saga_aws::testing::conformance`.
+//! in-memory executor and on Step Functions, compared by `saga_aws::testing::conformance`. Step
+//! Functions is each of two independent emulators, started by the tests: moto and fakecloud
+//! (`saga-aws/emulator/`, each with its fixes of its deviations from AWS), and every case must
+//! agree on both.
 //!
 //! `SAGA_DIFF_CASES` sets the number of random cases (default 100), `SAGA_DIFF_SEED` replays a
 //! run's cases (its seed is printed). A disagreement is written to
-//! `target/differential/<seed>-<case>.json`, which one command replays:
-//! `cargo run -p saga-aws --example conformance -- <file>`.
+//! `target/differential/<emulator>-<seed>-<case>.json`, which one command replays:
+//! `cargo run -p saga-aws --example conformance -- [--fakecloud] <file>`.
 
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use saga_aws::testing::Emulator;
 use saga_aws::testing::conformance::{CaseFile, Conformance, Run, Verdict};
+use saga_aws::testing::{Emulator, EmulatorKind};
 use saga_core::testing::FaultEffect;
 use saga_core::{Action, FailureKind, InvocationResult};
 use serde_json::json;
@@ -63,10 +65,25 @@ fn target_dir() -> PathBuf {
 /// Runs `files` on both engines; writes each disagreement as a case file named
 /// `<label>-<index>.json` and lists them, with the command that replays one, in the error
 /// (for the test to fail with once it has said what its cases covered).
-/// One check at a time on the emulator: the random cases and the corpus together would run
+/// One check at a time on each emulator: the random cases and the corpus together would run
 /// twice the cases at once, and a step's few seconds of heartbeat would then measure the
-/// emulator's load rather than the saga.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// emulator's load rather than the saga. The two tests take the emulators in opposite orders,
+/// so that each emulator is busy with one of them at a time.
+static ONE_AT_A_TIME: [tokio::sync::Mutex<()>; 2] = [
+    tokio::sync::Mutex::const_new(()),
+    tokio::sync::Mutex::const_new(()),
+];
+
+/// Both emulators, each an independent oracle: moto (with the launcher's fixes) and fakecloud
+/// (with its patches); see `saga-aws/emulator/FAKECLOUD.md`.
+const EMULATORS: [EmulatorKind; 2] = [EmulatorKind::Moto, EmulatorKind::Fakecloud];
+
+fn name(kind: EmulatorKind) -> &'static str {
+    match kind {
+        EmulatorKind::Moto => "moto",
+        _ => "fakecloud",
+    }
+}
 
 /// Keeps a failure's report readable: the panics the fault plans inject (caught, and answered
 /// as `Panic` failures) print nothing, and any other panic prints its message and place
@@ -84,10 +101,17 @@ fn quiet_panics() {
     });
 }
 
-async fn check(label: &str, files: &[CaseFile]) -> (Vec<Verdict>, Result<(), String>) {
+async fn check(
+    kind: EmulatorKind,
+    label: &str,
+    files: &[CaseFile],
+) -> (Vec<Verdict>, Result<(), String>) {
     quiet_panics();
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let config = Emulator::shared().config().await;
+    let _turn = ONE_AT_A_TIME[usize::from(kind != EmulatorKind::Moto)]
+        .lock()
+        .await;
+    let label = format!("{}-{label}", name(kind));
+    let config = Emulator::shared_of(kind).config().await;
     let cases = files
         .iter()
         .map(|f| f.case().expect("generated definitions are valid"))
@@ -104,12 +128,13 @@ async fn check(label: &str, files: &[CaseFile]) -> (Vec<Verdict>, Result<(), Str
             .write(&path)
             .expect("case file written");
         report.push_str(&format!(
-            "\ncase {} ({}):\n  {}\n  in memory: {:?}\n  on Step Functions: {:?}\n  replay: cargo run -p saga-aws --example conformance -- {}\n",
+            "\ncase {} ({}):\n  {}\n  in memory: {:?}\n  on Step Functions: {:?}\n  replay: cargo run -p saga-aws --example conformance -- {}{}\n",
             verdict.index,
             path.display(),
             verdict.disagreements.join("\n  "),
             verdict.in_memory.trace,
             verdict.emulator.as_ref().map(|r| &r.trace),
+            if kind == EmulatorKind::Moto { "" } else { "--fakecloud " },
             path.display()
         ));
     }
@@ -141,7 +166,12 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
     let count = env_number("SAGA_DIFF_CASES").unwrap_or(100) as usize;
     eprintln!("differential: seed {seed} (SAGA_DIFF_SEED={seed} replays these cases)");
     let files = random_cases(seed, count);
-    let (verdicts, agreed) = check(&format!("seed-{seed}"), &files).await;
+    let label = format!("seed-{seed}");
+    let mut agreed = Vec::new();
+    for kind in EMULATORS {
+        agreed.push(check(kind, &label, &files).await);
+    }
+    let verdicts = &agreed[0].0;
     // The cases must reach the paths that matter, or agreeing proves little.
     let outcomes = |name: &str| {
         verdicts
@@ -226,7 +256,11 @@ async fn random_sagas_under_random_faults_behave_alike_on_both_engines() {
             "{grouped} cases with a group, {failing_in_group} failing in one"
         );
     }
-    agreed.unwrap_or_else(|report| panic!("{report}"));
+    for (kind, (_, agreed)) in EMULATORS.iter().zip(&agreed) {
+        if let Err(report) = agreed {
+            panic!("on {}: {report}", name(*kind));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,20 +277,32 @@ async fn the_regression_corpus_behaves_alike_on_both_engines() {
         .iter()
         .map(|p| CaseFile::read(p).unwrap_or_else(|e| panic!("{e}")))
         .collect();
-    let (verdicts, agreed) = check("corpus", &files).await;
-    agreed.unwrap_or_else(|report| panic!("{report}"));
-    // Both engines' runs of the corpus case `name`.
-    let runs = |name: &str| -> [&Run; 2] {
+    // The other order than the random cases' (see ONE_AT_A_TIME).
+    let mut checked = Vec::new();
+    for kind in EMULATORS.iter().rev() {
+        let (verdicts, agreed) = check(*kind, "corpus", &files).await;
+        agreed.unwrap_or_else(|report| panic!("on {}: {report}", name(*kind)));
+        checked.push(verdicts);
+    }
+    // The runs of the corpus case `name`: in memory, and on each emulator.
+    let runs = |name: &str| -> [&Run; 3] {
         let index = paths
             .iter()
             .position(|p| p.ends_with(name))
             .unwrap_or_else(|| panic!("the corpus has `{name}`"));
-        let verdict = verdicts
+        let [first, second] = [&checked[0], &checked[1]].map(|verdicts| {
+            let verdict = verdicts
+                .iter()
+                .find(|v| v.index == index)
+                .expect("its verdict");
+            verdict.emulator.as_ref().expect("it runs on the emulator")
+        });
+        let in_memory = &checked[0]
             .iter()
             .find(|v| v.index == index)
-            .expect("its verdict");
-        let emulator = verdict.emulator.as_ref().expect("it runs on the emulator");
-        [&verdict.in_memory, emulator]
+            .expect("its verdict")
+            .in_memory;
+        [in_memory, first, second]
     };
     // A worker that crashed after the effect and before the answer: the attempt times out,
     // the retry answers from the store, and the effect is applied once, on both engines.

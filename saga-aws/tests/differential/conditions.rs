@@ -42,9 +42,9 @@ const EXPECTED: [(&str, &[&str]); 3] = [
     ),
 ];
 
-/// Checks, on both engines' runs of each case (`runs`), that the saga completed having
+/// Checks, on every engine's run of each case (`runs`), that the saga completed having
 /// executed exactly `always` and the steps whose condition holds, in declaration order.
-pub(crate) fn check_condition_forms<'a>(runs: impl Fn(&str) -> [&'a Run; 2]) {
+pub(crate) fn check_condition_forms<'a>(runs: impl Fn(&str) -> [&'a Run; 3]) {
     for (case, conditional) in EXPECTED {
         let expected: Vec<(String, Action)> = std::iter::once("always")
             .chain(conditional.iter().copied())
