@@ -16,7 +16,7 @@ fn shop(script: &Arc<Script>, name: &str) -> saga::Saga {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_saga_recovers_in_one_call_as_in_memory() {
-    let config = Emulator::shared().config().await;
+    let config = crate::emulator().config().await;
     let name = Emulator::unique("recovered");
     let script = Arc::new(
         Script::default()
@@ -55,7 +55,7 @@ async fn a_deployed_saga_recovers_in_one_call_as_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_saga_reports_what_the_in_memory_executor_reports() {
-    let config = Emulator::shared().config().await;
+    let config = crate::emulator().config().await;
     let name = Emulator::unique("deployed");
     let script = || Arc::new(Script::default().with("charge", Execute, Behaviour::Terminal));
     let on_aws_script = script();
@@ -156,7 +156,7 @@ async fn a_deployed_saga_reports_what_the_in_memory_executor_reports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saga_not_deployed_is_not_found() {
-    let config = Emulator::shared().config().await;
+    let config = crate::emulator().config().await;
     let name = Emulator::unique("nowhere");
     let found = DeployedSaga::find(&config, shop(&Arc::default(), &name).definition()).await;
     assert!(
@@ -227,7 +227,7 @@ impl Trip {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_input_is_refused_and_a_step_that_cannot_read_its_input_is_not_compensated() {
-    let config = Emulator::shared().config().await;
+    let config = crate::emulator().config().await;
     let name = Emulator::unique("trip");
     let trip = |ran: &Arc<Mutex<_>>| {
         Trip { ran: ran.clone() }

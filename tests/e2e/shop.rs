@@ -200,7 +200,7 @@ pub(crate) async fn env(script: Script) -> Env {
 /// Deploys `saga` (whose steps all run on the participant queue named after the saga) under a
 /// unique name, with a worker if `with_worker`.
 pub(crate) async fn env_for(saga: saga::Saga, script: Arc<Script>, with_worker: bool) -> Env {
-    let config = Emulator::shared().config().await;
+    let config = crate::emulator().config().await;
     let queue = Queues::new(&config)
         .create(
             &Emulator::unique("queue"),

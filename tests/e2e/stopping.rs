@@ -41,7 +41,7 @@ async fn a_graceful_shutdown_finishes_and_answers_what_is_in_flight() {
 /// hidden for the visibility timeout, here 60 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_now_during_a_long_poll_hides_no_message() {
-    let config = Emulator::shared().config().await;
+    let config = crate::emulator().config().await;
     let queue = Queues::new(&config)
         .create(
             &Emulator::unique("stop-now"),
