@@ -22,7 +22,7 @@ use saga::{
 use saga_aws::testing::conformance::Conformance;
 use support::{
     Case, Effect, Ledger, StoreKind, case, check_atomicity, check_no_execute_after_compensation,
-    check_prediction, check_the_lock, draw, executes_after_compensation, on_step_functions,
+    check_prediction, check_the_lock, draw, executed_after_compensation, on_step_functions,
     paused_runtime, step_action, timed_case,
 };
 
@@ -480,9 +480,12 @@ fn the_semantic_lock_holds_on_step_functions_on_both_stores() {
             let case = &cases[verdict.index];
             match &verdict.emulator {
                 Ok(run) => broken.extend(
-                    executes_after_compensation(&run.applied)
-                        .into_iter()
-                        .map(|e| format!("{store} store, {case:?}: {e}")),
+                    executed_after_compensation(&run.applied).into_iter().map(|step| {
+                        format!(
+                            "{store} store, {case:?}: `{step}` executed after its compensation: {:?}",
+                            run.applied
+                        )
+                    }),
                 ),
                 Err(why) => broken.push(format!("{store} store, {case:?} did not run: {why}")),
             }

@@ -127,21 +127,33 @@ pub fn check_atomicity(
 /// a slow one still running when its group failed (the compensation waits for it), or a late
 /// one delivered after the saga's end (refused).
 pub fn check_no_execute_after_compensation(effects: &[Effect]) -> Result<(), TestCaseError> {
-    for (at, compensation) in effects.iter().enumerate() {
-        if compensation.action != Action::Compensate {
-            continue;
-        }
-        let later = effects[at + 1..]
-            .iter()
-            .find(|e| e.step == compensation.step && e.action == Action::Execute);
-        prop_assert!(
-            later.is_none(),
-            "{} executed after its compensation: {:?}",
-            compensation.step,
-            effects
-        );
-    }
+    let applied: Vec<(&str, Action)> = effects
+        .iter()
+        .map(|e| (e.step.as_str(), e.action))
+        .collect();
+    let broken = executed_after_compensation(&applied);
+    prop_assert!(
+        broken.is_empty(),
+        "{} executed after its compensation: {:?}",
+        broken.join(", "),
+        effects
+    );
     Ok(())
+}
+
+/// The steps of `applied` (the effects applied, in order) with an execute after their
+/// compensation: what breaks the semantic lock, on either engine.
+pub fn executed_after_compensation<S: AsRef<str>>(applied: &[(S, Action)]) -> Vec<String> {
+    let step = |at: usize| applied[at].0.as_ref();
+    (0..applied.len())
+        .filter(|&at| applied[at].1 == Action::Compensate)
+        .filter(|&at| {
+            applied[at + 1..]
+                .iter()
+                .any(|(s, a)| s.as_ref() == step(at) && *a == Action::Execute)
+        })
+        .map(|at| step(at).to_owned())
+        .collect()
 }
 
 /// The step and action an event of one invocation is about.

@@ -126,19 +126,3 @@ pub fn on_step_functions(case: &Case) -> conformance::Case {
         input: case.input("case"),
     }
 }
-
-/// What breaks the semantic lock in one engine's run: an execute of a step applied after
-/// that step's compensation.
-pub fn executes_after_compensation(applied: &[(String, Action)]) -> Vec<String> {
-    applied
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, action))| *action == Action::Compensate)
-        .filter(|(at, (step, _))| {
-            applied[at + 1..]
-                .iter()
-                .any(|(s, a)| s == step && *a == Action::Execute)
-        })
-        .map(|(_, (step, _))| format!("`{step}` executed after its compensation: {applied:?}"))
-        .collect()
-}

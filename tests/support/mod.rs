@@ -25,7 +25,7 @@ mod stores;
 #[allow(unused_imports)]
 pub use conditions::{ConditionShape, Inputs};
 #[allow(unused_imports)]
-pub use lock::{check_the_lock, draw, executes_after_compensation, on_step_functions};
+pub use lock::{check_the_lock, draw, on_step_functions};
 #[allow(unused_imports)]
 pub use shape::{Policy, Shape, StepShape, policy, shape, with_lambdas};
 #[allow(unused_imports)]
@@ -34,7 +34,8 @@ pub use stores::StoreKind;
 // Only the property tests ask the oracle and check runs.
 #[allow(unused_imports)]
 pub use checks::{
-    check_atomicity, check_no_execute_after_compensation, check_prediction, step_action,
+    check_atomicity, check_no_execute_after_compensation, check_prediction,
+    executed_after_compensation, step_action,
 };
 #[allow(unused_imports)]
 pub use oracle::*;
